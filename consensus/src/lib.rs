@@ -1,1 +1,13 @@
-//! placeholder
+//! Lockstep's Malachite application: the consensus `Context`, the wire codec, signing, block
+//! streaming, and the host loop that proposes, validates, decides and syncs blocks.
+
+pub mod codec;
+pub mod context;
+pub mod host;
+pub mod signing;
+pub mod store;
+pub mod streaming;
+
+pub use context::{BlockId, Height, LockstepContext, ProposalPart, ValidatorAddress};
+pub use host::{Host, HostConfig, Tip};
+pub use store::{ChainStore, StoreError};

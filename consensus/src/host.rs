@@ -1,0 +1,553 @@
+//! The host loop: answers Malachite's requests (propose, validate, decide, sync, restream).
+//!
+//! One task owns all host state and handles `AppMsg`s one at a time, as Malachite's connector
+//! delivers them. Storage is behind [`ChainStore`]; the mempool is shared with the RPC and
+//! gossip paths.
+
+use crate::codec::{from_protocol_certificate, to_protocol_certificate};
+use crate::context::{BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress, ValidatorSet};
+use crate::signing::{LockstepSigner, LockstepVerifier};
+use crate::store::{ChainStore, Committed, UndecidedRecord};
+use crate::streaming::{split, CompleteStream, Reassembly};
+use bytes::Bytes;
+use lockstep_bundles::sig::{self, Item};
+use lockstep_bundles::{Block, BlockHeader, Hash, Limits, SignedBundle};
+use lockstep_mempool::Mempool;
+use malachitebft_app_channel::app::consensus::ProposedValue;
+use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::streaming::StreamMessage;
+use malachitebft_app_channel::app::types::core::{
+    CommitCertificate, Context as _, ExtendedCommitCertificate, LinearTimeouts, Round, Validity,
+    VoteExtensions,
+};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use malachitebft_app_channel::app::types::core::Validator as _;
+use malachitebft_app_channel::app::types::core::ValidatorSet as _;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+/// How far in the future (by this node's clock) a proposed block's timestamp may be.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 5_000;
+
+/// Everything the host needs to know that does not change while it runs.
+#[derive(Clone)]
+pub struct HostConfig {
+    pub chain_id: u64,
+    pub limits: Limits,
+    pub address: lockstep_bundles::Address,
+    pub validators: lockstep_bundles::ValidatorSet,
+    pub timeouts: LinearTimeouts,
+    /// Minimum time per height (Malachite's `target_time`); `None` decides as fast as it can.
+    pub target_block_time: Option<Duration>,
+}
+
+/// The latest decided block, published to RPC and subscribers after it is durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tip {
+    pub height: u64,
+    pub hash: Hash,
+    pub timestamp: u64,
+    /// Whether the latest block arrived through value sync (the node is catching up).
+    pub synced: bool,
+}
+
+/// A block held for an undecided height.
+struct Held {
+    block: Block,
+    hashes: Vec<Hash>,
+    encoded: Vec<u8>,
+    bundles: Vec<Bytes>,
+    from_sync: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn round_u32(r: Round) -> u32 {
+    r.as_u32().unwrap_or(0)
+}
+
+pub struct Host {
+    cfg: HostConfig,
+    ctx: Ctx,
+    set: ValidatorSet,
+    signer: LockstepSigner,
+    verifier: LockstepVerifier,
+    store: Arc<dyn ChainStore>,
+    mempool: Arc<Mempool>,
+    tip: Tip,
+    tip_header: Option<BlockHeader>,
+    tip_tx: watch::Sender<Tip>,
+    height: u64,
+    round: u32,
+    streams: Reassembly,
+    /// Future-height streams, validated when their height starts.
+    future: Vec<CompleteStream>,
+    blocks: HashMap<Hash, Arc<Held>>,
+    proposals: BTreeMap<u64, Vec<ProposedValue<Ctx>>>,
+    committed: Option<u64>,
+}
+
+impl Host {
+    pub fn new(
+        cfg: HostConfig,
+        signer: LockstepSigner,
+        store: Arc<dyn ChainStore>,
+        mempool: Arc<Mempool>,
+        tip_tx: watch::Sender<Tip>,
+    ) -> eyre::Result<Host> {
+        let set = ValidatorSet::from_bundles(&cfg.validators).map_err(|e| eyre::eyre!(e))?;
+        let tip_header = store.latest()?;
+        let tip = tip_header
+            .as_ref()
+            .map(|h| Tip { height: h.height, hash: h.hash(), timestamp: h.timestamp, synced: false })
+            .unwrap_or_default();
+        tip_tx.send_replace(tip.clone());
+        Ok(Host {
+            ctx: Ctx { chain_id: cfg.chain_id },
+            verifier: LockstepVerifier::new(cfg.chain_id),
+            streams: Reassembly::new(cfg.limits.max_block_bytes as usize),
+            set,
+            signer,
+            store,
+            mempool,
+            tip,
+            tip_header,
+            tip_tx,
+            height: 0,
+            round: 0,
+            future: Vec::new(),
+            blocks: HashMap::new(),
+            proposals: BTreeMap::new(),
+            committed: None,
+            cfg,
+        })
+    }
+
+    fn params(&self) -> HeightParams<Ctx> {
+        HeightParams::new(self.set.clone(), self.cfg.timeouts, self.cfg.target_block_time)
+    }
+
+    /// Runs until the engine goes away.
+    pub async fn run(mut self, mut channels: Channels<Ctx>) -> eyre::Result<()> {
+        while let Some(msg) = channels.consensus.recv().await {
+            self.handle(msg, &channels.network).await?;
+        }
+        Err(eyre::eyre!("consensus engine stopped"))
+    }
+
+    async fn publish(
+        &self,
+        network: &mpsc::Sender<NetworkMsg<Ctx>>,
+        msgs: Vec<StreamMessage<ProposalPart>>,
+    ) -> eyre::Result<()> {
+        for m in msgs {
+            network.send(NetworkMsg::PublishProposalPart(m)).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: AppMsg<Ctx>, network: &mpsc::Sender<NetworkMsg<Ctx>>) -> eyre::Result<()> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let start = self.tip.height + 1;
+                self.load_undecided(start)?;
+                info!(height = start, "consensus ready");
+                let _ = reply.send((Height(start), self.params()));
+            }
+            AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
+                self.enter(height.0, round_u32(round)).await;
+                debug!(height = height.0, round = %round, proposer = %proposer, ?role, "started round");
+                let values: Vec<_> = self
+                    .proposals
+                    .get(&height.0)
+                    .map(|v| v.iter().filter(|p| p.round == round).cloned().collect())
+                    .unwrap_or_default();
+                let _ = reply_value.send(values);
+            }
+            AppMsg::GetValue { height, round, timeout: _, reply } => {
+                let (value, msgs) = self.propose(height.0, round_u32(round))?;
+                let _ = reply.send(LocallyProposedValue::new(height, round, value));
+                self.publish(network, msgs).await?;
+            }
+            AppMsg::ExtendVote { reply, .. } => {
+                // Vote extensions are disabled (never requested under that policy).
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtensions { extensions, reply, .. } => {
+                let _ = reply.send(extensions.into_iter().map(|(a, _)| (a, Ok(()))).collect());
+            }
+            AppMsg::RestreamProposal { height, round, valid_round, address, value_id } => {
+                if let Some(msgs) = self.restream(height.0, round, valid_round, address, value_id) {
+                    self.publish(network, msgs).await?;
+                }
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let _ = reply.send(Height(self.store.earliest()?));
+            }
+            AppMsg::ReceivedProposalPart { from, published_by, part, reply } => {
+                let value = self.on_part(published_by.unwrap_or(from), part).await;
+                let _ = reply.send(value);
+            }
+            AppMsg::Decided { certificate, extensions: _, reply } => {
+                self.decide(&certificate).await;
+                let _ = reply.send(());
+            }
+            AppMsg::Finalized { certificate, reply, .. } => {
+                let h = certificate.height.0;
+                let next = if self.committed == Some(h) {
+                    Next::Start(Height(h + 1), self.params())
+                } else {
+                    error!(height = h, "block was not committed; restarting the height");
+                    Next::Restart(Height(h), self.params())
+                };
+                let _ = reply.send(next);
+            }
+            AppMsg::GetDecidedValues { range, reply } => {
+                let _ = reply.send(self.decided_values(range.start().0, range.end().0));
+            }
+            AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
+                let _ = reply.send(self.synced(height.0, round, proposer, value_bytes));
+            }
+        }
+        Ok(())
+    }
+
+    fn load_undecided(&mut self, height: u64) -> eyre::Result<()> {
+        for r in self.store.undecided(height)? {
+            let pv = ProposedValue {
+                height: Height(r.height),
+                round: Round::new(r.round),
+                valid_round: Round::from(r.valid_round),
+                proposer: ValidatorAddress(r.proposer),
+                value: BlockId(r.block_hash),
+                validity: Validity::from_bool(r.valid),
+            };
+            if r.valid {
+                match hold(&r.block, &self.cfg.limits, false) {
+                    Ok(held) => {
+                        self.blocks.insert(r.block_hash, Arc::new(held));
+                    }
+                    Err(e) => warn!(height, "stored proposal does not decode: {e}"),
+                }
+            }
+            self.remember(pv);
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, pv: ProposedValue<Ctx>) {
+        let list = self.proposals.entry(pv.height.0).or_default();
+        if !list.iter().any(|p| p.round == pv.round && p.value == pv.value) {
+            list.push(pv);
+        }
+    }
+
+    fn persist(&self, pv: &ProposedValue<Ctx>, held: Option<&Held>) {
+        let rec = UndecidedRecord {
+            height: pv.height.0,
+            round: round_u32(pv.round),
+            valid_round: pv.valid_round.as_i64(),
+            proposer: pv.proposer.0,
+            block_hash: pv.value.0,
+            valid: pv.validity.to_bool(),
+            block: held.map(|h| h.encoded.clone()).unwrap_or_default(),
+        };
+        if let Err(e) = self.store.put_undecided(&rec) {
+            error!("cannot record proposal: {e}");
+        }
+    }
+
+    async fn enter(&mut self, height: u64, round: u32) {
+        if height != self.height {
+            self.blocks.retain(|_, b| b.block.header.height >= height);
+            self.proposals = self.proposals.split_off(&height);
+            self.streams.prune_below(height);
+        }
+        self.height = height;
+        self.round = round;
+        let ready: Vec<CompleteStream> = {
+            let (now, later): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.future).into_iter().partition(|s| s.header.height == height);
+            self.future = later.into_iter().filter(|s| s.header.height > height).collect();
+            now
+        };
+        for s in ready {
+            let pv = self.validate(s).await;
+            self.remember(pv);
+        }
+    }
+
+    /// Builds (or rebuilds, after a restart) this node's block for `(height, round)`.
+    fn propose(&mut self, height: u64, round: u32) -> eyre::Result<(BlockId, Vec<StreamMessage<ProposalPart>>)> {
+        let me = ValidatorAddress(self.cfg.address);
+        let previous = self.proposals.get(&height).and_then(|l| {
+            l.iter().find(|p| p.round == Round::new(round) && p.proposer == me).map(|p| p.value)
+        });
+        let held = match previous.and_then(|v| self.blocks.get(&v.0).cloned()) {
+            Some(h) => h,
+            None => {
+                let reaped = self.mempool.reap(self.cfg.limits.max_block_bytes as usize, height);
+                let hashes: Vec<Hash> = reaped.iter().map(|a| a.hash).collect();
+                let bundles: Vec<Bytes> = reaped.iter().map(|a| a.encoded.clone()).collect();
+                let list: Vec<SignedBundle> = reaped.iter().map(|a| (*a.bundle).clone()).collect();
+                let timestamp = now_ms().max(self.tip.timestamp);
+                let block = Block::build(
+                    self.cfg.chain_id,
+                    height,
+                    timestamp,
+                    self.cfg.address,
+                    self.tip.hash,
+                    list,
+                    &hashes,
+                );
+                let held = Arc::new(Held { encoded: block.encode(), block, hashes, bundles, from_sync: false });
+                let pv = ProposedValue {
+                    height: Height(height),
+                    round: Round::new(round),
+                    valid_round: Round::Nil,
+                    proposer: me,
+                    value: BlockId(held.block.hash()),
+                    validity: Validity::Valid,
+                };
+                self.persist(&pv, Some(&held));
+                self.remember(pv);
+                self.blocks.insert(held.block.hash(), held.clone());
+                info!(height, round, bundles = held.hashes.len(), bytes = held.encoded.len(), "proposing block");
+                held
+            }
+        };
+        let id = BlockId(held.block.hash());
+        metrics::histogram!("lockstep_consensus_proposed_bundles").record(held.hashes.len() as f64);
+        let sig = self.signer.sign_part(height, round, &id, &me);
+        let msgs = split(height, round, -1, self.cfg.address, held.block.header.clone(), &held.bundles, sig);
+        Ok((id, msgs))
+    }
+
+    fn restream(
+        &self,
+        height: u64,
+        round: Round,
+        valid_round: Round,
+        address: ValidatorAddress,
+        value_id: BlockId,
+    ) -> Option<Vec<StreamMessage<ProposalPart>>> {
+        if address.0 != self.cfg.address {
+            return None;
+        }
+        let held = self.blocks.get(&value_id.0)?;
+        let r = round_u32(round);
+        let sig = self.signer.sign_part(height, r, &value_id, &address);
+        Some(split(height, r, valid_round.as_i64(), address.0, held.block.header.clone(), &held.bundles, sig))
+    }
+
+    async fn on_part(&mut self, peer: PeerId, part: StreamMessage<ProposalPart>) -> Option<ProposedValue<Ctx>> {
+        let stream = match self.streams.insert(peer, part) {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(%peer, "dropped proposal stream: {e}");
+                return None;
+            }
+        };
+        let h = stream.header.height;
+        if h < self.height || (self.height == 0 && h <= self.tip.height) {
+            return None;
+        }
+        if h > self.height {
+            if self.future.len() < 16 {
+                self.future.push(stream);
+            }
+            return None;
+        }
+        let pv = self.validate(stream).await;
+        self.remember(pv.clone());
+        Some(pv)
+    }
+
+    /// Checks a complete stream; an invalid block yields an `Invalid` value (a nil vote).
+    async fn validate(&mut self, s: CompleteStream) -> ProposedValue<Ctx> {
+        let block_hash = s.header.hash();
+        let pv = |validity| ProposedValue {
+            height: Height(s.header.height),
+            round: Round::new(s.round),
+            valid_round: Round::from(s.pol_round),
+            proposer: ValidatorAddress(s.proposer),
+            value: BlockId(block_hash),
+            validity,
+        };
+        let verdict = self.check(&s, block_hash).await;
+        match verdict {
+            Ok(held) => {
+                let value = pv(Validity::Valid);
+                self.persist(&value, Some(&held));
+                self.blocks.insert(block_hash, Arc::new(held));
+                metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "valid").increment(1);
+                value
+            }
+            Err(reason) => {
+                warn!(height = s.header.height, round = s.round, block = %block_hash, "rejecting proposal: {reason}");
+                metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "invalid").increment(1);
+                let value = pv(Validity::Invalid);
+                self.persist(&value, None);
+                value
+            }
+        }
+    }
+
+    async fn check(&self, s: &CompleteStream, block_hash: Hash) -> Result<Held, String> {
+        let h = &s.header;
+        let proposer = ValidatorAddress(s.proposer);
+        let expected = self.ctx.select_proposer(&self.set, Height(h.height), Round::new(s.round));
+        if expected.address != proposer {
+            return Err(format!("{} is not the proposer of round {}", s.proposer, s.round));
+        }
+        if !self.verifier.verify_part(h.height, s.round, &block_hash, &proposer, &s.signature, expected.public_key()) {
+            return Err("proposer signature does not verify".into());
+        }
+        if h.chain_id != self.cfg.chain_id {
+            return Err(format!("block is for chain {}", h.chain_id));
+        }
+        if h.height != self.tip.height + 1 || h.parent_hash != self.tip.hash {
+            return Err(format!("block {} does not extend the latest block {}", h.height, self.tip.height));
+        }
+        if self.set.get_by_address(&ValidatorAddress(h.proposer)).is_none() {
+            return Err("block proposer is not a validator".into());
+        }
+        if h.timestamp < self.tip.timestamp || h.timestamp > now_ms() + MAX_CLOCK_DRIFT_MS {
+            return Err(format!("timestamp {} is out of range", h.timestamp));
+        }
+        let limits = self.cfg.limits;
+        let mut list = Vec::with_capacity(s.bundles.len());
+        let mut hashes = Vec::with_capacity(s.bundles.len());
+        let mut sizes = Vec::with_capacity(s.bundles.len());
+        for (i, raw) in s.bundles.iter().enumerate() {
+            let b = SignedBundle::decode(raw, &limits).map_err(|e| format!("bundle {i}: {e}"))?;
+            hashes.push(b.hash());
+            sizes.push(raw.len());
+            list.push(b);
+        }
+        let block = Block { header: h.clone(), bundles: list };
+        block.check_body(&hashes, &sizes, &limits).map_err(|e| e.to_string())?;
+        let mut unseen = Vec::new();
+        for (b, hash) in block.bundles.iter().zip(&hashes) {
+            if let Some(height) = self.mempool.is_included(hash) {
+                return Err(format!("bundle {hash} was already included at height {height}"));
+            }
+            if !self.mempool.is_pending(hash) {
+                unseen.push(Item { pk: b.body.signer, msg: hash.0, sig: b.signature });
+            }
+        }
+        metrics::counter!("lockstep_consensus_proposal_signatures_verified_total").increment(unseen.len() as u64);
+        if !unseen.is_empty() {
+            let verdicts = tokio::task::spawn_blocking(move || sig::verify_batch(&unseen))
+                .await
+                .map_err(|e| format!("verification task failed: {e}"))?;
+            if verdicts.iter().any(|ok| !ok) {
+                return Err("a bundle signature does not verify".into());
+            }
+        }
+        let bundles = s.bundles.iter().map(|b| Bytes::from(b.clone())).collect();
+        Ok(Held { encoded: block.encode(), block, hashes, bundles, from_sync: false })
+    }
+
+    async fn decide(&mut self, certificate: &CommitCertificate<Ctx>) {
+        let height = certificate.height.0;
+        let hash = certificate.value_id.0;
+        let Some(held) = self.blocks.get(&hash).cloned() else {
+            error!(height, block = %hash, "decided a block this node does not hold");
+            return;
+        };
+        let cert = to_protocol_certificate(certificate);
+        let store = self.store.clone();
+        let header = held.block.header.clone();
+        let h2 = held.clone();
+        let started = std::time::Instant::now();
+        let res = tokio::task::spawn_blocking(move || store.commit(&header, &h2.encoded, &h2.hashes, &cert)).await;
+        match res {
+            Ok(Ok(outcome)) => {
+                metrics::histogram!("lockstep_store_commit_seconds").record(started.elapsed().as_secs_f64());
+                if outcome == Committed::AlreadyPresent {
+                    info!(height, "block already committed (replay)");
+                }
+                self.mempool.on_commit(height, &held.hashes);
+                self.committed = Some(height);
+                self.tip = Tip { height, hash, timestamp: held.block.header.timestamp, synced: held.from_sync };
+                self.tip_header = Some(held.block.header.clone());
+                self.tip_tx.send_replace(self.tip.clone());
+                metrics::gauge!("lockstep_consensus_height").set(height as f64);
+                metrics::counter!("lockstep_consensus_bundles_committed_total").increment(held.hashes.len() as u64);
+                info!(height, block = %hash, bundles = held.hashes.len(), "committed");
+            }
+            Ok(Err(e)) => error!(height, "commit failed: {e}"),
+            Err(e) => error!(height, "commit task failed: {e}"),
+        }
+    }
+
+    fn decided_values(&self, from: u64, to: u64) -> Vec<RawDecidedValue<Ctx>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for h in from..=to {
+            let (Ok(Some(block)), Ok(Some(cert))) = (self.store.block_bytes(h), self.store.certificate(h)) else {
+                break;
+            };
+            bytes += block.len();
+            let cert = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+                from_protocol_certificate(&cert),
+                VoteExtensions::default(),
+            );
+            out.push(RawDecidedValue::new(Bytes::from(block), cert));
+            if bytes >= 8 * 1024 * 1024 {
+                break;
+            }
+        }
+        out
+    }
+
+    fn synced(&mut self, height: u64, round: Round, proposer: ValidatorAddress, bytes: Bytes) -> SyncedValueOutcome<Ctx> {
+        let held = match hold(&bytes, &self.cfg.limits, true) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(height, "synced block is invalid: {e}");
+                return SyncedValueOutcome::PeerFault;
+            }
+        };
+        if held.block.header.height != height || held.block.header.chain_id != self.cfg.chain_id {
+            return SyncedValueOutcome::PeerFault;
+        }
+        let pv = ProposedValue {
+            height: Height(height),
+            round,
+            valid_round: Round::Nil,
+            proposer,
+            value: BlockId(held.block.hash()),
+            validity: Validity::Valid,
+        };
+        self.persist(&pv, Some(&held));
+        self.blocks.insert(held.block.hash(), Arc::new(held));
+        self.remember(pv.clone());
+        SyncedValueOutcome::Verdict(pv)
+    }
+}
+
+/// Decodes a stored or synced block and checks its body against its header.
+fn hold(bytes: &[u8], limits: &Limits, from_sync: bool) -> Result<Held, String> {
+    let block = Block::decode(bytes).map_err(|e| e.to_string())?;
+    let mut hashes = Vec::with_capacity(block.bundles.len());
+    let mut bundles = Vec::with_capacity(block.bundles.len());
+    let mut sizes = Vec::with_capacity(block.bundles.len());
+    for b in &block.bundles {
+        let enc = b.encode();
+        hashes.push(b.hash());
+        sizes.push(enc.len());
+        bundles.push(Bytes::from(enc));
+    }
+    block.check_body(&hashes, &sizes, limits).map_err(|e| e.to_string())?;
+    Ok(Held { encoded: bytes.to_vec(), block, hashes, bundles, from_sync })
+}
