@@ -1,1 +1,371 @@
-//! placeholder
+//! Bundle gossip over its own libp2p swarm (gossipsub over TCP + noise + yamux).
+//!
+//! The swarm runs in one task that owns it; the rest of the node holds a cloneable
+//! [`GossipHandle`] (behind the [`BundleGossip`] trait, the seam tests replace) and reads
+//! [`Inbound`] messages from a bounded channel. Gossipsub holds every inbound message until
+//! the node reports a [`Verdict`], so invalid bundles are never forwarded and their senders
+//! are scored down; a peer whose score falls below the graylist threshold is disconnected and
+//! blacklisted. This crate knows nothing of blocks: the message-id function is supplied by the
+//! node.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::identity::Keypair;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, Multiaddr, PeerId, Swarm};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+pub use libp2p::Multiaddr as Address;
+
+/// Default capacity of the inbound message queue; when full, new messages are ignored (not
+/// forwarded, no penalty) so gossip never blocks the swarm or consensus.
+pub const DEFAULT_INBOUND_CAPACITY: usize = 4096;
+/// Capacity of the command queue from the node to the swarm task.
+pub const COMMAND_CAPACITY: usize = 4096;
+/// How often disconnected peers are redialled and scores checked.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    #[error("invalid gossip key: {0}")]
+    Key(String),
+    #[error("cannot build the gossip swarm: {0}")]
+    Build(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+}
+
+/// What the node decided about an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it.
+    Accept,
+    /// Invalid: do not forward, penalise the sender.
+    Reject,
+    /// Not forwarded, no penalty (e.g. duplicate or node busy).
+    Ignore,
+}
+
+/// A message received from a peer, awaiting a verdict.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub id: MessageId,
+    pub from: PeerId,
+    pub data: Bytes,
+}
+
+/// The gossip seam: the libp2p swarm in production, an in-memory network in unit tests.
+#[async_trait::async_trait]
+pub trait BundleGossip: Send + Sync + 'static {
+    /// Publishes a message to every peer.
+    async fn publish(&self, data: Bytes);
+    /// Reports the verdict on an inbound message.
+    async fn report(&self, id: MessageId, from: PeerId, verdict: Verdict);
+    /// Number of connected gossip peers.
+    fn peers(&self) -> usize;
+}
+
+/// Configuration of the gossip swarm.
+#[derive(Clone)]
+pub struct GossipConfig {
+    /// 32-byte ed25519 secret of this node's gossip identity.
+    pub secret: [u8; 32],
+    pub listen: Multiaddr,
+    /// Peers to stay connected to, as `/ip4/…/tcp/…/p2p/<peer id>`.
+    pub peers: Vec<Multiaddr>,
+    pub topic: String,
+    pub max_message_bytes: usize,
+    pub inbound_capacity: usize,
+    /// Message id of a payload (for bundles: the bundle hash), so a peer never re-gossips
+    /// what it already has.
+    pub message_id: fn(&[u8]) -> Vec<u8>,
+}
+
+/// The libp2p peer id of a gossip secret.
+pub fn peer_id(secret: &[u8; 32]) -> Result<PeerId, P2pError> {
+    let mut s = *secret;
+    let kp = Keypair::ed25519_from_bytes(&mut s).map_err(|e| P2pError::Key(e.to_string()))?;
+    Ok(kp.public().to_peer_id())
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    identify: identify::Behaviour,
+}
+
+enum Command {
+    Publish(Bytes),
+    Report(MessageId, PeerId, Verdict),
+}
+
+/// Handle to the running swarm task.
+#[derive(Clone)]
+pub struct GossipHandle {
+    tx: mpsc::Sender<Command>,
+    peers: Arc<AtomicUsize>,
+    pub local_peer_id: PeerId,
+}
+
+#[async_trait::async_trait]
+impl BundleGossip for GossipHandle {
+    async fn publish(&self, data: Bytes) {
+        if self.tx.send(Command::Publish(data)).await.is_err() {
+            warn!("gossip task has stopped; bundle not published");
+        }
+    }
+
+    async fn report(&self, id: MessageId, from: PeerId, verdict: Verdict) {
+        let _ = self.tx.send(Command::Report(id, from, verdict)).await;
+    }
+
+    fn peers(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
+    }
+}
+
+fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour>, P2pError> {
+    let mut secret = cfg.secret;
+    let keypair = Keypair::ed25519_from_bytes(&mut secret).map_err(|e| P2pError::Key(e.to_string()))?;
+    let id_fn = cfg.message_id;
+    let max = cfg.max_message_bytes;
+    let topic_hash = topic.hash();
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .map_err(|e| P2pError::Build(e.to_string()))?
+        .with_behaviour(|key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+            let config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(500))
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .message_id_fn(move |m: &gossipsub::Message| MessageId::from(id_fn(&m.data)))
+                .max_transmit_size(max)
+                .duplicate_cache_time(Duration::from_secs(120))
+                .build()?;
+            let mut gossipsub =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)?;
+            let mut params = gossipsub::PeerScoreParams {
+                // Local networks put every peer on one IP address.
+                ip_colocation_factor_weight: 0.0,
+                ..Default::default()
+            };
+            params.topics.insert(
+                topic_hash.clone(),
+                gossipsub::TopicScoreParams {
+                    topic_weight: 1.0,
+                    invalid_message_deliveries_weight: -10.0,
+                    invalid_message_deliveries_decay: 0.9,
+                    mesh_message_deliveries_weight: 0.0,
+                    mesh_failure_penalty_weight: 0.0,
+                    ..Default::default()
+                },
+            );
+            gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
+            let identify =
+                identify::Behaviour::new(identify::Config::new("/lockstep/gossip/1".into(), key.public()));
+            Ok(Behaviour { gossipsub, identify })
+        })
+        .map_err(|e| P2pError::Build(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Starts the gossip swarm; returns its handle and the inbound message queue.
+pub fn spawn(cfg: GossipConfig) -> Result<(GossipHandle, mpsc::Receiver<Inbound>), P2pError> {
+    let topic = IdentTopic::new(cfg.topic.clone());
+    let mut swarm = build_swarm(&cfg, &topic)?;
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| P2pError::Build(e.to_string()))?;
+    swarm
+        .listen_on(cfg.listen.clone())
+        .map_err(|e| P2pError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+    let local_peer_id = *swarm.local_peer_id();
+    let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (in_tx, in_rx) = mpsc::channel(cfg.inbound_capacity);
+    let peers = Arc::new(AtomicUsize::new(0));
+    let task = SwarmTask { swarm, topic, cfg, inbound: in_tx, peers: peers.clone(), banned: HashSet::new() };
+    tokio::spawn(task.run(rx));
+    Ok((GossipHandle { tx, peers, local_peer_id }, in_rx))
+}
+
+struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    topic: IdentTopic,
+    cfg: GossipConfig,
+    inbound: mpsc::Sender<Inbound>,
+    peers: Arc<AtomicUsize>,
+    banned: HashSet<PeerId>,
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+impl SwarmTask {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.event(event),
+                _ = tick.tick() => self.maintain(),
+            }
+        }
+        debug!("gossip task stopped");
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Publish(data) => {
+                let n = data.len();
+                match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data.to_vec()) {
+                    Ok(_) => metrics::counter!("lockstep_gossip_published_total").increment(1),
+                    Err(gossipsub::PublishError::Duplicate) => {}
+                    Err(e) => debug!(bytes = n, "gossip publish: {e}"),
+                }
+            }
+            Command::Report(id, from, verdict) => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                };
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &from, acceptance);
+            }
+        }
+    }
+
+    fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                metrics::counter!("lockstep_gossip_received_total").increment(1);
+                let msg = Inbound { id: message_id.clone(), from: propagation_source, data: Bytes::from(message.data) };
+                if self.inbound.try_send(msg).is_err() {
+                    metrics::counter!("lockstep_gossip_inbound_dropped_total").increment(1);
+                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                if self.banned.contains(&peer_id) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                }
+                self.count_peers();
+            }
+            SwarmEvent::ConnectionClosed { .. } => self.count_peers(),
+            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "gossip listening"),
+            _ => {}
+        }
+    }
+
+    fn count_peers(&self) {
+        let n = self.swarm.connected_peers().count();
+        self.peers.store(n, Ordering::Relaxed);
+        metrics::gauge!("lockstep_gossip_peers").set(n as f64);
+    }
+
+    fn maintain(&mut self) {
+        let graylist = gossipsub::PeerScoreThresholds::default().graylist_threshold;
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in connected {
+            if let Some(score) = self.swarm.behaviour().gossipsub.peer_score(&p) {
+                if score < graylist && self.banned.insert(p) {
+                    warn!(peer = %p, score, "disconnecting misbehaving gossip peer");
+                    metrics::counter!("lockstep_gossip_peers_banned_total").increment(1);
+                    self.swarm.behaviour_mut().gossipsub.blacklist_peer(&p);
+                    let _ = self.swarm.disconnect_peer_id(p);
+                }
+            }
+        }
+        for addr in self.cfg.peers.clone() {
+            let Some(peer) = peer_of(&addr) else {
+                if self.swarm.connected_peers().count() == 0 {
+                    let _ = self.swarm.dial(addr);
+                }
+                continue;
+            };
+            if self.banned.contains(&peer) || self.swarm.is_connected(&peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = self.swarm.dial(opts);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(data: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        sha2::Sha256::digest(data).to_vec()
+    }
+
+    fn cfg(secret: u8, port: u16, peers: Vec<Multiaddr>) -> GossipConfig {
+        GossipConfig {
+            secret: [secret; 32],
+            listen: format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
+            peers,
+            topic: "test".into(),
+            max_message_bytes: 1 << 20,
+            inbound_capacity: 16,
+            message_id: id,
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn a_published_message_reaches_a_peer_and_valid_ones_are_forwarded() {
+        let (pa, pb) = (free_port(), free_port());
+        let a_id = peer_id(&[1; 32]).unwrap();
+        let (a, mut a_in) = spawn(cfg(1, pa, vec![])).unwrap();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}").parse().unwrap();
+        let (b, _b_in) = spawn(cfg(2, pb, vec![addr])).unwrap();
+        // Wait for the connection and the mesh, then publish until delivered.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let got = loop {
+            b.publish(Bytes::from_static(b"hello")).await;
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), a_in.recv()).await {
+                break m;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "message never arrived");
+        };
+        assert_eq!(&got.data[..], b"hello");
+        assert_eq!(got.id, MessageId::from(id(b"hello")));
+        assert_eq!(got.from, b.local_peer_id);
+        a.report(got.id, got.from, Verdict::Accept).await;
+        assert!(a.peers() >= 1);
+    }
+}
