@@ -1,0 +1,155 @@
+//! The JSON-RPC v1 API (protocol §3): methods, JSON shapes and error codes.
+
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+use lockstep_bundles::{Address, Hash};
+use serde::{Deserialize, Serialize};
+
+/// Error codes for rejected bundles and refused subscriptions (protocol §3).
+pub mod codes {
+    pub const BAD_SIGNATURE: i32 = 4001;
+    pub const WRONG_CHAIN: i32 = 4002;
+    pub const EXPIRED: i32 = 4003;
+    pub const TOO_LARGE: i32 = 4004;
+    pub const UNDECODABLE: i32 = 4005;
+    pub const BUSY: i32 = 4006;
+    pub const SUBSCRIPTION_REFUSED: i32 = 4007;
+    pub const INVALID_PARAMS: i32 = -32602;
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+}
+
+/// An error object with a code and a readable message.
+pub fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message, None::<()>)
+}
+
+/// One leg, as `seq_sendBundle` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LegJson {
+    pub rollup_id: u64,
+    /// `0x` hex.
+    pub data: String,
+}
+
+/// A signed bundle as a JSON object (`seq_sendBundle`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BundleJson {
+    pub chain_id: u64,
+    /// `0x` + 32-byte ed25519 public key.
+    pub signer: String,
+    pub nonce: u64,
+    pub valid_until: u64,
+    pub legs: Vec<LegJson>,
+    /// `0x` + 64-byte signature over the bundle hash.
+    pub signature: String,
+}
+
+/// `seq_getBundleStatus` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleStatusJson {
+    /// `pending`, `included`, `dropped` or `unknown`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `seq_getBlock` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockJson {
+    pub height: u64,
+    pub hash: Hash,
+    pub parent_hash: Hash,
+    pub timestamp: u64,
+    pub proposer: Address,
+    pub bundles: Vec<Hash>,
+}
+
+/// One entry of a rollup batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryJson {
+    pub bundle_hash: Hash,
+    pub leg_index: u32,
+    pub rollups: Vec<u64>,
+    /// `0x` hex.
+    pub data: String,
+}
+
+/// What one rollup receives for one height (protocol §2).
+///
+/// `proof` is `0x` + hex of `borsh(BatchProof { header, rollup })` and `certificate` is `0x` +
+/// hex of `borsh(CommitCertificate)`; see `docs/batches.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollupBatchJson {
+    pub rollup_id: u64,
+    pub height: u64,
+    pub block_hash: Hash,
+    pub timestamp: u64,
+    pub entries: Vec<EntryJson>,
+    pub proof: String,
+    pub certificate: String,
+}
+
+/// `seq_health` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthJson {
+    pub height: u64,
+    pub peers: u64,
+    pub syncing: bool,
+    pub validator: bool,
+}
+
+/// One entry of `seq_validators`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorJson {
+    pub address: Address,
+    /// `0x` + 32-byte ed25519 public key.
+    pub public_key: String,
+    pub voting_power: u64,
+}
+
+/// The Lockstep JSON-RPC API, namespace `seq`.
+#[rpc(server, client, namespace = "seq")]
+pub trait SeqApi {
+    #[method(name = "chainId")]
+    async fn chain_id(&self) -> RpcResult<u64>;
+
+    #[method(name = "blockNumber")]
+    async fn block_number(&self) -> RpcResult<u64>;
+
+    #[method(name = "sendRawBundle")]
+    async fn send_raw_bundle(&self, raw: String) -> RpcResult<Hash>;
+
+    #[method(name = "sendBundle")]
+    async fn send_bundle(&self, bundle: BundleJson) -> RpcResult<Hash>;
+
+    #[method(name = "getBundleStatus")]
+    async fn get_bundle_status(&self, hash: Hash) -> RpcResult<BundleStatusJson>;
+
+    #[method(name = "getBlock")]
+    async fn get_block(&self, height: u64) -> RpcResult<Option<BlockJson>>;
+
+    #[method(name = "getRollupBatch")]
+    async fn get_rollup_batch(&self, rollup_id: u64, height: u64) -> RpcResult<Option<RollupBatchJson>>;
+
+    #[subscription(name = "subscribeRollup" => "rollupBatch", unsubscribe = "unsubscribeRollup", item = RollupBatchJson)]
+    async fn subscribe_rollup(&self, rollup_id: u64, from_height: Option<u64>) -> SubscriptionResult;
+
+    #[method(name = "health")]
+    async fn health(&self) -> RpcResult<HealthJson>;
+
+    #[method(name = "validators")]
+    async fn validators(&self) -> RpcResult<Vec<ValidatorJson>>;
+}
