@@ -319,7 +319,7 @@ impl Host {
                 self.persist(&pv, Some(&held));
                 self.remember(pv);
                 self.blocks.insert(held.block.hash(), held.clone());
-                info!(height, round, bundles = held.hashes.len(), bytes = held.encoded.len(), "proposing block");
+                debug!(height, round, bundles = held.hashes.len(), bytes = held.encoded.len(), "proposing block");
                 held
             }
         };
@@ -483,7 +483,7 @@ impl Host {
                 self.tip_tx.send_replace(self.tip.clone());
                 metrics::gauge!("lockstep_consensus_height").set(height as f64);
                 metrics::counter!("lockstep_consensus_bundles_committed_total").increment(held.hashes.len() as u64);
-                info!(height, block = %hash, bundles = held.hashes.len(), "committed");
+                debug!(height, block = %hash, bundles = held.hashes.len(), "committed");
             }
             Ok(Err(e)) => error!(height, "commit failed: {e}"),
             Err(e) => error!(height, "commit task failed: {e}"),

@@ -1,0 +1,222 @@
+//! `config.toml`: where a node listens, whom it connects to, and its local limits.
+//! Every default is a named constant; the file is checked once at start-up.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:8545";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9100";
+pub const DEFAULT_CONSENSUS_LISTEN: &str = "/ip4/127.0.0.1/tcp/26656";
+pub const DEFAULT_GOSSIP_LISTEN: &str = "/ip4/127.0.0.1/tcp/26756";
+/// Minimum time per height. Empty heights still produce a (verifiable, empty) batch each.
+pub const DEFAULT_TARGET_BLOCK_TIME_MS: u64 = 100;
+pub const DEFAULT_TIMEOUT_PROPOSE_MS: u64 = 1_000;
+pub const DEFAULT_TIMEOUT_VOTE_MS: u64 = 500;
+pub const DEFAULT_TIMEOUT_DELTA_MS: u64 = 250;
+pub const DEFAULT_RPC_MAX_CONNECTIONS: u32 = 512;
+pub const DEFAULT_RPC_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 64;
+/// Requests per second one RPC connection may make before getting error 4006.
+pub const DEFAULT_RPC_RATE_PER_CONNECTION: u32 = 20_000;
+/// A subscriber more than this many heights behind the tip is dropped.
+pub const DEFAULT_SUBSCRIBER_MAX_LAG: u64 = 1_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    pub listen: SocketAddr,
+    #[serde(default = "d_max_conn")]
+    pub max_connections: u32,
+    #[serde(default = "d_max_subs")]
+    pub max_subscriptions_per_connection: u32,
+    #[serde(default = "d_rate")]
+    pub rate_per_connection: u32,
+    #[serde(default = "d_lag")]
+    pub subscriber_max_lag: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// libp2p address for consensus traffic (Malachite's own swarm).
+    pub listen: String,
+    /// Other validators' consensus addresses.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default = "d_block_time")]
+    pub target_block_time_ms: u64,
+    #[serde(default = "d_propose")]
+    pub timeout_propose_ms: u64,
+    #[serde(default = "d_vote")]
+    pub timeout_vote_ms: u64,
+    #[serde(default = "d_delta")]
+    pub timeout_delta_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GossipConfig {
+    /// libp2p address for bundle gossip.
+    pub listen: String,
+    /// Peers as `/ip4/…/tcp/…/p2p/<peer id>`.
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    #[serde(default = "d_pool_count")]
+    pub max_count: usize,
+    #[serde(default = "d_pool_bytes")]
+    pub max_bytes: usize,
+    #[serde(default = "d_pool_signer")]
+    pub max_per_signer: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { max_count: d_pool_count(), max_bytes: d_pool_bytes(), max_per_signer: d_pool_signer() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub moniker: String,
+    pub rpc: RpcConfig,
+    pub metrics: MetricsConfig,
+    pub consensus: ConsensusConfig,
+    pub gossip: GossipConfig,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+}
+
+fn d_max_conn() -> u32 {
+    DEFAULT_RPC_MAX_CONNECTIONS
+}
+fn d_max_subs() -> u32 {
+    DEFAULT_RPC_MAX_SUBSCRIPTIONS_PER_CONNECTION
+}
+fn d_rate() -> u32 {
+    DEFAULT_RPC_RATE_PER_CONNECTION
+}
+fn d_lag() -> u64 {
+    DEFAULT_SUBSCRIBER_MAX_LAG
+}
+fn d_block_time() -> u64 {
+    DEFAULT_TARGET_BLOCK_TIME_MS
+}
+fn d_propose() -> u64 {
+    DEFAULT_TIMEOUT_PROPOSE_MS
+}
+fn d_vote() -> u64 {
+    DEFAULT_TIMEOUT_VOTE_MS
+}
+fn d_delta() -> u64 {
+    DEFAULT_TIMEOUT_DELTA_MS
+}
+fn d_pool_count() -> usize {
+    lockstep_mempool::pool::DEFAULT_MAX_COUNT
+}
+fn d_pool_bytes() -> usize {
+    lockstep_mempool::pool::DEFAULT_MAX_BYTES
+}
+fn d_pool_signer() -> usize {
+    lockstep_mempool::pool::DEFAULT_MAX_PER_SIGNER
+}
+
+impl Config {
+    pub fn new(moniker: &str) -> Config {
+        Config {
+            moniker: moniker.into(),
+            rpc: RpcConfig {
+                listen: DEFAULT_RPC_LISTEN.parse().expect("constant address"),
+                max_connections: d_max_conn(),
+                max_subscriptions_per_connection: d_max_subs(),
+                rate_per_connection: d_rate(),
+                subscriber_max_lag: d_lag(),
+            },
+            metrics: MetricsConfig { listen: DEFAULT_METRICS_LISTEN.parse().expect("constant address") },
+            consensus: ConsensusConfig {
+                listen: DEFAULT_CONSENSUS_LISTEN.into(),
+                peers: vec![],
+                target_block_time_ms: d_block_time(),
+                timeout_propose_ms: d_propose(),
+                timeout_vote_ms: d_vote(),
+                timeout_delta_ms: d_delta(),
+            },
+            gossip: GossipConfig { listen: DEFAULT_GOSSIP_LISTEN.into(), peers: vec![] },
+            mempool: MempoolConfig::default(),
+        }
+    }
+
+    /// Loads and checks the file; errors name the file and the field.
+    pub fn load(path: &Path) -> eyre::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| eyre::eyre!("cannot read config {}: {e}", path.display()))?;
+        let c: Config =
+            toml::from_str(&text).map_err(|e| eyre::eyre!("config {} is invalid: {e}", path.display()))?;
+        c.check().map_err(|e| eyre::eyre!("config {}: {e}", path.display()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let ma = |what: &str, s: &str| -> Result<(), String> {
+            let m: lockstep_p2p::Address = s.parse().map_err(|e| format!("{what}: `{s}` is not a multiaddr: {e}"))?;
+            if !s.contains("/tcp/") {
+                return Err(format!("{what}: `{m}` must be a TCP address"));
+            }
+            Ok(())
+        };
+        ma("consensus.listen", &self.consensus.listen)?;
+        for p in &self.consensus.peers {
+            ma("consensus.peers", p)?;
+        }
+        ma("gossip.listen", &self.gossip.listen)?;
+        for p in &self.gossip.peers {
+            ma("gossip.peers", p)?;
+        }
+        if self.consensus.timeout_propose_ms == 0 || self.consensus.timeout_vote_ms == 0 {
+            return Err("consensus timeouts must be positive".into());
+        }
+        if self.mempool.max_count == 0 || self.mempool.max_bytes == 0 || self.mempool.max_per_signer == 0 {
+            return Err("mempool limits must be positive".into());
+        }
+        if self.rpc.rate_per_connection == 0 {
+            return Err("rpc.rate_per_connection must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn save(&self, path: &Path) -> eyre::Result<()> {
+        std::fs::write(path, toml::to_string_pretty(self)?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_and_bad_addresses_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let c = Config::new("n0");
+        c.save(&p).unwrap();
+        let back = Config::load(&p).unwrap();
+        assert_eq!(back.moniker, "n0");
+        let mut bad = c.clone();
+        bad.gossip.peers = vec!["not-an-address".into()];
+        bad.save(&p).unwrap();
+        let err = Config::load(&p).unwrap_err().to_string();
+        assert!(err.contains("gossip.peers"), "{err}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The `lockstep` validator node: configuration, keys, genesis, the RocksDB store, the
+//! JSON-RPC server, metrics, and the wiring of mempool, gossip and consensus.
+//!
+//! The protocol rules live in the other crates; this crate only connects them to the world.
+
+pub mod admission;
+pub mod config;
+pub mod genesis;
+pub mod home;
+pub mod keys;
+pub mod metrics_http;
+pub mod rpc;
+pub mod run;
+pub mod store;

@@ -1,0 +1,75 @@
+//! `GET /metrics`: this node's metrics and Malachite's registry, in Prometheus text format.
+
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Installs the process-wide recorder and describes this node's metrics.
+pub fn install() -> eyre::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    describe();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            t.tick().await;
+            h.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("lockstep_consensus_height", "Latest decided height");
+    describe_counter!("lockstep_consensus_bundles_committed_total", "Bundles in committed blocks");
+    describe_counter!("lockstep_consensus_proposals_total", "Proposals received, by verdict");
+    describe_counter!(
+        "lockstep_consensus_proposal_signatures_verified_total",
+        "Bundle signatures verified while validating proposals (bundles not already admitted)"
+    );
+    describe_histogram!("lockstep_consensus_proposed_bundles", "Bundles per block this node proposed");
+    describe_histogram!("lockstep_store_commit_seconds", "Time to durably write a decided block");
+    describe_counter!("lockstep_mempool_admitted_total", "Bundles admitted to the mempool, by source");
+    describe_counter!("lockstep_mempool_rejected_total", "Bundles refused, by reason");
+    describe_gauge!("lockstep_mempool_bundles", "Pending bundles");
+    describe_gauge!("lockstep_mempool_bytes", "Pending bundle bytes");
+    describe_histogram!("lockstep_mempool_verify_batch_size", "Signatures per verification batch");
+    describe_histogram!("lockstep_mempool_verify_batch_seconds", "Time to verify one batch");
+    describe_counter!("lockstep_gossip_published_total", "Bundles published to gossip");
+    describe_counter!("lockstep_gossip_received_total", "Bundles received from gossip");
+    describe_counter!("lockstep_gossip_inbound_dropped_total", "Gossip messages ignored because the inbound queue was full");
+    describe_counter!("lockstep_gossip_peers_banned_total", "Gossip peers disconnected for misbehaviour");
+    describe_gauge!("lockstep_gossip_peers", "Connected gossip peers");
+    describe_counter!("lockstep_rpc_rate_limited_total", "RPC requests refused by the per-connection rate limit");
+}
+
+fn render(handle: &PrometheusHandle) -> String {
+    let mut out = handle.render();
+    let mut engine = String::new();
+    malachitebft_app_channel::app::metrics::export(&mut engine);
+    for line in engine.lines() {
+        if line != "# EOF" {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Serves `/metrics`; returns the bound address.
+pub async fn serve(listen: SocketAddr, handle: PrometheusHandle) -> eyre::Result<SocketAddr> {
+    let app = Router::new().route("/metrics", get(move || async move { render(&handle) }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| eyre::eyre!("cannot listen for metrics on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics server stopped: {e}");
+        }
+    });
+    Ok(addr)
+}

@@ -1,0 +1,287 @@
+//! The JSON-RPC v1 server (HTTP and WebSocket on one port).
+
+use crate::admission::{Admission, Source};
+use crate::store::{Decided, Store};
+use bytes::Bytes;
+use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
+use jsonrpsee::server::middleware::rpc::{Batch, Notification, Request, RpcServiceBuilder, RpcServiceT};
+use jsonrpsee::server::{ServerConfig, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::{ConnectionId, MethodResponse, PendingSubscriptionSink, SubscriptionMessage};
+use lockstep_bundles::hash::{decode_hex, encode_hex};
+use lockstep_bundles::{Hash, RollupBatch, ValidatorSet};
+use lockstep_client::api::{
+    codes, error, BlockJson, BundleJson, BundleStatusJson, HealthJson, RollupBatchJson, SeqApiServer, ValidatorJson,
+};
+use lockstep_consensus::Tip;
+use lockstep_mempool::{Mempool, Status};
+use lockstep_p2p::BundleGossip;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Everything the RPC methods read.
+pub struct RpcState {
+    pub chain_id: u64,
+    pub store: Arc<Store>,
+    pub mempool: Arc<Mempool>,
+    pub admission: Arc<Admission>,
+    pub tip: watch::Receiver<Tip>,
+    pub gossip: Arc<dyn BundleGossip>,
+    pub validators: ValidatorSet,
+    pub is_validator: bool,
+    pub subscriber_max_lag: u64,
+}
+
+#[derive(Clone)]
+pub struct Rpc(pub Arc<RpcState>);
+
+fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    error(-32603, format!("internal error: {e}"))
+}
+
+impl RpcState {
+    fn batch(&self, rollup_id: u64, height: u64) -> RpcResult<Option<RollupBatchJson>> {
+        let Some(d) = self.store.decided(height).map_err(internal)? else {
+            return Ok(None);
+        };
+        Ok(Some(batch_json(&d, rollup_id)))
+    }
+}
+
+fn batch_json(d: &Decided, rollup_id: u64) -> RollupBatchJson {
+    let b = RollupBatch::from_block(&d.block, &d.hashes, &d.tree, d.certificate.clone(), rollup_id);
+    lockstep_client::verify::to_json(&b)
+}
+
+#[async_trait]
+impl SeqApiServer for Rpc {
+    async fn chain_id(&self) -> RpcResult<u64> {
+        Ok(self.0.chain_id)
+    }
+
+    async fn block_number(&self) -> RpcResult<u64> {
+        Ok(self.0.tip.borrow().height)
+    }
+
+    async fn send_raw_bundle(&self, raw: String) -> RpcResult<Hash> {
+        let bytes = decode_hex(&raw).map_err(|e| {
+            error(codes::UNDECODABLE, format!("not decodable as a SignedBundle: parameter is not 0x-prefixed hex ({e})"))
+        })?;
+        self.0
+            .admission
+            .submit_bytes(Bytes::from(bytes), Source::Rpc)
+            .await
+            .map_err(|e| error(e.code(), e.to_string()))
+    }
+
+    async fn send_bundle(&self, bundle: BundleJson) -> RpcResult<Hash> {
+        let b = lockstep_client::bundle::from_json(&bundle)
+            .map_err(|e| error(codes::INVALID_PARAMS, format!("invalid bundle object: {e}")))?;
+        let encoded = Bytes::from(b.encode());
+        self.0.admission.submit(b, encoded, Source::Rpc).await.map_err(|e| error(e.code(), e.to_string()))
+    }
+
+    async fn get_bundle_status(&self, hash: Hash) -> RpcResult<BundleStatusJson> {
+        if let Some((height, index)) = self.0.store.bundle_location(&hash).map_err(internal)? {
+            return Ok(BundleStatusJson { status: "included".into(), height: Some(height), index: Some(index), reason: None });
+        }
+        let (status, reason) = match self.0.mempool.status(&hash) {
+            Status::Pending => ("pending", None),
+            Status::Dropped { reason } => ("dropped", Some(reason)),
+            // Included per the mempool but not yet in the index cannot happen: the store is
+            // written before the mempool learns of a commit.
+            Status::Included { .. } | Status::Unknown => ("unknown", None),
+        };
+        Ok(BundleStatusJson { status: status.into(), height: None, index: None, reason })
+    }
+
+    async fn get_block(&self, height: u64) -> RpcResult<Option<BlockJson>> {
+        let Some(d) = self.0.store.decided(height).map_err(internal)? else { return Ok(None) };
+        let h = &d.block.header;
+        Ok(Some(BlockJson {
+            height: h.height,
+            hash: h.hash(),
+            parent_hash: h.parent_hash,
+            timestamp: h.timestamp,
+            proposer: h.proposer,
+            bundles: d.hashes.clone(),
+        }))
+    }
+
+    async fn get_rollup_batch(&self, rollup_id: u64, height: u64) -> RpcResult<Option<RollupBatchJson>> {
+        self.0.batch(rollup_id, height)
+    }
+
+    async fn subscribe_rollup(
+        &self,
+        pending: PendingSubscriptionSink,
+        rollup_id: u64,
+        from_height: Option<u64>,
+    ) -> SubscriptionResult {
+        let state = self.0.clone();
+        let mut tip = state.tip.clone();
+        let latest = tip.borrow().height;
+        let earliest = lockstep_consensus::ChainStore::earliest(&*state.store).unwrap_or(0).max(1);
+        let mut next = from_height.unwrap_or(latest + 1);
+        if next == 0 {
+            pending.reject(error(codes::INVALID_PARAMS, "fromHeight must be at least 1")).await;
+            return Ok(());
+        }
+        if next < earliest {
+            pending
+                .reject(error(
+                    codes::SUBSCRIPTION_REFUSED,
+                    format!("fromHeight {next} is below the oldest height this node keeps ({earliest})"),
+                ))
+                .await;
+            return Ok(());
+        }
+        let sink = pending.accept().await?;
+        loop {
+            let latest = tip.borrow_and_update().height;
+            while next <= latest {
+                if latest - next > state.subscriber_max_lag {
+                    return Err(format!(
+                        "subscriber fell more than {} heights behind; last height received {}; resubscribe with fromHeight {}",
+                        state.subscriber_max_lag,
+                        next - 1,
+                        next
+                    )
+                    .into());
+                }
+                let Some(batch) = state.batch(rollup_id, next).map_err(|e| e.message().to_string())? else {
+                    break;
+                };
+                let raw = serde_json::value::to_raw_value(&batch).map_err(|e| e.to_string())?;
+                tokio::select! {
+                    r = sink.send(SubscriptionMessage::from(raw)) => r?,
+                    _ = sink.closed() => return Ok(()),
+                }
+                next += 1;
+            }
+            tokio::select! {
+                r = tip.changed() => if r.is_err() { return Ok(()) },
+                _ = sink.closed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn health(&self) -> RpcResult<HealthJson> {
+        let tip = self.0.tip.borrow().clone();
+        Ok(HealthJson {
+            height: tip.height,
+            peers: self.0.gossip.peers() as u64,
+            syncing: tip.synced,
+            validator: self.0.is_validator,
+        })
+    }
+
+    async fn validators(&self) -> RpcResult<Vec<ValidatorJson>> {
+        Ok(self
+            .0
+            .validators
+            .validators()
+            .iter()
+            .map(|v| ValidatorJson {
+                address: v.address,
+                public_key: encode_hex(&v.public_key),
+                voting_power: v.voting_power,
+            })
+            .collect())
+    }
+}
+
+/// A per-connection request budget: `rate` requests per second, refilled continuously.
+#[derive(Clone)]
+struct RateLimit<S> {
+    inner: S,
+    rate: u32,
+    buckets: Arc<Mutex<HashMap<ConnectionId, (Instant, f64)>>>,
+}
+
+impl<S> RateLimit<S> {
+    fn allow(&self, conn: ConnectionId) -> bool {
+        let mut m = self.buckets.lock();
+        let now = Instant::now();
+        if m.len() > 100_000 {
+            m.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(60));
+        }
+        let rate = f64::from(self.rate);
+        let (last, tokens) = m.entry(conn).or_insert((now, rate));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl<S> RpcServiceT for RateLimit<S>
+where
+    S: RpcServiceT<MethodResponse = MethodResponse, BatchResponse = MethodResponse, NotificationResponse = MethodResponse>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type MethodResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+
+    fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let conn = req.extensions().get::<ConnectionId>().copied().unwrap_or_default();
+        let allowed = self.allow(conn);
+        let inner = self.inner.clone();
+        async move {
+            if allowed {
+                inner.call(req).await
+            } else {
+                metrics::counter!("lockstep_rpc_rate_limited_total").increment(1);
+                MethodResponse::error(req.id, error(codes::BUSY, "node busy: rate limit hit for this connection; retry later"))
+            }
+        }
+    }
+
+    fn batch<'a>(&self, b: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        self.inner.batch(b)
+    }
+
+    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        self.inner.notification(n)
+    }
+}
+
+/// Starts the server; returns its handle and bound address.
+pub async fn serve(
+    listen: SocketAddr,
+    max_connections: u32,
+    max_subscriptions: u32,
+    rate: u32,
+    rpc: Rpc,
+) -> eyre::Result<(ServerHandle, SocketAddr)> {
+    let cfg = ServerConfig::builder()
+        .max_connections(max_connections)
+        .max_subscriptions_per_connection(max_subscriptions)
+        .max_request_body_size(4 * 1024 * 1024)
+        .max_response_body_size(16 * 1024 * 1024)
+        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Disabled)
+        .build();
+    let buckets = Arc::new(Mutex::new(HashMap::new()));
+    let mw = RpcServiceBuilder::new().layer_fn(move |inner| RateLimit { inner, rate, buckets: buckets.clone() });
+    let server = jsonrpsee::server::Server::builder()
+        .set_config(cfg)
+        .set_rpc_middleware(mw)
+        .build(listen)
+        .await
+        .map_err(|e| eyre::eyre!("cannot listen for JSON-RPC on {listen}: {e}"))?;
+    let addr = server.local_addr()?;
+    Ok((server.start(rpc.into_rpc()), addr))
+}

@@ -1,0 +1,249 @@
+//! Starting a node: load and check the home directory, wire store, mempool, gossip,
+//! consensus, RPC and metrics, and shut down cleanly on SIGTERM or Ctrl-C.
+
+use crate::admission::{self, Admission};
+use crate::config::Config;
+use crate::genesis::Genesis;
+use crate::home::Home;
+use crate::keys::NodeKey;
+use crate::metrics_http;
+use crate::rpc::{self, Rpc, RpcState};
+use crate::store::Store;
+use lockstep_consensus::codec::LockstepCodec;
+use lockstep_consensus::context::{LockstepContext, ValidatorAddress};
+use lockstep_consensus::signing::{LockstepSigner, LockstepVerifier};
+use lockstep_consensus::{ChainStore, Host, HostConfig, Tip};
+use lockstep_mempool::included::IncludedSet;
+use lockstep_mempool::pool::PoolConfig;
+use lockstep_mempool::Mempool;
+use lockstep_p2p::BundleGossip;
+use malachitebft_app_channel::app::config::{
+    ConsensusConfig as EngineConsensus, NodeConfig, ValuePayload, ValueSyncConfig,
+};
+use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::core::LinearTimeouts;
+use malachitebft_app_channel::app::types::Keypair;
+use malachitebft_app_channel::{
+    ConsensusContext, EngineBuilder, NetworkContext, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
+};
+use malachitebft_signing_ed25519::PrivateKey;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+#[derive(Clone)]
+struct EngineConfig {
+    moniker: String,
+    consensus: EngineConsensus,
+    value_sync: ValueSyncConfig,
+}
+
+impl NodeConfig for EngineConfig {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &EngineConsensus {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut EngineConsensus {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+fn engine_config(config: &Config) -> eyre::Result<EngineConfig> {
+    let mut consensus = EngineConsensus { value_payload: ValuePayload::ProposalAndParts, ..Default::default() };
+    consensus.p2p.listen_addr = config
+        .consensus
+        .listen
+        .parse()
+        .map_err(|e| eyre::eyre!("consensus.listen: {e}"))?;
+    consensus.p2p.persistent_peers = config
+        .consensus
+        .peers
+        .iter()
+        .map(|p| p.parse().map_err(|e| eyre::eyre!("consensus.peers: {p}: {e}")))
+        .collect::<eyre::Result<_>>()?;
+    let value_sync = ValueSyncConfig {
+        enabled: true,
+        status_update_interval: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    Ok(EngineConfig { moniker: config.moniker.clone(), consensus, value_sync })
+}
+
+fn timeouts(c: &crate::config::ConsensusConfig) -> LinearTimeouts {
+    let delta = Duration::from_millis(c.timeout_delta_ms);
+    let vote = Duration::from_millis(c.timeout_vote_ms);
+    LinearTimeouts {
+        propose: Duration::from_millis(c.timeout_propose_ms),
+        propose_delta: delta,
+        prevote: vote,
+        prevote_delta: delta,
+        precommit: vote,
+        precommit_delta: delta,
+        ..Default::default()
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs the node in `home` until a shutdown signal or a fatal error.
+pub async fn start(home_dir: &Path) -> eyre::Result<()> {
+    let home = Home::new(home_dir);
+    let config = Config::load(&home.config())?;
+    let genesis = Genesis::load(&home.genesis())?;
+    let key = NodeKey::load(&home.key())?;
+    let validators = genesis.validator_set()?;
+    let chain_id = genesis.chain_id;
+    let limits = genesis.limits;
+    let address = key.address();
+    let is_validator = validators.get(&address).is_some();
+    let prometheus = metrics_http::install()?;
+
+    let store = Arc::new(Store::open(&home.db())?);
+    let latest = store.latest_height()?;
+    let mut included = IncludedSet::new(limits.max_ttl);
+    for (h, hashes) in store.included_since(included.window_start(latest))? {
+        for x in hashes {
+            included.insert(x, h);
+        }
+    }
+    info!(moniker = %config.moniker, %address, chain_id, latest, is_validator, "starting");
+    let pool = PoolConfig {
+        max_count: config.mempool.max_count,
+        max_bytes: config.mempool.max_bytes,
+        max_per_signer: config.mempool.max_per_signer,
+    };
+    let mempool = Arc::new(Mempool::new(pool, included));
+    let (tip_tx, tip_rx) = watch::channel(Tip::default());
+
+    let gossip_cfg = lockstep_p2p::GossipConfig {
+        secret: key.gossip_secret(),
+        listen: config.gossip.listen.parse().map_err(|e| eyre::eyre!("gossip.listen: {e}"))?,
+        peers: config
+            .gossip
+            .peers
+            .iter()
+            .map(|p| p.parse().map_err(|e| eyre::eyre!("gossip.peers: {p}: {e}")))
+            .collect::<eyre::Result<_>>()?,
+        topic: format!("lockstep/bundles/v1/{chain_id}"),
+        max_message_bytes: limits.max_bundle_bytes as usize + 4096,
+        inbound_capacity: lockstep_p2p::DEFAULT_INBOUND_CAPACITY,
+        message_id: admission::gossip_message_id,
+    };
+    let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;
+    let gossip: Arc<dyn BundleGossip> = Arc::new(gossip_handle);
+    let admission = Admission::new(chain_id, limits, mempool.clone(), tip_rx.clone(), gossip.clone());
+    tokio::spawn(admission::run_gossip_inbound(inbound, admission.clone(), gossip.clone()));
+
+    // Consensus.
+    let private = PrivateKey::from(key.secret);
+    let host_cfg = HostConfig {
+        chain_id,
+        limits,
+        address,
+        validators: validators.clone(),
+        timeouts: timeouts(&config.consensus),
+        target_block_time: Some(Duration::from_millis(config.consensus.target_block_time_ms))
+            .filter(|d| !d.is_zero()),
+    };
+    let chain_store: Arc<dyn ChainStore> = store.clone();
+    let host = Host::new(host_cfg, LockstepSigner::new(private.clone(), chain_id), chain_store, mempool.clone(), tip_tx)?;
+
+    let keypair = Keypair::ed25519_from_bytes(key.secret)?;
+    let signer = LockstepSigner::new(private.clone(), chain_id);
+    let me = ValidatorAddress(address);
+    let (identity, consensus_ctx) = if is_validator {
+        let proof = signer
+            .sign_validator_proof(key.public_key().to_vec(), keypair.public().to_peer_id().to_bytes())
+            .await
+            .map_err(|e| eyre::eyre!("validator proof: {e}"))?;
+        let proof_bytes = LockstepCodec.encode(&proof)?;
+        (
+            NetworkIdentity::new_validator(config.moniker.clone(), keypair, address.to_string(), proof_bytes),
+            ConsensusContext::new_validator(me, Box::new(LockstepVerifier::new(chain_id)), Box::new(signer)),
+        )
+    } else {
+        (
+            NetworkIdentity::new(config.moniker.clone(), keypair, None),
+            ConsensusContext::new_full_node(me, Box::new(LockstepVerifier::new(chain_id))),
+        )
+    };
+    let (channels, mut engine) = EngineBuilder::new(LockstepContext { chain_id }, engine_config(&config)?)
+        .with_default_wal(WalContext::new(home.wal(), LockstepCodec))
+        .with_default_network(NetworkContext::new(identity, LockstepCodec))
+        .with_default_sync(SyncContext::new(LockstepCodec))
+        .with_default_consensus(consensus_ctx)
+        .with_default_request(RequestContext::new(100))
+        .build()
+        .await?;
+    let mut host_task = tokio::spawn(host.run(channels));
+
+    // RPC and metrics.
+    let state = RpcState {
+        chain_id,
+        store: store.clone(),
+        mempool,
+        admission,
+        tip: tip_rx,
+        gossip,
+        validators,
+        is_validator,
+        subscriber_max_lag: config.rpc.subscriber_max_lag,
+    };
+    let (rpc_handle, rpc_addr) = rpc::serve(
+        config.rpc.listen,
+        config.rpc.max_connections,
+        config.rpc.max_subscriptions_per_connection,
+        config.rpc.rate_per_connection,
+        Rpc(Arc::new(state)),
+    )
+    .await?;
+    let metrics_addr = metrics_http::serve(config.metrics.listen, prometheus).await?;
+    info!(rpc = %rpc_addr, metrics = %metrics_addr, "node ready");
+
+    let result = tokio::select! {
+        _ = shutdown_signal() => { info!("shutdown requested"); Ok(()) }
+        r = &mut host_task => {
+            let e = match r { Ok(Err(e)) => e.to_string(), Ok(Ok(())) => "host stopped".into(), Err(e) => e.to_string() };
+            error!("consensus host stopped: {e}");
+            Err(eyre::eyre!("consensus host stopped: {e}"))
+        }
+        r = &mut engine.handle => {
+            error!("consensus engine stopped: {r:?}");
+            Err(eyre::eyre!("consensus engine stopped"))
+        }
+    };
+    let _ = rpc_handle.stop();
+    let _ = engine.actor.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5))).await;
+    host_task.abort();
+    info!("stopped");
+    result
+}

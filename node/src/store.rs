@@ -1,0 +1,283 @@
+//! The RocksDB store: decided blocks, certificates, bundle index, undecided proposals.
+//!
+//! Column families (integer keys big-endian, so byte order is numeric order):
+//! - `headers`, `blocks`, `certs`, `hashes`: height → header / block / certificate / bundle hashes
+//! - `bundles`: bundle hash → height ++ index
+//! - `undecided`: height ++ round ++ block hash → proposal record
+//! - `meta`: `latest`, `earliest` → height
+//!
+//! A decided block is written in one synced write batch, before anyone is told about it.
+
+use borsh::BorshDeserialize;
+use lockstep_bundles::{Block, BlockHeader, CommitCertificate, Hash};
+use lockstep_consensus::store::{ChainStore, Committed, Result, StoreError, UndecidedRecord};
+use parking_lot::Mutex;
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+const CFS: [&str; 7] = ["headers", "blocks", "certs", "hashes", "bundles", "undecided", "meta"];
+const LATEST: &[u8] = b"latest";
+const EARLIEST: &[u8] = b"earliest";
+/// Decided blocks kept decoded in memory for subscribers and RPC reads.
+pub const BLOCK_CACHE_HEIGHTS: usize = 256;
+
+/// A decided block, decoded, with what readers need.
+pub struct Decided {
+    pub block: Block,
+    pub hashes: Vec<Hash>,
+    pub certificate: CommitCertificate,
+    pub tree: lockstep_bundles::rollup::RollupTree,
+}
+
+pub struct Store {
+    db: DB,
+    cache: Mutex<(BTreeMap<u64, Arc<Decided>>, VecDeque<u64>)>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn be(h: u64) -> [u8; 8] {
+    h.to_be_bytes()
+}
+
+fn read_u64(v: &[u8]) -> Result<u64> {
+    let a: [u8; 8] = v.try_into().map_err(|_| StoreError("corrupt height value".into()))?;
+    Ok(u64::from_be_bytes(a))
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|e| StoreError(format!("cannot open RocksDB at {}: {e}", path.display())))?;
+        Ok(Store { db, cache: Mutex::new((BTreeMap::new(), VecDeque::new())) })
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name).ok_or_else(|| StoreError(format!("missing column family {name}")))
+    }
+
+    fn meta(&self, key: &[u8]) -> Result<Option<u64>> {
+        match self.db.get_cf(self.cf("meta")?, key).map_err(err)? {
+            Some(v) => Ok(Some(read_u64(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn latest_height(&self) -> Result<u64> {
+        Ok(self.meta(LATEST)?.unwrap_or(0))
+    }
+
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>> {
+        match self.db.get_cf(self.cf("headers")?, be(height)).map_err(err)? {
+            Some(v) => BlockHeader::decode(&v).map(Some).map_err(err),
+            None => Ok(None),
+        }
+    }
+
+    pub fn hashes(&self, height: u64) -> Result<Option<Vec<Hash>>> {
+        let Some(v) = self.db.get_cf(self.cf("hashes")?, be(height)).map_err(err)? else {
+            return Ok(None);
+        };
+        if v.len() % 32 != 0 {
+            return Err(StoreError(format!("corrupt bundle hashes at height {height}")));
+        }
+        Ok(Some(v.chunks_exact(32).map(|c| Hash(c.try_into().unwrap_or([0; 32]))).collect()))
+    }
+
+    /// Where a bundle was included: `(height, index)`.
+    pub fn bundle_location(&self, hash: &Hash) -> Result<Option<(u64, u32)>> {
+        let Some(v) = self.db.get_cf(self.cf("bundles")?, hash.0).map_err(err)? else {
+            return Ok(None);
+        };
+        if v.len() != 12 {
+            return Err(StoreError("corrupt bundle index entry".into()));
+        }
+        let height = read_u64(&v[..8])?;
+        let index = u32::from_be_bytes(v[8..12].try_into().unwrap_or([0; 4]));
+        Ok(Some((height, index)))
+    }
+
+    /// A decided block with its hashes, certificate and rollup tree (cached).
+    pub fn decided(&self, height: u64) -> Result<Option<Arc<Decided>>> {
+        if let Some(d) = self.cache.lock().0.get(&height) {
+            return Ok(Some(d.clone()));
+        }
+        let (Some(bytes), Some(cert)) = (self.block_bytes(height)?, self.certificate(height)?) else {
+            return Ok(None);
+        };
+        let block = Block::decode(&bytes).map_err(err)?;
+        let hashes: Vec<Hash> = block.bundles.iter().map(|b| b.hash()).collect();
+        let tree = lockstep_bundles::rollup::RollupTree::from_block(&block, &hashes);
+        let d = Arc::new(Decided { block, hashes, certificate: cert, tree });
+        let mut c = self.cache.lock();
+        if c.0.insert(height, d.clone()).is_none() {
+            c.1.push_back(height);
+            while c.1.len() > BLOCK_CACHE_HEIGHTS {
+                if let Some(old) = c.1.pop_front() {
+                    c.0.remove(&old);
+                }
+            }
+        }
+        Ok(Some(d))
+    }
+}
+
+impl ChainStore for Store {
+    fn latest(&self) -> Result<Option<BlockHeader>> {
+        match self.meta(LATEST)? {
+            Some(h) => self.header(h),
+            None => Ok(None),
+        }
+    }
+
+    fn earliest(&self) -> Result<u64> {
+        Ok(self.meta(EARLIEST)?.unwrap_or(0))
+    }
+
+    fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf("blocks")?, be(height)).map_err(err)
+    }
+
+    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>> {
+        match self.db.get_cf(self.cf("certs")?, be(height)).map_err(err)? {
+            Some(v) => CommitCertificate::try_from_slice(&v).map(Some).map_err(err),
+            None => Ok(None),
+        }
+    }
+
+    fn commit(
+        &self,
+        header: &BlockHeader,
+        block: &[u8],
+        hashes: &[Hash],
+        certificate: &CommitCertificate,
+    ) -> Result<Committed> {
+        let h = header.height;
+        if let Some(existing) = self.header(h)? {
+            if existing.hash() == header.hash() {
+                return Ok(Committed::AlreadyPresent);
+            }
+            return Err(StoreError(format!(
+                "height {h} already holds block {}, refusing {}",
+                existing.hash(),
+                header.hash()
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf("headers")?, be(h), header.encode());
+        batch.put_cf(self.cf("blocks")?, be(h), block);
+        batch.put_cf(self.cf("certs")?, be(h), borsh::to_vec(certificate).map_err(err)?);
+        let mut all = Vec::with_capacity(hashes.len() * 32);
+        for (i, x) in hashes.iter().enumerate() {
+            all.extend_from_slice(&x.0);
+            let mut loc = Vec::with_capacity(12);
+            loc.extend_from_slice(&be(h));
+            loc.extend_from_slice(&(i as u32).to_be_bytes());
+            batch.put_cf(self.cf("bundles")?, x.0, loc);
+        }
+        batch.put_cf(self.cf("hashes")?, be(h), all);
+        if self.latest_height()? < h {
+            batch.put_cf(self.cf("meta")?, LATEST, be(h));
+        }
+        if self.meta(EARLIEST)?.is_none() {
+            batch.put_cf(self.cf("meta")?, EARLIEST, be(h));
+        }
+        let undecided = self.cf("undecided")?;
+        batch.delete_range_cf(undecided, be(0), be(h + 1));
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(err)?;
+        Ok(Committed::Written)
+    }
+
+    fn put_undecided(&self, r: &UndecidedRecord) -> Result<()> {
+        let mut key = Vec::with_capacity(44);
+        key.extend_from_slice(&be(r.height));
+        key.extend_from_slice(&r.round.to_be_bytes());
+        key.extend_from_slice(&r.block_hash.0);
+        self.db.put_cf(self.cf("undecided")?, key, borsh::to_vec(r).map_err(err)?).map_err(err)
+    }
+
+    fn undecided(&self, height: u64) -> Result<Vec<UndecidedRecord>> {
+        let cf = self.cf("undecided")?;
+        let start = be(height);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+            let (k, v) = item.map_err(err)?;
+            if k.len() < 8 || k[..8] != start {
+                break;
+            }
+            out.push(UndecidedRecord::try_from_slice(&v).map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    fn included_since(&self, from: u64) -> Result<Vec<(u64, Vec<Hash>)>> {
+        let latest = self.latest_height()?;
+        let mut out = Vec::new();
+        for h in from.max(1)..=latest {
+            if let Some(hs) = self.hashes(h)? {
+                out.push((h, hs));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockstep_bundles::{Address, CommitSig};
+
+    fn block(height: u64, parent: Hash, ts: u64) -> Block {
+        Block::build(1, height, ts, Address::default(), parent, vec![], &[])
+    }
+
+    fn cert(b: &Block) -> CommitCertificate {
+        CommitCertificate {
+            height: b.header.height,
+            round: 0,
+            block_hash: b.hash(),
+            signatures: vec![CommitSig { address: Address::default(), signature: [1; 64] }],
+        }
+    }
+
+    #[test]
+    fn commit_is_durable_idempotent_and_refuses_a_conflicting_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let b1 = block(1, Hash::ZERO, 10);
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.put_undecided(&UndecidedRecord {
+                height: 1,
+                round: 0,
+                valid_round: -1,
+                proposer: Address::default(),
+                block_hash: b1.hash(),
+                valid: true,
+                block: b1.encode(),
+            })
+            .unwrap();
+            assert_eq!(s.undecided(1).unwrap().len(), 1);
+            assert_eq!(s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(), Committed::Written);
+            assert_eq!(s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(), Committed::AlreadyPresent);
+            let other = block(1, Hash::ZERO, 11);
+            assert!(s.commit(&other.header, &other.encode(), &[], &cert(&other)).is_err());
+            assert!(s.undecided(1).unwrap().is_empty(), "undecided proposals are dropped at commit");
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.latest().unwrap().map(|h| h.hash()), Some(b1.hash()));
+        assert_eq!(s.earliest().unwrap(), 1);
+        assert_eq!(s.certificate(1).unwrap(), Some(cert(&b1)));
+        assert!(s.decided(1).unwrap().is_some());
+    }
+}
