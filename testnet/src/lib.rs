@@ -1,0 +1,351 @@
+//! The one cluster harness: makes validator homes (keys, genesis, configs, free loopback
+//! ports), starts real `lockstep` processes, writes `endpoints.json`, and stops, kills and
+//! restarts nodes. Used by the `lockstep-testnet` CLI, the end-to-end tests and the benchmark.
+
+use eyre::{bail, eyre, Context as _};
+use lockstep_bundles::ValidatorSet;
+use lockstep_client::verify::BatchVerifier;
+use lockstep_node::config::Config;
+use lockstep_node::genesis::Genesis;
+use lockstep_node::home::Home;
+use lockstep_node::keys::NodeKey;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Chain id of local networks.
+pub const LOCAL_CHAIN_ID: u64 = 1337;
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// `endpoints.json` (protocol §4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    pub chain_id: u64,
+    pub nodes: Vec<EndpointNode>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointNode {
+    pub name: String,
+    pub rpc: String,
+    pub ws: String,
+    pub metrics: String,
+    pub pid: Option<u32>,
+}
+
+/// One validator process and its home.
+pub struct Node {
+    pub name: String,
+    pub home: PathBuf,
+    pub config: Config,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}", self.config.rpc.listen)
+    }
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.config.rpc.listen)
+    }
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.config.metrics.listen)
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+/// A local network of validators.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub chain_id: u64,
+    pub genesis: Genesis,
+    pub nodes: Vec<Node>,
+    bin: PathBuf,
+}
+
+fn free_port() -> eyre::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The `lockstep` binary: `$LOCKSTEP_BIN`, else next to the running executable (or its
+/// parent, for test binaries under `deps/`).
+pub fn lockstep_binary() -> eyre::Result<PathBuf> {
+    if let Ok(p) = std::env::var("LOCKSTEP_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf);
+    while let Some(d) = dir {
+        let candidate = d.join("lockstep");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent().map(Path::to_path_buf);
+        if dir.as_ref().is_some_and(|p| p.file_name().is_some_and(|n| n == "target")) {
+            break;
+        }
+    }
+    bail!("cannot find the lockstep binary; build it (cargo build --bin lockstep) or set LOCKSTEP_BIN")
+}
+
+/// Per-network settings a test or benchmark may change.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub validators: usize,
+    pub chain_id: u64,
+    pub target_block_time_ms: u64,
+    /// Applied to each node's config before it is written.
+    pub tweak: Option<fn(&mut Config)>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            validators: 4,
+            chain_id: LOCAL_CHAIN_ID,
+            target_block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
+            tweak: None,
+        }
+    }
+}
+
+impl Cluster {
+    /// Opens the network in `dir`, creating homes for a new one. Existing homes (and their
+    /// data) are reused as they are: nothing of a previous run is removed.
+    pub fn create(dir: &Path, opts: &ClusterOptions) -> eyre::Result<Cluster> {
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
+        let bin = lockstep_binary()?;
+        let names: Vec<String> = (0..opts.validators).map(|i| format!("node{i}")).collect();
+        let existing = names.iter().all(|n| Home::new(&dir.join(n)).config().exists());
+        if !existing {
+            if names.iter().any(|n| dir.join(n).exists()) {
+                bail!("{} holds a partial network; remove it or choose another --dir", dir.display());
+            }
+            Self::make_homes(&dir, &names, opts)?;
+        }
+        let genesis = Genesis::load(&Home::new(&dir.join(&names[0])).genesis())?;
+        if genesis.validators.len() != opts.validators {
+            bail!(
+                "{} holds a network of {} validators, not {}",
+                dir.display(),
+                genesis.validators.len(),
+                opts.validators
+            );
+        }
+        let nodes = names
+            .iter()
+            .map(|n| {
+                let home = dir.join(n);
+                Ok(Node { name: n.clone(), config: Config::load(&Home::new(&home).config())?, home, child: None })
+            })
+            .collect::<eyre::Result<Vec<_>>>()?;
+        Ok(Cluster { dir, chain_id: genesis.chain_id, genesis, nodes, bin })
+    }
+
+    fn make_homes(dir: &Path, names: &[String], opts: &ClusterOptions) -> eyre::Result<()> {
+        let keys: Vec<NodeKey> = names.iter().map(|_| NodeKey::generate()).collect();
+        let genesis = Genesis::new(opts.chain_id, &keys.iter().map(|k| k.public_key()).collect::<Vec<_>>());
+        let mut ports = Vec::new();
+        for _ in names {
+            ports.push([free_port()?, free_port()?, free_port()?, free_port()?]);
+        }
+        let gossip_ids = keys
+            .iter()
+            .map(|k| lockstep_p2p_peer_id(&k.gossip_secret()))
+            .collect::<eyre::Result<Vec<_>>>()?;
+        for (i, name) in names.iter().enumerate() {
+            let [rpc, metrics, consensus, gossip] = ports[i];
+            let mut c = Config::new(name);
+            c.rpc.listen = format!("127.0.0.1:{rpc}").parse()?;
+            c.metrics.listen = format!("127.0.0.1:{metrics}").parse()?;
+            c.consensus.listen = format!("/ip4/127.0.0.1/tcp/{consensus}");
+            c.consensus.target_block_time_ms = opts.target_block_time_ms;
+            c.gossip.listen = format!("/ip4/127.0.0.1/tcp/{gossip}");
+            for (j, p) in ports.iter().enumerate() {
+                if j != i {
+                    c.consensus.peers.push(format!("/ip4/127.0.0.1/tcp/{}", p[2]));
+                    c.gossip.peers.push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", p[3], gossip_ids[j]));
+                }
+            }
+            if let Some(t) = opts.tweak {
+                t(&mut c);
+            }
+            Home::new(&dir.join(name)).init(&c, Some(&keys[i]), Some(&genesis))?;
+        }
+        Ok(())
+    }
+
+    pub fn validator_set(&self) -> eyre::Result<ValidatorSet> {
+        self.genesis.validator_set()
+    }
+
+    /// A verifier for this network's batches, from its genesis alone.
+    pub fn verifier(&self) -> eyre::Result<BatchVerifier> {
+        Ok(BatchVerifier::new(self.chain_id, self.validator_set()?))
+    }
+
+    /// Starts node `i` (if it is not running).
+    pub fn start(&mut self, i: usize) -> eyre::Result<()> {
+        let bin = self.bin.clone();
+        let node = &mut self.nodes[i];
+        if node.is_running() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.home.join("node.log"))?;
+        let child = Command::new(&bin)
+            .arg("start")
+            .arg("--home")
+            .arg(&node.home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .wrap_err_with(|| format!("cannot start {}", bin.display()))?;
+        node.child = Some(child);
+        self.write_endpoints()
+    }
+
+    pub fn start_all(&mut self) -> eyre::Result<()> {
+        for i in 0..self.nodes.len() {
+            self.start(i)?;
+        }
+        Ok(())
+    }
+
+    fn signal(&mut self, i: usize, sig: nix::sys::signal::Signal) -> eyre::Result<Option<Child>> {
+        let Some(child) = self.nodes[i].child.take() else { return Ok(None) };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, sig);
+        Ok(Some(child))
+    }
+
+    /// Kills node `i` with SIGKILL (a crash).
+    pub fn kill(&mut self, i: usize) -> eyre::Result<()> {
+        if let Some(mut c) = self.signal(i, nix::sys::signal::Signal::SIGKILL)? {
+            c.wait()?;
+        }
+        self.write_endpoints()
+    }
+
+    /// Stops node `i` with SIGTERM and waits (SIGKILL after `grace`).
+    pub fn stop(&mut self, i: usize, grace: Duration) -> eyre::Result<()> {
+        if let Some(mut c) = self.signal(i, nix::sys::signal::Signal::SIGTERM)? {
+            let deadline = std::time::Instant::now() + grace;
+            loop {
+                if c.try_wait()?.is_some() {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = c.kill();
+                    c.wait()?;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.write_endpoints()
+    }
+
+    pub fn stop_all(&mut self) -> eyre::Result<()> {
+        for i in 0..self.nodes.len() {
+            self.stop(i, Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            chain_id: self.chain_id,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| EndpointNode {
+                    name: n.name.clone(),
+                    rpc: n.rpc_url(),
+                    ws: n.ws_url(),
+                    metrics: n.metrics_url(),
+                    pid: n.pid(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn write_endpoints(&self) -> eyre::Result<()> {
+        let path = self.dir.join(ENDPOINTS_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(&self.endpoints())? + "\n")
+            .wrap_err_with(|| format!("cannot write {}", path.display()))
+    }
+
+    /// HTTP client for node `i`.
+    pub fn http(&self, i: usize) -> eyre::Result<jsonrpsee::http_client::HttpClient> {
+        jsonrpsee::http_client::HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(10))
+            .build(self.nodes[i].rpc_url())
+            .map_err(|e| eyre!("rpc client for {}: {e}", self.nodes[i].name))
+    }
+
+    /// Latest height of node `i`, if it answers.
+    pub async fn height(&self, i: usize) -> Option<u64> {
+        use lockstep_client::SeqApiClient;
+        self.http(i).ok()?.block_number().await.ok()
+    }
+
+    /// Waits until every node in `which` has decided at least `height`.
+    pub async fn wait_for_height(&self, which: &[usize], height: u64, timeout: Duration) -> eyre::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut all = true;
+            for &i in which {
+                if self.height(i).await.unwrap_or(0) < height {
+                    all = false;
+                }
+            }
+            if all {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let hs: Vec<_> = futures_heights(self, which).await;
+                bail!("nodes {which:?} did not reach height {height} within {timeout:?} (heights {hs:?}); logs in {}", self.dir.display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until every running node answers and has decided height 1.
+    pub async fn wait_ready(&self, timeout: Duration) -> eyre::Result<()> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.wait_for_height(&all, 1, timeout).await
+    }
+}
+
+async fn futures_heights(c: &Cluster, which: &[usize]) -> Vec<Option<u64>> {
+    let mut v = Vec::new();
+    for &i in which {
+        v.push(c.height(i).await);
+    }
+    v
+}
+
+fn lockstep_p2p_peer_id(secret: &[u8; 32]) -> eyre::Result<String> {
+    lockstep_p2p::peer_id(secret).map(|p| p.to_string()).map_err(|e| eyre!("{e}"))
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = self.write_endpoints();
+    }
+}
