@@ -126,6 +126,7 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let rpc = cluster.http(0)?;
     let mut sent = HashSet::new();
+    let mut heights: [std::collections::HashMap<lockstep_bundles::Hash, u64>; 2] = Default::default();
     for n in 0..count {
         let legs = vec![
             (1, format!("rollup1: alice pays 10 to bridge #{n}").into_bytes()),
@@ -136,7 +137,7 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
         println!("sent bundle {hash} to node0 (2 legs: rollups 1 and 2)");
         sent.insert(hash);
     }
-    for (name, sub) in [("rollup 1 (node2)", &mut sub1), ("rollup 2 (node3)", &mut sub2)] {
+    for (r, (name, sub)) in [("rollup 1 (node2)", &mut sub1), ("rollup 2 (node3)", &mut sub2)].into_iter().enumerate() {
         let mut seen = HashSet::new();
         println!("\n{name}: verified batches");
         while seen.len() < sent.len() {
@@ -155,10 +156,14 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
             for e in &v.batch.entries {
                 println!("    bundle {} leg {} of rollups {:?}: {}", e.bundle_hash, e.leg_index, e.rollups, show(&e.data));
                 seen.insert(e.bundle_hash);
+                heights[r].insert(e.bundle_hash, v.batch.height);
             }
         }
     }
     cluster.stop_all()?;
-    println!("\ndone: every bundle's two legs arrived at the same height on both rollups");
+    if heights[0] != heights[1] {
+        return Err(eyre!("legs of one bundle arrived at different heights: {heights:?}"));
+    }
+    println!("\ndone: each bundle's two legs arrived at the same height on both rollups");
     Ok(())
 }

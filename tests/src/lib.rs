@@ -1,1 +1,59 @@
-//! e2e
+//! End-to-end tests over real `lockstep` processes, through the `lockstep-testnet` harness.
+//! The tests live in `tests/`; this library holds what they share.
+
+use eyre::eyre;
+use jsonrpsee::core::ClientError;
+use lockstep_client::SeqApiClient;
+use lockstep_testnet::Cluster;
+use std::time::Duration;
+
+/// The protocol error of a failed call: `(code, message)`.
+pub fn call_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (i32, String) {
+    match r {
+        Err(ClientError::Call(e)) => (e.code(), e.message().to_string()),
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+/// Asserts that every node in `which` has the same block hash at every height in `1..=upto`.
+pub async fn assert_identical_blocks(cluster: &Cluster, which: &[usize], upto: u64) -> eyre::Result<()> {
+    let clients = which.iter().map(|&i| cluster.http(i)).collect::<eyre::Result<Vec<_>>>()?;
+    for h in 1..=upto {
+        let mut first = None;
+        for (k, c) in clients.iter().enumerate() {
+            let b = c.get_block(h).await?.ok_or_else(|| eyre!("node{} has no block {h}", which[k]))?;
+            match &first {
+                None => first = Some(b.hash),
+                Some(x) if *x == b.hash => {}
+                Some(x) => return Err(eyre!("height {h}: node{} has {} but node{} has {x}", which[k], b.hash, which[0])),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Polls until `f` returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> eyre::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(eyre!("timed out after {timeout:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A fresh network directory under the target dir (kept for inspection after a failure).
+pub fn network_dir(name: &str) -> std::path::PathBuf {
+    let base = std::env::var("CARGO_TARGET_TMPDIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let dir = base.join(format!("lockstep-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}

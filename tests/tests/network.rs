@@ -1,0 +1,200 @@
+//! A 4-validator network of real `lockstep` processes: atomic delivery to two rollups,
+//! exactly-once inclusion under round-robin load, crash and catch-up, and bad input.
+//!
+//! Multi-process tests: run them one at a time (`--test-threads=1`), as `scripts/test.sh` does.
+
+use ed25519_dalek::SigningKey;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::rpc_params;
+use lockstep_bundles::{BundleBody, Hash};
+use lockstep_client::bundle::{sign, to_json, to_raw_hex};
+use lockstep_client::follower::Subscriber;
+use lockstep_client::SeqApiClient;
+use lockstep_testnet::{Cluster, ClusterOptions};
+use lockstep_tests::{assert_identical_blocks, call_error, eventually, network_dir};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const READY: Duration = Duration::from_secs(90);
+
+async fn network(name: &str) -> eyre::Result<Cluster> {
+    let mut c = Cluster::create(&network_dir(name), &ClusterOptions::default())?;
+    c.start_all()?;
+    c.wait_ready(READY).await?;
+    Ok(c)
+}
+
+fn key() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_two_leg_bundle_reaches_both_rollups_at_the_same_height() -> eyre::Result<()> {
+    let cluster = network("atomic").await?;
+    let verifier = cluster.verifier()?;
+    let from = cluster.height(0).await.unwrap_or(0) + 1;
+    let mut sub1 = Subscriber::connect(&cluster.nodes[2].ws_url(), 1, Some(from), verifier.clone()).await?;
+    let mut sub2 = Subscriber::connect(&cluster.nodes[3].ws_url(), 2, Some(from), verifier).await?;
+
+    let k = key();
+    let bundle = sign(&k, cluster.chain_id, 1, from + 500, vec![(1, b"to rollup 1".to_vec()), (2, b"to rollup 2".to_vec())]);
+    let hash = cluster.http(0)?.send_raw_bundle(to_raw_hex(&bundle)).await?;
+    assert_eq!(hash, bundle.hash());
+
+    let mut found = Vec::new();
+    for (rollup, sub) in [(1u64, &mut sub1), (2u64, &mut sub2)] {
+        let (height, entry) = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                // Every batch (empty ones included) is verified and heights are consecutive.
+                let v = sub.next().await?;
+                if let Some(e) = v.batch.entries.iter().find(|e| e.bundle_hash == hash) {
+                    return Ok::<_, eyre::Report>((v.batch.height, e.clone()));
+                }
+            }
+        })
+        .await??;
+        assert_eq!(entry.rollups, vec![1, 2]);
+        assert_eq!(entry.leg_index as u64, rollup - 1);
+        assert_eq!(entry.data, bundle.body.legs[(rollup - 1) as usize].data);
+        found.push(height);
+    }
+    assert_eq!(found[0], found[1], "both legs are included at the same height");
+
+    let status = cluster.http(1)?.get_bundle_status(hash).await?;
+    assert_eq!(status.status, "included");
+    assert_eq!(status.height, Some(found[0]));
+
+    let top = cluster.height(0).await.unwrap_or(0);
+    cluster.wait_for_height(&[0, 1, 2, 3], top, READY).await?;
+    assert_identical_blocks(&cluster, &[0, 1, 2, 3], top).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_bundles_sent_round_robin_are_each_included_exactly_once() -> eyre::Result<()> {
+    let cluster = network("roundrobin").await?;
+    let clients = (0..4).map(|i| cluster.http(i)).collect::<eyre::Result<Vec<_>>>()?;
+    let valid_until = cluster.height(0).await.unwrap_or(0) + 1000;
+    let k = key();
+    let mut hashes = Vec::new();
+    for n in 0..200u64 {
+        let b = sign(&k, cluster.chain_id, n, valid_until, vec![(n % 3, n.to_le_bytes().to_vec()), (7, vec![1])]);
+        let c = &clients[(n % 4) as usize];
+        // Half as raw Borsh, half as the JSON object form.
+        let h = if n % 2 == 0 { c.send_raw_bundle(to_raw_hex(&b)).await? } else { c.send_bundle(to_json(&b)).await? };
+        assert_eq!(h, b.hash());
+        hashes.push(h);
+    }
+    let status_client = &clients[1];
+    let included: HashMap<Hash, u64> = eventually("all 200 bundles included", Duration::from_secs(120), || async {
+        let mut m = HashMap::new();
+        for h in &hashes {
+            let s = status_client.get_bundle_status(*h).await.ok()?;
+            if s.status != "included" {
+                return None;
+            }
+            m.insert(*h, s.height?);
+        }
+        Some(m)
+    })
+    .await?;
+
+    let top = cluster.height(2).await.unwrap_or(0);
+    let mut seen: HashMap<Hash, Vec<u64>> = HashMap::new();
+    for h in 1..=top {
+        let b = clients[2].get_block(h).await?.expect("decided block");
+        for x in b.bundles {
+            seen.entry(x).or_default().push(h);
+        }
+    }
+    for h in &hashes {
+        assert_eq!(seen.get(h).map(Vec::as_slice), Some(&[included[h]][..]), "bundle {h} is in exactly one block");
+    }
+    cluster.wait_for_height(&[0, 1, 2, 3], top, READY).await?;
+    assert_identical_blocks(&cluster, &[0, 1, 2, 3], top).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_validator_restarts_catches_up_and_agrees_on_every_block() -> eyre::Result<()> {
+    let mut cluster = network("restart").await?;
+    cluster.wait_for_height(&[0, 1, 2, 3], 3, READY).await?;
+    cluster.kill(3)?;
+    let at_kill = cluster.height(0).await.unwrap_or(0);
+
+    // The other three keep deciding, and include bundles while node3 is down.
+    let k = key();
+    let b = sign(&k, cluster.chain_id, 1, at_kill + 1000, vec![(1, b"while node3 was down".to_vec())]);
+    cluster.http(1)?.send_raw_bundle(to_raw_hex(&b)).await?;
+    cluster.wait_for_height(&[0, 1, 2], at_kill + 20, READY).await?;
+
+    cluster.start(3)?;
+    let target = cluster.height(0).await.unwrap_or(0) + 5;
+    cluster.wait_for_height(&[0, 1, 2, 3], target, READY).await?;
+    assert_identical_blocks(&cluster, &[0, 1, 2, 3], target).await?;
+    let s = cluster.http(3)?.get_bundle_status(b.hash()).await?;
+    assert_eq!(s.status, "included", "the restarted node synced the block decided without it");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_protocol_codes_and_the_node_keeps_serving() -> eyre::Result<()> {
+    let cluster = network("badinput").await?;
+    let c = cluster.http(0)?;
+    let chain = cluster.chain_id;
+    let k = key();
+    cluster.wait_for_height(&[0], 3, READY).await?;
+    let next = c.block_number().await? + 1;
+
+    let mut bad_sig = sign(&k, chain, 1, next + 100, vec![(1, vec![1])]);
+    bad_sig.signature[10] ^= 0xff;
+    let wrong_chain = sign(&k, chain + 1, 2, next + 100, vec![(1, vec![1])]);
+    let expired = sign(&k, chain, 3, 1, vec![(1, vec![1])]);
+    let too_far = sign(&k, chain, 4, next + 100_000, vec![(1, vec![1])]);
+    let too_many_legs = sign(&k, chain, 5, next + 100, (0..17).map(|i| (i, vec![])).collect());
+    let no_legs = BundleBody { chain_id: chain, signer: k.verifying_key().to_bytes(), nonce: 6, valid_until: next + 100, legs: vec![] }.sign(&k);
+    let too_large = sign(&k, chain, 7, next + 100, vec![(1, vec![0; 140_000])]);
+    let cases: Vec<(&str, String, i32, &str)> = vec![
+        ("bad signature", to_raw_hex(&bad_sig), 4001, "signature"),
+        ("wrong chain id", to_raw_hex(&wrong_chain), 4002, "chain"),
+        ("expired", to_raw_hex(&expired), 4003, "expired"),
+        ("beyond max_ttl", to_raw_hex(&too_far), 4003, "too far ahead"),
+        ("too many legs", to_raw_hex(&too_many_legs), 4004, "legs"),
+        ("zero legs", to_raw_hex(&no_legs), 4004, "leg"),
+        ("too large", to_raw_hex(&too_large), 4004, "too large"),
+        ("undecodable hex", "0xzz".into(), 4005, "hex"),
+        ("not a bundle", "0x0102030405".into(), 4005, "decodable"),
+    ];
+    for (what, raw, code, word) in cases {
+        let (got, msg) = call_error(c.send_raw_bundle(raw).await);
+        assert_eq!(got, code, "{what}: {msg}");
+        assert!(msg.to_lowercase().contains(word), "{what}: message {msg:?} should mention {word:?}");
+        // The node keeps serving after every rejection.
+        c.block_number().await?;
+    }
+    // The JSON form reaches the same verdicts.
+    let (got, _) = call_error(c.send_bundle(to_json(&bad_sig)).await);
+    assert_eq!(got, 4001);
+
+    let (got, msg) = call_error(c.request::<serde_json::Value, _>("seq_noSuchMethod", rpc_params![]).await);
+    assert_eq!(got, -32601, "{msg}");
+    let (got, msg) = call_error(c.request::<serde_json::Value, _>("seq_getBlock", rpc_params!["not a height"]).await);
+    assert_eq!(got, -32602, "{msg}");
+
+    // Idempotent submission: pending, then included, always the same hash.
+    let good = sign(&k, chain, 8, next + 100, vec![(1, b"hi".to_vec()), (2, b"there".to_vec())]);
+    let h1 = c.send_raw_bundle(to_raw_hex(&good)).await?;
+    let h2 = c.send_raw_bundle(to_raw_hex(&good)).await?;
+    let h3 = cluster.http(2)?.send_bundle(to_json(&good)).await?;
+    assert_eq!((h1, h2, h3), (good.hash(), good.hash(), good.hash()));
+    eventually("bundle included", Duration::from_secs(60), || async {
+        let s = c.get_bundle_status(h1).await.ok()?;
+        (s.status == "included").then_some(())
+    })
+    .await?;
+    assert_eq!(c.send_raw_bundle(to_raw_hex(&good)).await?, good.hash());
+    // Rejected bundles were never admitted anywhere.
+    assert_eq!(c.get_bundle_status(bad_sig.hash()).await?.status, "unknown");
+    assert_eq!(c.chain_id().await?, chain);
+    Ok(())
+}
