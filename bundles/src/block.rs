@@ -69,7 +69,11 @@ pub enum BlockError {
     #[error("rollups root does not match the body")]
     RollupsRoot,
     #[error("bundle {index} ({hash}) is invalid: {reason}")]
-    InvalidBundle { index: usize, hash: Hash, reason: String },
+    InvalidBundle {
+        index: usize,
+        hash: Hash,
+        reason: String,
+    },
     #[error("bundle {hash} appears twice in the block")]
     DuplicateBundle { hash: Hash },
     #[error("bundles total {size} bytes, above max_block_bytes {max}")]
@@ -136,23 +140,36 @@ impl Block {
     ) -> Result<(), BlockError> {
         let h = &self.header;
         if h.bundle_count as usize != self.bundles.len() {
-            return Err(BlockError::CountMismatch { header: h.bundle_count, body: self.bundles.len() });
+            return Err(BlockError::CountMismatch {
+                header: h.bundle_count,
+                body: self.bundles.len(),
+            });
         }
         let total: usize = encoded_sizes.iter().sum();
         if total > limits.max_block_bytes as usize {
-            return Err(BlockError::TooLarge { size: total, max: limits.max_block_bytes });
+            return Err(BlockError::TooLarge {
+                size: total,
+                max: limits.max_block_bytes,
+            });
         }
         let window = Window::after(h.height.saturating_sub(1), limits);
         let mut seen = HashSet::with_capacity(hashes.len());
-        for (index, ((b, hash), size)) in
-            self.bundles.iter().zip(hashes).zip(encoded_sizes).enumerate()
+        for (index, ((b, hash), size)) in self
+            .bundles
+            .iter()
+            .zip(hashes)
+            .zip(encoded_sizes)
+            .enumerate()
         {
             if !seen.insert(*hash) {
                 return Err(BlockError::DuplicateBundle { hash: *hash });
             }
-            b.check_static(*size, h.chain_id, &window, limits).map_err(|e| {
-                BlockError::InvalidBundle { index, hash: *hash, reason: e.to_string() }
-            })?;
+            b.check_static(*size, h.chain_id, &window, limits)
+                .map_err(|e| BlockError::InvalidBundle {
+                    index,
+                    hash: *hash,
+                    reason: e.to_string(),
+                })?;
         }
         if bundles_root(hashes) != h.bundles_root {
             return Err(BlockError::BundlesRoot);

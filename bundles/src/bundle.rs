@@ -45,7 +45,11 @@ pub enum BundleError {
     #[error(
         "valid_until {valid_until} is too far ahead: at most {max} (latest height + max_ttl {max_ttl})"
     )]
-    TooFarAhead { valid_until: u64, max: u64, max_ttl: u64 },
+    TooFarAhead {
+        valid_until: u64,
+        max: u64,
+        max_ttl: u64,
+    },
     #[error("bundle too large: {size} encoded bytes, the limit is {max}")]
     TooLarge { size: usize, max: u32 },
     #[error("too many legs: {legs}, the limit is {max}")]
@@ -63,9 +67,9 @@ impl BundleError {
             BundleError::BadSignature { .. } => 4001,
             BundleError::WrongChain { .. } => 4002,
             BundleError::Expired { .. } | BundleError::TooFarAhead { .. } => 4003,
-            BundleError::TooLarge { .. } | BundleError::TooManyLegs { .. } | BundleError::NoLegs => {
-                4004
-            }
+            BundleError::TooLarge { .. }
+            | BundleError::TooManyLegs { .. }
+            | BundleError::NoLegs => 4004,
             BundleError::Undecodable(_) => 4005,
         }
     }
@@ -116,7 +120,10 @@ impl BundleBody {
     pub fn sign(self, key: &SigningKey) -> SignedBundle {
         let hash = self.hash();
         let signature = key.sign(hash.as_bytes()).to_bytes();
-        SignedBundle { body: self, signature }
+        SignedBundle {
+            body: self,
+            signature,
+        }
     }
 
     /// The rollup id of every leg, in leg order.
@@ -129,7 +136,10 @@ impl SignedBundle {
     /// Decodes a bundle, refusing anything over `max_bundle_bytes` before decoding it.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<SignedBundle, BundleError> {
         if bytes.len() > limits.max_bundle_bytes as usize {
-            return Err(BundleError::TooLarge { size: bytes.len(), max: limits.max_bundle_bytes });
+            return Err(BundleError::TooLarge {
+                size: bytes.len(),
+                max: limits.max_bundle_bytes,
+            });
         }
         borsh::from_slice(bytes).map_err(|e| BundleError::Undecodable(e.to_string()))
     }
@@ -154,7 +164,10 @@ impl SignedBundle {
         limits: &Limits,
     ) -> Result<(), BundleError> {
         if encoded_len > limits.max_bundle_bytes as usize {
-            return Err(BundleError::TooLarge { size: encoded_len, max: limits.max_bundle_bytes });
+            return Err(BundleError::TooLarge {
+                size: encoded_len,
+                max: limits.max_bundle_bytes,
+            });
         }
         if self.body.legs.is_empty() {
             return Err(BundleError::NoLegs);
@@ -166,7 +179,10 @@ impl SignedBundle {
             });
         }
         if self.body.chain_id != chain_id {
-            return Err(BundleError::WrongChain { expected: chain_id, got: self.body.chain_id });
+            return Err(BundleError::WrongChain {
+                expected: chain_id,
+                got: self.body.chain_id,
+            });
         }
         if self.body.valid_until < window.next_height {
             return Err(BundleError::Expired {
@@ -189,7 +205,9 @@ impl SignedBundle {
         if sig::verify(&self.body.signer, hash.as_bytes(), &self.signature) {
             Ok(())
         } else {
-            Err(BundleError::BadSignature { signer: crate::hash::encode_hex(&self.body.signer) })
+            Err(BundleError::BadSignature {
+                signer: crate::hash::encode_hex(&self.body.signer),
+            })
         }
     }
 }
@@ -209,7 +227,16 @@ mod tests {
             signer: k.verifying_key().to_bytes(),
             nonce: 1,
             valid_until: 100,
-            legs: vec![Leg { rollup_id: 1, data: vec![1, 2] }, Leg { rollup_id: 2, data: vec![] }],
+            legs: vec![
+                Leg {
+                    rollup_id: 1,
+                    data: vec![1, 2],
+                },
+                Leg {
+                    rollup_id: 2,
+                    data: vec![],
+                },
+            ],
         }
     }
 
@@ -253,31 +280,76 @@ mod tests {
         let w = Window::after(10, &limits);
         let ok = body(&k).sign(&k);
         assert!(ok.check_static(100, 7, &w, &limits).is_ok());
-        assert_eq!(ok.check_static(100, 8, &w, &limits).unwrap_err().code(), 4002);
+        assert_eq!(
+            ok.check_static(100, 8, &w, &limits).unwrap_err().code(),
+            4002
+        );
         let mut expired = body(&k);
         expired.valid_until = 10;
-        let e = expired.sign(&k).check_static(100, 7, &w, &limits).unwrap_err();
-        assert!(matches!(e, BundleError::Expired { valid_until: 10, next_height: 11 }));
+        let e = expired
+            .sign(&k)
+            .check_static(100, 7, &w, &limits)
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            BundleError::Expired {
+                valid_until: 10,
+                next_height: 11
+            }
+        ));
         let mut far = body(&k);
         far.valid_until = 10 + limits.max_ttl + 1;
-        assert_eq!(far.sign(&k).check_static(100, 7, &w, &limits).unwrap_err().code(), 4003);
+        assert_eq!(
+            far.sign(&k)
+                .check_static(100, 7, &w, &limits)
+                .unwrap_err()
+                .code(),
+            4003
+        );
         let mut at_edge = body(&k);
         at_edge.valid_until = 10 + limits.max_ttl;
         assert!(at_edge.sign(&k).check_static(100, 7, &w, &limits).is_ok());
         let mut many = body(&k);
-        many.legs = vec![Leg { rollup_id: 1, data: vec![] }; 17];
-        assert_eq!(many.sign(&k).check_static(100, 7, &w, &limits).unwrap_err().code(), 4004);
+        many.legs = vec![
+            Leg {
+                rollup_id: 1,
+                data: vec![]
+            };
+            17
+        ];
+        assert_eq!(
+            many.sign(&k)
+                .check_static(100, 7, &w, &limits)
+                .unwrap_err()
+                .code(),
+            4004
+        );
         let mut none = body(&k);
         none.legs.clear();
-        assert_eq!(none.sign(&k).check_static(100, 7, &w, &limits).unwrap_err(), BundleError::NoLegs);
-        assert_eq!(ok.check_static(200_000, 7, &w, &limits).unwrap_err().code(), 4004);
+        assert_eq!(
+            none.sign(&k).check_static(100, 7, &w, &limits).unwrap_err(),
+            BundleError::NoLegs
+        );
+        assert_eq!(
+            ok.check_static(200_000, 7, &w, &limits).unwrap_err().code(),
+            4004
+        );
     }
 
     #[test]
     fn decode_refuses_oversized_input_before_decoding() {
-        let limits = Limits { max_bundle_bytes: 200, ..Limits::default() };
+        let limits = Limits {
+            max_bundle_bytes: 200,
+            ..Limits::default()
+        };
         let err = SignedBundle::decode(&[0u8; 201], &limits).unwrap_err();
-        assert!(matches!(err, BundleError::TooLarge { size: 201, max: 200 }));
+        assert!(matches!(
+            err,
+            BundleError::TooLarge {
+                size: 201,
+                max: 200
+            }
+        ));
     }
 
     proptest! {

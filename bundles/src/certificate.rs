@@ -144,7 +144,10 @@ impl CommitCertificate {
             power = power.saturating_add(v.voting_power);
         }
         if !validators.is_quorum(power) {
-            return Err(CertificateError::NoQuorum { got: power, total: validators.total_power() });
+            return Err(CertificateError::NoQuorum {
+                got: power,
+                total: validators.total_power(),
+            });
         }
         Ok(())
     }
@@ -158,10 +161,16 @@ impl CommitCertificate {
         block_hash: &Hash,
     ) -> Result<(), CertificateError> {
         if self.height != height {
-            return Err(CertificateError::WrongHeight { expected: height, got: self.height });
+            return Err(CertificateError::WrongHeight {
+                expected: height,
+                got: self.height,
+            });
         }
         if &self.block_hash != block_hash {
-            return Err(CertificateError::WrongBlock { expected: *block_hash, got: self.block_hash });
+            return Err(CertificateError::WrongBlock {
+                expected: *block_hash,
+                got: self.block_hash,
+            });
         }
         self.verify(chain_id, validators)
     }
@@ -178,8 +187,12 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn set_of(keys: &[SigningKey]) -> ValidatorSet {
-        ValidatorSet::new(keys.iter().map(|k| Validator::new(k.verifying_key().to_bytes(), 1)).collect())
-            .unwrap()
+        ValidatorSet::new(
+            keys.iter()
+                .map(|k| Validator::new(k.verifying_key().to_bytes(), 1))
+                .collect(),
+        )
+        .unwrap()
     }
 
     pub(crate) fn certify(
@@ -200,10 +213,18 @@ pub(crate) mod tests {
                     Some(&block_hash),
                     &address,
                 );
-                CommitSig { address, signature: k.sign(&msg).to_bytes() }
+                CommitSig {
+                    address,
+                    signature: k.sign(&msg).to_bytes(),
+                }
             })
             .collect();
-        CommitCertificate { height, round: 0, block_hash, signatures }
+        CommitCertificate {
+            height,
+            round: 0,
+            block_hash,
+            signatures,
+        }
     }
 
     #[test]
@@ -211,7 +232,9 @@ pub(crate) mod tests {
         let ks = keys(4);
         let set = set_of(&ks);
         let h = Hash::tagged(b"b", &[]);
-        assert!(certify(&ks[..3], 1, 5, h).verify_for(1, &set, 5, &h).is_ok());
+        assert!(certify(&ks[..3], 1, 5, h)
+            .verify_for(1, &set, 5, &h)
+            .is_ok());
     }
 
     #[test]
@@ -220,20 +243,34 @@ pub(crate) mod tests {
         let set = set_of(&ks);
         let h = Hash::tagged(b"b", &[]);
         let two = certify(&ks[..2], 1, 5, h);
-        assert!(matches!(two.verify(1, &set), Err(CertificateError::NoQuorum { got: 2, total: 4 })));
+        assert!(matches!(
+            two.verify(1, &set),
+            Err(CertificateError::NoQuorum { got: 2, total: 4 })
+        ));
 
         let mut forged = certify(&ks[..3], 1, 5, h);
         forged.signatures[1].signature[5] ^= 1;
-        assert!(matches!(forged.verify(1, &set), Err(CertificateError::BadSignature(_))));
+        assert!(matches!(
+            forged.verify(1, &set),
+            Err(CertificateError::BadSignature(_))
+        ));
 
         let mut dup = certify(&ks[..2], 1, 5, h);
         dup.signatures.push(dup.signatures[0].clone());
-        assert!(matches!(dup.verify(1, &set), Err(CertificateError::DuplicateSigner(_))));
+        assert!(matches!(
+            dup.verify(1, &set),
+            Err(CertificateError::DuplicateSigner(_))
+        ));
 
         let outsider = keys(5).pop().unwrap();
         let mut extra = certify(&ks[..2], 1, 5, h);
-        extra.signatures.extend(certify(&[outsider], 1, 5, h).signatures);
-        assert!(matches!(extra.verify(1, &set), Err(CertificateError::UnknownValidator(_))));
+        extra
+            .signatures
+            .extend(certify(&[outsider], 1, 5, h).signatures);
+        assert!(matches!(
+            extra.verify(1, &set),
+            Err(CertificateError::UnknownValidator(_))
+        ));
 
         assert!(matches!(
             certify(&ks[..3], 2, 5, h).verify(1, &set),

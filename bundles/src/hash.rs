@@ -70,7 +70,8 @@ pub fn decode_hex(s: &str) -> Result<Vec<u8>, HexError> {
 pub fn decode_hex_array<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
     let v = decode_hex(s)?;
     let got = v.len();
-    v.try_into().map_err(|_| HexError::Length { expected: N, got })
+    v.try_into()
+        .map_err(|_| HexError::Length { expected: N, got })
 }
 
 /// `0x` + lower-case hex.
@@ -108,7 +109,13 @@ mod tests {
         assert_eq!(h.to_hex().parse::<Hash>(), Ok(h));
         assert_eq!("00".parse::<Hash>(), Err(HexError::MissingPrefix));
         assert!(matches!("0xzz".parse::<Hash>(), Err(HexError::Invalid(_))));
-        assert_eq!("0x00".parse::<Hash>(), Err(HexError::Length { expected: 32, got: 1 }));
+        assert_eq!(
+            "0x00".parse::<Hash>(),
+            Err(HexError::Length {
+                expected: 32,
+                got: 1
+            })
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! headers, per-rollup batches with their completeness proofs, validator sets and commit
 //! certificates. Every decoder returns an error instead of panicking.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod block;
 pub mod bundle;
 pub mod certificate;

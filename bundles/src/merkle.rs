@@ -89,7 +89,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(&[&(i as u64).to_le_bytes()])).collect()
+        (0..n)
+            .map(|i| leaf_hash(&[&(i as u64).to_le_bytes()]))
+            .collect()
     }
 
     #[test]
@@ -99,7 +101,11 @@ mod tests {
             let r = root(&ls);
             for i in 0..n {
                 let p = path(&ls, i);
-                assert_eq!(root_from_path(ls[i], i as u64, n as u64, &p), Some(r), "n={n} i={i}");
+                assert_eq!(
+                    root_from_path(ls[i], i as u64, n as u64, &p),
+                    Some(r),
+                    "n={n} i={i}"
+                );
             }
         }
     }

@@ -52,7 +52,13 @@ fn positions(bundles: &[SignedBundle]) -> Positions {
 
 /// The commitment to a rollup's entries, computed from owned entries.
 pub fn commitment(rollup_id: u64, entries: &[RollupEntry]) -> Hash {
-    Hash::tagged(ROLLUP_TAG, &[&rollup_id.to_le_bytes(), &borsh::to_vec(entries).unwrap_or_default()])
+    Hash::tagged(
+        ROLLUP_TAG,
+        &[
+            &rollup_id.to_le_bytes(),
+            &borsh::to_vec(entries).unwrap_or_default(),
+        ],
+    )
 }
 
 /// The same commitment, streamed from the block without copying leg data.
@@ -112,7 +118,10 @@ fn leaf(rollup_id: u64, commitment: &Hash) -> Hash {
 }
 
 fn root_of(count: u64, merkle_root: &Hash) -> Hash {
-    Hash::tagged(ROLLUPS_ROOT_TAG, &[&count.to_le_bytes(), merkle_root.as_bytes()])
+    Hash::tagged(
+        ROLLUPS_ROOT_TAG,
+        &[&count.to_le_bytes(), merkle_root.as_bytes()],
+    )
 }
 
 /// The sorted per-rollup tree of one block.
@@ -156,7 +165,10 @@ pub struct RollupProof {
 impl RollupTree {
     pub fn new(leaves: &[(u64, Hash)]) -> RollupTree {
         let hashes = leaves.iter().map(|(id, c)| leaf(*id, c)).collect();
-        RollupTree { leaves: leaves.to_vec(), hashes }
+        RollupTree {
+            leaves: leaves.to_vec(),
+            hashes,
+        }
     }
 
     pub fn from_block(block: &Block, hashes: &[Hash]) -> RollupTree {
@@ -180,13 +192,19 @@ impl RollupTree {
     pub fn prove(&self, rollup_id: u64) -> RollupProof {
         let leaf_count = self.leaves.len() as u64;
         let witness = match self.leaves.binary_search_by_key(&rollup_id, |(id, _)| *id) {
-            Ok(i) => Witness::Present { index: i as u64, path: merkle::path(&self.hashes, i) },
+            Ok(i) => Witness::Present {
+                index: i as u64,
+                path: merkle::path(&self.hashes, i),
+            },
             Err(_) if self.leaves.is_empty() => Witness::Empty,
             Err(0) => Witness::Before(self.neighbor(0)),
             Err(i) if i == self.leaves.len() => Witness::After(self.neighbor(i - 1)),
             Err(i) => Witness::Between(self.neighbor(i - 1), self.neighbor(i)),
         };
-        RollupProof { leaf_count, witness }
+        RollupProof {
+            leaf_count,
+            witness,
+        }
     }
 }
 
@@ -232,9 +250,9 @@ impl RollupProof {
                 }
                 Ok(())
             }
-            (Witness::Present { .. }, true) => {
-                Err(BatchError::Proof("rollup has entries in this block but none were given"))
-            }
+            (Witness::Present { .. }, true) => Err(BatchError::Proof(
+                "rollup has entries in this block but none were given",
+            )),
             (_, false) => Err(BatchError::Proof("entries given with a proof of absence")),
             (Witness::Empty, true) => {
                 if n == 0 && root_of(0, &Hash::ZERO) == *rollups_root {
@@ -310,19 +328,27 @@ impl RollupBatch {
     /// Verifies the certificate against `validators` and the entries against the header.
     pub fn verify(&self, chain_id: u64, validators: &ValidatorSet) -> Result<(), BatchError> {
         if self.header.height != self.height {
-            return Err(BatchError::HeightMismatch { batch: self.height, header: self.header.height });
+            return Err(BatchError::HeightMismatch {
+                batch: self.height,
+                header: self.header.height,
+            });
         }
         if self.header.chain_id != chain_id {
-            return Err(BatchError::WrongChain { expected: chain_id, got: self.header.chain_id });
+            return Err(BatchError::WrongChain {
+                expected: chain_id,
+                got: self.header.chain_id,
+            });
         }
         let block_hash = self.header.hash();
-        self.certificate.verify_for(chain_id, validators, self.height, &block_hash)?;
+        self.certificate
+            .verify_for(chain_id, validators, self.height, &block_hash)?;
         for (i, e) in self.entries.iter().enumerate() {
             if e.rollups.get(e.leg_index as usize) != Some(&self.rollup_id) {
                 return Err(BatchError::ForeignEntry(i));
             }
         }
-        self.proof.verify(&self.header.rollups_root, self.rollup_id, &self.entries)
+        self.proof
+            .verify(&self.header.rollups_root, self.rollup_id, &self.entries)
     }
 }
 
@@ -343,7 +369,10 @@ mod tests {
             valid_until: 100,
             legs: rollups
                 .iter()
-                .map(|r| Leg { rollup_id: *r, data: vec![*r as u8; 3] })
+                .map(|r| Leg {
+                    rollup_id: *r,
+                    data: vec![*r as u8; 3],
+                })
                 .collect(),
         }
         .sign(k)
@@ -404,7 +433,9 @@ mod tests {
         assert!(removed.verify(1, &set).is_err());
 
         let mut added = good.clone();
-        added.entries.push(batch(&b, &hashes, &ks, 9).entries[0].clone());
+        added
+            .entries
+            .push(batch(&b, &hashes, &ks, 9).entries[0].clone());
         assert!(added.verify(1, &set).is_err());
 
         // Claiming rollup 7 had nothing: reuse the absence proof of rollup 8.
@@ -415,11 +446,17 @@ mod tests {
 
         let mut forged = good.clone();
         forged.certificate.signatures[0].signature[0] ^= 1;
-        assert!(matches!(forged.verify(1, &set), Err(BatchError::Certificate(_))));
+        assert!(matches!(
+            forged.verify(1, &set),
+            Err(BatchError::Certificate(_))
+        ));
 
         let mut reheaded = good.clone();
         reheaded.header.timestamp += 1;
-        assert!(matches!(reheaded.verify(1, &set), Err(BatchError::Certificate(_))));
+        assert!(matches!(
+            reheaded.verify(1, &set),
+            Err(BatchError::Certificate(_))
+        ));
     }
 
     proptest! {

@@ -35,12 +35,19 @@ pub fn verify_batch(items: &[Item]) -> Vec<bool> {
     }
     let mut verifier = batch::Verifier::new();
     for i in items {
-        verifier.queue((VerificationKeyBytes::from(i.pk), Signature::from(i.sig), &i.msg[..]));
+        verifier.queue((
+            VerificationKeyBytes::from(i.pk),
+            Signature::from(i.sig),
+            &i.msg[..],
+        ));
     }
     if verifier.verify(rand::thread_rng()).is_ok() {
         return vec![true; items.len()];
     }
-    items.iter().map(|i| verify(&i.pk, &i.msg, &i.sig)).collect()
+    items
+        .iter()
+        .map(|i| verify(&i.pk, &i.msg, &i.sig))
+        .collect()
 }
 
 #[cfg(test)]
@@ -51,14 +58,21 @@ mod tests {
     fn item(seed: u8, msg: u8) -> Item {
         let k = SigningKey::from_bytes(&[seed; 32]);
         let m = [msg; 32];
-        Item { pk: k.verifying_key().to_bytes(), msg: m, sig: k.sign(&m).to_bytes() }
+        Item {
+            pk: k.verifying_key().to_bytes(),
+            msg: m,
+            sig: k.sign(&m).to_bytes(),
+        }
     }
 
     #[test]
     fn batch_and_single_agree_with_one_bad_item() {
         let mut items: Vec<Item> = (1..=8).map(|s| item(s, s)).collect();
         items[3].sig[0] ^= 1;
-        let single: Vec<bool> = items.iter().map(|i| verify(&i.pk, &i.msg, &i.sig)).collect();
+        let single: Vec<bool> = items
+            .iter()
+            .map(|i| verify(&i.pk, &i.msg, &i.sig))
+            .collect();
         assert_eq!(verify_batch(&items), single);
         assert_eq!(single.iter().filter(|ok| !**ok).count(), 1);
     }
@@ -79,7 +93,11 @@ mod tests {
         pk[0] = 1; // encoding of the identity point
         let mut sig = [0u8; 64];
         sig[0] = 1; // R = identity, s = 0
-        let odd = Item { pk, msg: [5; 32], sig };
+        let odd = Item {
+            pk,
+            msg: [5; 32],
+            sig,
+        };
         let single = verify(&odd.pk, &odd.msg, &odd.sig);
         assert_eq!(verify_batch(&[odd, item(3, 3)]), vec![single, true]);
     }

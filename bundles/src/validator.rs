@@ -68,7 +68,11 @@ pub struct Validator {
 
 impl Validator {
     pub fn new(public_key: [u8; 32], voting_power: u64) -> Validator {
-        Validator { address: Address::from_public_key(&public_key), public_key, voting_power }
+        Validator {
+            address: Address::from_public_key(&public_key),
+            public_key,
+            voting_power,
+        }
     }
 }
 
@@ -107,11 +111,16 @@ impl ValidatorSet {
             if i > 0 && validators[i - 1].address == v.address {
                 return Err(ValidatorSetError::Duplicate(v.address));
             }
-            total = total.checked_add(v.voting_power).ok_or(ValidatorSetError::Overflow)?;
+            total = total
+                .checked_add(v.voting_power)
+                .ok_or(ValidatorSetError::Overflow)?;
         }
         // Keep 3 * total representable so quorum arithmetic cannot overflow.
         total.checked_mul(3).ok_or(ValidatorSetError::Overflow)?;
-        Ok(ValidatorSet { validators, total_power: total })
+        Ok(ValidatorSet {
+            validators,
+            total_power: total,
+        })
     }
 
     pub fn validators(&self) -> &[Validator] {
@@ -161,7 +170,10 @@ mod tests {
     #[test]
     fn refuses_bad_sets() {
         assert_eq!(ValidatorSet::new(vec![]), Err(ValidatorSetError::Empty));
-        assert!(matches!(ValidatorSet::new(vec![v(1, 0)]), Err(ValidatorSetError::ZeroPower(_))));
+        assert!(matches!(
+            ValidatorSet::new(vec![v(1, 0)]),
+            Err(ValidatorSetError::ZeroPower(_))
+        ));
         assert!(matches!(
             ValidatorSet::new(vec![v(1, 1), v(1, 1)]),
             Err(ValidatorSetError::Duplicate(_))

@@ -142,10 +142,18 @@ pub trait SeqApi {
     async fn get_block(&self, height: u64) -> RpcResult<Option<BlockJson>>;
 
     #[method(name = "getRollupBatch")]
-    async fn get_rollup_batch(&self, rollup_id: u64, height: u64) -> RpcResult<Option<RollupBatchJson>>;
+    async fn get_rollup_batch(
+        &self,
+        rollup_id: u64,
+        height: u64,
+    ) -> RpcResult<Option<RollupBatchJson>>;
 
     #[subscription(name = "subscribeRollup" => "rollupBatch", unsubscribe = "unsubscribeRollup", item = RollupBatchJson)]
-    async fn subscribe_rollup(&self, rollup_id: u64, from_height: Option<u64>) -> SubscriptionResult;
+    async fn subscribe_rollup(
+        &self,
+        rollup_id: u64,
+        from_height: Option<u64>,
+    ) -> SubscriptionResult;
 
     #[method(name = "health")]
     async fn health(&self) -> RpcResult<HealthJson>;

@@ -18,7 +18,10 @@ pub fn sign(
         signer: key.verifying_key().to_bytes(),
         nonce,
         valid_until,
-        legs: legs.into_iter().map(|(rollup_id, data)| Leg { rollup_id, data }).collect(),
+        legs: legs
+            .into_iter()
+            .map(|(rollup_id, data)| Leg { rollup_id, data })
+            .collect(),
     }
     .sign(key)
 }
@@ -36,7 +39,14 @@ pub fn to_json(bundle: &SignedBundle) -> BundleJson {
         signer: encode_hex(&b.signer),
         nonce: b.nonce,
         valid_until: b.valid_until,
-        legs: b.legs.iter().map(|l| LegJson { rollup_id: l.rollup_id, data: encode_hex(&l.data) }).collect(),
+        legs: b
+            .legs
+            .iter()
+            .map(|l| LegJson {
+                rollup_id: l.rollup_id,
+                data: encode_hex(&l.data),
+            })
+            .collect(),
         signature: encode_hex(&bundle.signature),
     }
 }
@@ -51,11 +61,20 @@ pub fn from_json(j: &BundleJson) -> Result<SignedBundle, String> {
         .enumerate()
         .map(|(i, l)| {
             let data = decode_hex(&l.data).map_err(|e| format!("legs[{i}].data: {e}"))?;
-            Ok(Leg { rollup_id: l.rollup_id, data })
+            Ok(Leg {
+                rollup_id: l.rollup_id,
+                data,
+            })
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(SignedBundle {
-        body: BundleBody { chain_id: j.chain_id, signer, nonce: j.nonce, valid_until: j.valid_until, legs },
+        body: BundleBody {
+            chain_id: j.chain_id,
+            signer,
+            nonce: j.nonce,
+            valid_until: j.valid_until,
+            legs,
+        },
         signature,
     })
 }

@@ -52,7 +52,13 @@ impl Subscriber {
             .subscribe_rollup(rollup_id, from_height)
             .await
             .map_err(|e| FollowError::Connection(e.to_string()))?;
-        Ok(Subscriber { _client: client, sub, verifier, rollup_id, next: from_height })
+        Ok(Subscriber {
+            _client: client,
+            sub,
+            verifier,
+            rollup_id,
+            next: from_height,
+        })
     }
 
     /// The next height's verified batch; heights are strictly consecutive.
@@ -63,11 +69,17 @@ impl Subscriber {
             None => return Err(FollowError::Ended),
         };
         if json.rollup_id != self.rollup_id {
-            return Err(FollowError::WrongRollup { expected: self.rollup_id, got: json.rollup_id });
+            return Err(FollowError::WrongRollup {
+                expected: self.rollup_id,
+                got: json.rollup_id,
+            });
         }
         if let Some(expected) = self.next {
             if json.height != expected {
-                return Err(FollowError::Gap { expected, got: json.height });
+                return Err(FollowError::Gap {
+                    expected,
+                    got: json.height,
+                });
             }
         }
         let batch = self.verifier.verify(&json)?;

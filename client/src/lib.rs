@@ -7,6 +7,8 @@
 //!   genesis validator set, trusting nothing the node says.
 //! - [`follower`]: subscribe to a rollup and yield verified batches.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod api;
 pub mod bundle;
 pub mod follower;

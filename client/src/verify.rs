@@ -13,7 +13,11 @@ pub enum VerifyError {
     #[error("batch does not verify: {0}")]
     Invalid(#[from] BatchError),
     #[error("batch claims {field} {claimed}, the signed header says {actual}")]
-    Mismatch { field: &'static str, claimed: String, actual: String },
+    Mismatch {
+        field: &'static str,
+        claimed: String,
+        actual: String,
+    },
 }
 
 /// Converts a decided batch to its JSON form.
@@ -34,7 +38,11 @@ pub fn to_json(b: &RollupBatch) -> RollupBatchJson {
             })
             .collect(),
         proof: encode_hex(
-            &borsh::to_vec(&BatchProof { header: b.header.clone(), rollup: b.proof.clone() }).unwrap_or_default(),
+            &borsh::to_vec(&BatchProof {
+                header: b.header.clone(),
+                rollup: b.proof.clone(),
+            })
+            .unwrap_or_default(),
         ),
         certificate: encode_hex(&borsh::to_vec(&b.certificate).unwrap_or_default()),
     }
@@ -44,7 +52,8 @@ pub fn to_json(b: &RollupBatch) -> RollupBatchJson {
 pub fn from_json(j: &RollupBatchJson) -> Result<RollupBatch, VerifyError> {
     let m = |what: &str, e: String| VerifyError::Malformed(format!("{what}: {e}"));
     let proof_bytes = decode_hex(&j.proof).map_err(|e| m("proof", e.to_string()))?;
-    let proof: BatchProof = borsh::from_slice(&proof_bytes).map_err(|e| m("proof", e.to_string()))?;
+    let proof: BatchProof =
+        borsh::from_slice(&proof_bytes).map_err(|e| m("proof", e.to_string()))?;
     let cert_bytes = decode_hex(&j.certificate).map_err(|e| m("certificate", e.to_string()))?;
     let certificate: CommitCertificate =
         borsh::from_slice(&cert_bytes).map_err(|e| m("certificate", e.to_string()))?;
@@ -57,7 +66,8 @@ pub fn from_json(j: &RollupBatchJson) -> Result<RollupBatch, VerifyError> {
                 bundle_hash: e.bundle_hash,
                 leg_index: e.leg_index,
                 rollups: e.rollups.clone(),
-                data: decode_hex(&e.data).map_err(|err| m(&format!("entries[{i}].data"), err.to_string()))?,
+                data: decode_hex(&e.data)
+                    .map_err(|err| m(&format!("entries[{i}].data"), err.to_string()))?,
             })
         })
         .collect::<Result<Vec<_>, VerifyError>>()?;
@@ -80,7 +90,10 @@ pub struct BatchVerifier {
 
 impl BatchVerifier {
     pub fn new(chain_id: u64, validators: ValidatorSet) -> Self {
-        BatchVerifier { chain_id, validators }
+        BatchVerifier {
+            chain_id,
+            validators,
+        }
     }
 
     /// Parses and verifies: certificate against the validator set, entries against the

@@ -4,8 +4,10 @@
 //! Borsh cannot derive for, so each is mirrored by a plain Borsh struct here. Every decoder
 //! returns an error on malformed input; none panics.
 
-use crate::context::{BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress, Vote};
 use crate::context::Proposal;
+use crate::context::{
+    BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress, Vote,
+};
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
 use lockstep_bundles::{Address, Hash};
@@ -32,7 +34,9 @@ pub struct CodecError(pub String);
 pub struct LockstepCodec;
 
 fn enc<T: BorshSerialize>(v: &T) -> Result<Bytes, CodecError> {
-    borsh::to_vec(v).map(Bytes::from).map_err(|e| CodecError(e.to_string()))
+    borsh::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| CodecError(e.to_string()))
 }
 
 fn dec<T: BorshDeserialize>(b: &[u8]) -> Result<T, CodecError> {
@@ -101,7 +105,10 @@ struct WExtension {
 }
 
 fn ext(e: &Option<SignedExtension<Ctx>>) -> Option<WExtension> {
-    e.as_ref().map(|e| WExtension { data: e.message.to_vec(), sig: sig(&e.signature) })
+    e.as_ref().map(|e| WExtension {
+        data: e.message.to_vec(),
+        sig: sig(&e.signature),
+    })
 }
 
 fn unext(e: Option<WExtension>) -> Option<SignedExtension<Ctx>> {
@@ -216,7 +223,10 @@ impl WPolka {
             signatures: c
                 .polka_signatures
                 .iter()
-                .map(|s| WSigned { address: addr(&s.address), sig: sig(&s.signature) })
+                .map(|s| WSigned {
+                    address: addr(&s.address),
+                    sig: sig(&s.signature),
+                })
                 .collect(),
         }
     }
@@ -267,7 +277,11 @@ impl Codec<LivenessMsg<Ctx>> for LockstepCodec {
             WLiveness::Round(c) => LivenessMsg::SkipRoundCertificate(RoundCertificate {
                 height: Height(c.height),
                 round: unround(c.round),
-                cert_type: if c.skip { RoundCertificateType::Skip } else { RoundCertificateType::Precommit },
+                cert_type: if c.skip {
+                    RoundCertificateType::Skip
+                } else {
+                    RoundCertificateType::Precommit
+                },
                 round_signatures: c
                     .signatures
                     .into_iter()
@@ -342,14 +356,22 @@ impl Codec<StreamMessage<ProposalPart>> for LockstepCodec {
             Some(p) => StreamContent::Data(p),
             None => StreamContent::Fin,
         };
-        Ok(StreamMessage::new(StreamId::new(Bytes::from(w.stream_id)), w.sequence, content))
+        Ok(StreamMessage::new(
+            StreamId::new(Bytes::from(w.stream_id)),
+            w.sequence,
+            content,
+        ))
     }
     fn encode(&self, msg: &StreamMessage<ProposalPart>) -> Result<Bytes, CodecError> {
         let part = match &msg.content {
             StreamContent::Data(p) => Some(p.clone()),
             StreamContent::Fin => None,
         };
-        enc(&WStream { stream_id: msg.stream_id.to_bytes().to_vec(), sequence: msg.sequence, part })
+        enc(&WStream {
+            stream_id: msg.stream_id.to_bytes().to_vec(),
+            sequence: msg.sequence,
+            part,
+        })
     }
 }
 
@@ -415,11 +437,16 @@ impl Codec<Request<Ctx>> for LockstepCodec {
     type Error = CodecError;
     fn decode(&self, bytes: Bytes) -> Result<Request<Ctx>, CodecError> {
         let w: WRequest = dec(&bytes)?;
-        Ok(Request::ValueRequest(ValueRequest::new(Height(w.start)..=Height(w.end))))
+        Ok(Request::ValueRequest(ValueRequest::new(
+            Height(w.start)..=Height(w.end),
+        )))
     }
     fn encode(&self, msg: &Request<Ctx>) -> Result<Bytes, CodecError> {
         let Request::ValueRequest(r) = msg;
-        enc(&WRequest { start: r.range.start().0, end: r.range.end().0 })
+        enc(&WRequest {
+            start: r.range.start().0,
+            end: r.range.end().0,
+        })
     }
 }
 
@@ -507,7 +534,10 @@ impl Codec<Response<Ctx>> for LockstepCodec {
                 )
             })
             .collect();
-        Ok(Response::ValueResponse(ValueResponse::new(Height(w.start_height), values)))
+        Ok(Response::ValueResponse(ValueResponse::new(
+            Height(w.start_height),
+            values,
+        )))
     }
     fn encode(&self, msg: &Response<Ctx>) -> Result<Bytes, CodecError> {
         enc(&wresponse(msg))
@@ -564,13 +594,18 @@ pub fn to_protocol_certificate(c: &CommitCertificate<Ctx>) -> lockstep_bundles::
         signatures: c
             .commit_signatures
             .iter()
-            .map(|s| lockstep_bundles::CommitSig { address: s.address.0, signature: sig(&s.signature) })
+            .map(|s| lockstep_bundles::CommitSig {
+                address: s.address.0,
+                signature: sig(&s.signature),
+            })
             .collect(),
     }
 }
 
 /// The inverse of [`to_protocol_certificate`], for serving decided values to syncing peers.
-pub fn from_protocol_certificate(c: &lockstep_bundles::CommitCertificate) -> CommitCertificate<Ctx> {
+pub fn from_protocol_certificate(
+    c: &lockstep_bundles::CommitCertificate,
+) -> CommitCertificate<Ctx> {
     CommitCertificate {
         height: Height(c.height),
         round: Round::new(c.round),
@@ -613,7 +648,10 @@ mod tests {
 
     #[test]
     fn consensus_messages_round_trip() {
-        for v in [vote(VoteType::Prevote, None), vote(VoteType::Precommit, Some([1; 32]))] {
+        for v in [
+            vote(VoteType::Prevote, None),
+            vote(VoteType::Precommit, Some([1; 32])),
+        ] {
             let m = SignedConsensusMsg::Vote(v);
             assert_eq!(round_trip(m.clone()), m);
         }
@@ -649,7 +687,10 @@ mod tests {
             height: 5,
             round: 1,
             block_hash: Hash([8; 32]),
-            signatures: vec![lockstep_bundles::CommitSig { address: Address([1; 20]), signature: [2; 64] }],
+            signatures: vec![lockstep_bundles::CommitSig {
+                address: Address([1; 20]),
+                signature: [2; 64],
+            }],
         };
         assert_eq!(to_protocol_certificate(&from_protocol_certificate(&c)), c);
     }

@@ -110,7 +110,10 @@ impl ValidatorSet {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(ValidatorSet { validators, total: set.total_power() })
+        Ok(ValidatorSet {
+            validators,
+            total: set.total_power(),
+        })
     }
 }
 
@@ -176,8 +179,13 @@ pub struct Vote {
 
 impl PartialEq for Vote {
     fn eq(&self, o: &Self) -> bool {
-        (self.vote_type, self.height, self.round, &self.value, self.validator)
-            == (o.vote_type, o.height, o.round, &o.value, o.validator)
+        (
+            self.vote_type,
+            self.height,
+            self.round,
+            &self.value,
+            self.validator,
+        ) == (o.vote_type, o.height, o.round, &o.value, o.validator)
     }
 }
 
@@ -209,7 +217,10 @@ impl mc::Vote<LockstepContext> for Vote {
         self.extension.take()
     }
     fn extend(self, extension: SignedExtension<LockstepContext>) -> Self {
-        Vote { extension: Some(extension), ..self }
+        Vote {
+            extension: Some(extension),
+            ..self
+        }
     }
 }
 
@@ -219,10 +230,17 @@ impl mc::Vote<LockstepContext> for Vote {
 /// proposer's signature over the block hash at `(height, round)`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum ProposalPart {
-    Init { round: u32, pol_round: i64, proposer: bundles::Address, header: BlockHeader },
+    Init {
+        round: u32,
+        pol_round: i64,
+        proposer: bundles::Address,
+        header: BlockHeader,
+    },
     /// Encoded `SignedBundle`s, each as it was admitted.
     Bundles(Vec<Vec<u8>>),
-    Fin { signature: [u8; 64] },
+    Fin {
+        signature: [u8; 64],
+    },
 }
 
 impl mc::ProposalPart<LockstepContext> for ProposalPart {
@@ -253,7 +271,12 @@ impl mc::Context for LockstepContext {
     type Extension = Bytes;
     type SigningScheme = Ed25519;
 
-    fn select_proposer<'a>(&self, set: &'a ValidatorSet, height: Height, round: Round) -> &'a Validator {
+    fn select_proposer<'a>(
+        &self,
+        set: &'a ValidatorSet,
+        height: Height,
+        round: Round,
+    ) -> &'a Validator {
         let n = set.validators.len().max(1) as u64;
         let r = u64::from(round.as_u32().unwrap_or(0));
         let i = height.0.wrapping_add(r) % n;
@@ -268,7 +291,13 @@ impl mc::Context for LockstepContext {
         pol_round: Round,
         address: ValidatorAddress,
     ) -> Proposal {
-        Proposal { height, round, value, pol_round, proposer: address }
+        Proposal {
+            height,
+            round,
+            value,
+            pol_round,
+            proposer: address,
+        }
     }
 
     fn new_prevote(
@@ -278,7 +307,14 @@ impl mc::Context for LockstepContext {
         value: NilOrVal<BlockId>,
         address: ValidatorAddress,
     ) -> Vote {
-        Vote { vote_type: VoteType::Prevote, height, round, value, validator: address, extension: None }
+        Vote {
+            vote_type: VoteType::Prevote,
+            height,
+            round,
+            value,
+            validator: address,
+            extension: None,
+        }
     }
 
     fn new_precommit(

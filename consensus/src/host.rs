@@ -5,7 +5,9 @@
 //! gossip paths.
 
 use crate::codec::{from_protocol_certificate, to_protocol_certificate};
-use crate::context::{BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress, ValidatorSet};
+use crate::context::{
+    BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress, ValidatorSet,
+};
 use crate::signing::{LockstepSigner, LockstepVerifier};
 use crate::store::{ChainStore, Committed, UndecidedRecord};
 use crate::streaming::{split, CompleteStream, Reassembly};
@@ -16,6 +18,8 @@ use lockstep_mempool::Mempool;
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::streaming::StreamMessage;
+use malachitebft_app_channel::app::types::core::Validator as _;
+use malachitebft_app_channel::app::types::core::ValidatorSet as _;
 use malachitebft_app_channel::app::types::core::{
     CommitCertificate, Context as _, ExtendedCommitCertificate, LinearTimeouts, Round, Validity,
     VoteExtensions,
@@ -23,8 +27,6 @@ use malachitebft_app_channel::app::types::core::{
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
-use malachitebft_app_channel::app::types::core::Validator as _;
-use malachitebft_app_channel::app::types::core::ValidatorSet as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,7 +68,10 @@ struct Held {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn round_u32(r: Round) -> u32 {
@@ -106,11 +111,18 @@ impl Host {
         let tip_header = store.latest()?;
         let tip = tip_header
             .as_ref()
-            .map(|h| Tip { height: h.height, hash: h.hash(), timestamp: h.timestamp, synced: false })
+            .map(|h| Tip {
+                height: h.height,
+                hash: h.hash(),
+                timestamp: h.timestamp,
+                synced: false,
+            })
             .unwrap_or_default();
         tip_tx.send_replace(tip.clone());
         Ok(Host {
-            ctx: Ctx { chain_id: cfg.chain_id },
+            ctx: Ctx {
+                chain_id: cfg.chain_id,
+            },
             verifier: LockstepVerifier::new(cfg.chain_id),
             streams: Reassembly::new(cfg.limits.max_block_bytes as usize),
             set,
@@ -131,7 +143,11 @@ impl Host {
     }
 
     fn params(&self) -> HeightParams<Ctx> {
-        HeightParams::new(self.set.clone(), self.cfg.timeouts, self.cfg.target_block_time)
+        HeightParams::new(
+            self.set.clone(),
+            self.cfg.timeouts,
+            self.cfg.target_block_time,
+        )
     }
 
     /// Runs until the engine goes away.
@@ -153,7 +169,11 @@ impl Host {
         Ok(())
     }
 
-    async fn handle(&mut self, msg: AppMsg<Ctx>, network: &mpsc::Sender<NetworkMsg<Ctx>>) -> eyre::Result<()> {
+    async fn handle(
+        &mut self,
+        msg: AppMsg<Ctx>,
+        network: &mpsc::Sender<NetworkMsg<Ctx>>,
+    ) -> eyre::Result<()> {
         match msg {
             AppMsg::ConsensusReady { reply } => {
                 let start = self.tip.height + 1;
@@ -161,7 +181,13 @@ impl Host {
                 info!(height = start, "consensus ready");
                 let _ = reply.send((Height(start), self.params()));
             }
-            AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
+            AppMsg::StartedRound {
+                height,
+                round,
+                proposer,
+                role,
+                reply_value,
+            } => {
                 self.enter(height.0, round_u32(round)).await;
                 debug!(height = height.0, round = %round, proposer = %proposer, ?role, "started round");
                 let values: Vec<_> = self
@@ -171,7 +197,12 @@ impl Host {
                     .unwrap_or_default();
                 let _ = reply_value.send(values);
             }
-            AppMsg::GetValue { height, round, timeout: _, reply } => {
+            AppMsg::GetValue {
+                height,
+                round,
+                timeout: _,
+                reply,
+            } => {
                 let (value, msgs) = self.propose(height.0, round_u32(round))?;
                 let _ = reply.send(LocallyProposedValue::new(height, round, value));
                 self.publish(network, msgs).await?;
@@ -180,10 +211,18 @@ impl Host {
                 // Vote extensions are disabled (never requested under that policy).
                 let _ = reply.send(None);
             }
-            AppMsg::VerifyVoteExtensions { extensions, reply, .. } => {
+            AppMsg::VerifyVoteExtensions {
+                extensions, reply, ..
+            } => {
                 let _ = reply.send(extensions.into_iter().map(|(a, _)| (a, Ok(()))).collect());
             }
-            AppMsg::RestreamProposal { height, round, valid_round, address, value_id } => {
+            AppMsg::RestreamProposal {
+                height,
+                round,
+                valid_round,
+                address,
+                value_id,
+            } => {
                 if let Some(msgs) = self.restream(height.0, round, valid_round, address, value_id) {
                     self.publish(network, msgs).await?;
                 }
@@ -191,15 +230,26 @@ impl Host {
             AppMsg::GetHistoryMinHeight { reply } => {
                 let _ = reply.send(Height(self.store.earliest()?));
             }
-            AppMsg::ReceivedProposalPart { from, published_by, part, reply } => {
+            AppMsg::ReceivedProposalPart {
+                from,
+                published_by,
+                part,
+                reply,
+            } => {
                 let value = self.on_part(published_by.unwrap_or(from), part).await;
                 let _ = reply.send(value);
             }
-            AppMsg::Decided { certificate, extensions: _, reply } => {
+            AppMsg::Decided {
+                certificate,
+                extensions: _,
+                reply,
+            } => {
                 self.decide(&certificate).await;
                 let _ = reply.send(());
             }
-            AppMsg::Finalized { certificate, reply, .. } => {
+            AppMsg::Finalized {
+                certificate, reply, ..
+            } => {
                 let h = certificate.height.0;
                 let next = if self.committed == Some(h) {
                     Next::Start(Height(h + 1), self.params())
@@ -212,7 +262,13 @@ impl Host {
             AppMsg::GetDecidedValues { range, reply } => {
                 let _ = reply.send(self.decided_values(range.start().0, range.end().0));
             }
-            AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
+            AppMsg::ProcessSyncedValue {
+                height,
+                round,
+                proposer,
+                value_bytes,
+                reply,
+            } => {
                 let _ = reply.send(self.synced(height.0, round, proposer, value_bytes));
             }
         }
@@ -244,7 +300,10 @@ impl Host {
 
     fn remember(&mut self, pv: ProposedValue<Ctx>) {
         let list = self.proposals.entry(pv.height.0).or_default();
-        if !list.iter().any(|p| p.round == pv.round && p.value == pv.value) {
+        if !list
+            .iter()
+            .any(|p| p.round == pv.round && p.value == pv.value)
+        {
             list.push(pv);
         }
     }
@@ -273,9 +332,13 @@ impl Host {
         self.height = height;
         self.round = round;
         let ready: Vec<CompleteStream> = {
-            let (now, later): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.future).into_iter().partition(|s| s.header.height == height);
-            self.future = later.into_iter().filter(|s| s.header.height > height).collect();
+            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
+                .into_iter()
+                .partition(|s| s.header.height == height);
+            self.future = later
+                .into_iter()
+                .filter(|s| s.header.height > height)
+                .collect();
             now
         };
         for s in ready {
@@ -285,15 +348,23 @@ impl Host {
     }
 
     /// Builds (or rebuilds, after a restart) this node's block for `(height, round)`.
-    fn propose(&mut self, height: u64, round: u32) -> eyre::Result<(BlockId, Vec<StreamMessage<ProposalPart>>)> {
+    fn propose(
+        &mut self,
+        height: u64,
+        round: u32,
+    ) -> eyre::Result<(BlockId, Vec<StreamMessage<ProposalPart>>)> {
         let me = ValidatorAddress(self.cfg.address);
         let previous = self.proposals.get(&height).and_then(|l| {
-            l.iter().find(|p| p.round == Round::new(round) && p.proposer == me).map(|p| p.value)
+            l.iter()
+                .find(|p| p.round == Round::new(round) && p.proposer == me)
+                .map(|p| p.value)
         });
         let held = match previous.and_then(|v| self.blocks.get(&v.0).cloned()) {
             Some(h) => h,
             None => {
-                let reaped = self.mempool.reap(self.cfg.limits.max_block_bytes as usize, height);
+                let reaped = self
+                    .mempool
+                    .reap(self.cfg.limits.max_block_bytes as usize, height);
                 let hashes: Vec<Hash> = reaped.iter().map(|a| a.hash).collect();
                 let bundles: Vec<Bytes> = reaped.iter().map(|a| a.encoded.clone()).collect();
                 let list: Vec<SignedBundle> = reaped.iter().map(|a| (*a.bundle).clone()).collect();
@@ -307,7 +378,13 @@ impl Host {
                     list,
                     &hashes,
                 );
-                let held = Arc::new(Held { encoded: block.encode(), block, hashes, bundles, from_sync: false });
+                let held = Arc::new(Held {
+                    encoded: block.encode(),
+                    block,
+                    hashes,
+                    bundles,
+                    from_sync: false,
+                });
                 let pv = ProposedValue {
                     height: Height(height),
                     round: Round::new(round),
@@ -319,14 +396,28 @@ impl Host {
                 self.persist(&pv, Some(&held));
                 self.remember(pv);
                 self.blocks.insert(held.block.hash(), held.clone());
-                debug!(height, round, bundles = held.hashes.len(), bytes = held.encoded.len(), "proposing block");
+                debug!(
+                    height,
+                    round,
+                    bundles = held.hashes.len(),
+                    bytes = held.encoded.len(),
+                    "proposing block"
+                );
                 held
             }
         };
         let id = BlockId(held.block.hash());
         metrics::histogram!("lockstep_consensus_proposed_bundles").record(held.hashes.len() as f64);
         let sig = self.signer.sign_part(height, round, &id, &me);
-        let msgs = split(height, round, -1, self.cfg.address, held.block.header.clone(), &held.bundles, sig);
+        let msgs = split(
+            height,
+            round,
+            -1,
+            self.cfg.address,
+            held.block.header.clone(),
+            &held.bundles,
+            sig,
+        );
         Ok((id, msgs))
     }
 
@@ -344,10 +435,22 @@ impl Host {
         let held = self.blocks.get(&value_id.0)?;
         let r = round_u32(round);
         let sig = self.signer.sign_part(height, r, &value_id, &address);
-        Some(split(height, r, valid_round.as_i64(), address.0, held.block.header.clone(), &held.bundles, sig))
+        Some(split(
+            height,
+            r,
+            valid_round.as_i64(),
+            address.0,
+            held.block.header.clone(),
+            &held.bundles,
+            sig,
+        ))
     }
 
-    async fn on_part(&mut self, peer: PeerId, part: StreamMessage<ProposalPart>) -> Option<ProposedValue<Ctx>> {
+    async fn on_part(
+        &mut self,
+        peer: PeerId,
+        part: StreamMessage<ProposalPart>,
+    ) -> Option<ProposedValue<Ctx>> {
         let stream = match self.streams.insert(peer, part) {
             Ok(Some(s)) => s,
             Ok(None) => return None,
@@ -388,12 +491,14 @@ impl Host {
                 let value = pv(Validity::Valid);
                 self.persist(&value, Some(&held));
                 self.blocks.insert(block_hash, Arc::new(held));
-                metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "valid").increment(1);
+                metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "valid")
+                    .increment(1);
                 value
             }
             Err(reason) => {
                 warn!(height = s.header.height, round = s.round, block = %block_hash, "rejecting proposal: {reason}");
-                metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "invalid").increment(1);
+                metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "invalid")
+                    .increment(1);
                 let value = pv(Validity::Invalid);
                 self.persist(&value, None);
                 value
@@ -404,20 +509,39 @@ impl Host {
     async fn check(&self, s: &CompleteStream, block_hash: Hash) -> Result<Held, String> {
         let h = &s.header;
         let proposer = ValidatorAddress(s.proposer);
-        let expected = self.ctx.select_proposer(&self.set, Height(h.height), Round::new(s.round));
+        let expected = self
+            .ctx
+            .select_proposer(&self.set, Height(h.height), Round::new(s.round));
         if expected.address != proposer {
-            return Err(format!("{} is not the proposer of round {}", s.proposer, s.round));
+            return Err(format!(
+                "{} is not the proposer of round {}",
+                s.proposer, s.round
+            ));
         }
-        if !self.verifier.verify_part(h.height, s.round, &block_hash, &proposer, &s.signature, expected.public_key()) {
+        if !self.verifier.verify_part(
+            h.height,
+            s.round,
+            &block_hash,
+            &proposer,
+            &s.signature,
+            expected.public_key(),
+        ) {
             return Err("proposer signature does not verify".into());
         }
         if h.chain_id != self.cfg.chain_id {
             return Err(format!("block is for chain {}", h.chain_id));
         }
         if h.height != self.tip.height + 1 || h.parent_hash != self.tip.hash {
-            return Err(format!("block {} does not extend the latest block {}", h.height, self.tip.height));
+            return Err(format!(
+                "block {} does not extend the latest block {}",
+                h.height, self.tip.height
+            ));
         }
-        if self.set.get_by_address(&ValidatorAddress(h.proposer)).is_none() {
+        if self
+            .set
+            .get_by_address(&ValidatorAddress(h.proposer))
+            .is_none()
+        {
             return Err("block proposer is not a validator".into());
         }
         if h.timestamp < self.tip.timestamp || h.timestamp > now_ms() + MAX_CLOCK_DRIFT_MS {
@@ -433,18 +557,30 @@ impl Host {
             sizes.push(raw.len());
             list.push(b);
         }
-        let block = Block { header: h.clone(), bundles: list };
-        block.check_body(&hashes, &sizes, &limits).map_err(|e| e.to_string())?;
+        let block = Block {
+            header: h.clone(),
+            bundles: list,
+        };
+        block
+            .check_body(&hashes, &sizes, &limits)
+            .map_err(|e| e.to_string())?;
         let mut unseen = Vec::new();
         for (b, hash) in block.bundles.iter().zip(&hashes) {
             if let Some(height) = self.mempool.is_included(hash) {
-                return Err(format!("bundle {hash} was already included at height {height}"));
+                return Err(format!(
+                    "bundle {hash} was already included at height {height}"
+                ));
             }
             if !self.mempool.is_pending(hash) {
-                unseen.push(Item { pk: b.body.signer, msg: hash.0, sig: b.signature });
+                unseen.push(Item {
+                    pk: b.body.signer,
+                    msg: hash.0,
+                    sig: b.signature,
+                });
             }
         }
-        metrics::counter!("lockstep_consensus_proposal_signatures_verified_total").increment(unseen.len() as u64);
+        metrics::counter!("lockstep_consensus_proposal_signatures_verified_total")
+            .increment(unseen.len() as u64);
         if !unseen.is_empty() {
             let verdicts = tokio::task::spawn_blocking(move || sig::verify_batch(&unseen))
                 .await
@@ -454,7 +590,13 @@ impl Host {
             }
         }
         let bundles = s.bundles.iter().map(|b| Bytes::from(b.clone())).collect();
-        Ok(Held { encoded: block.encode(), block, hashes, bundles, from_sync: false })
+        Ok(Held {
+            encoded: block.encode(),
+            block,
+            hashes,
+            bundles,
+            from_sync: false,
+        })
     }
 
     async fn decide(&mut self, certificate: &CommitCertificate<Ctx>) {
@@ -469,20 +611,30 @@ impl Host {
         let header = held.block.header.clone();
         let h2 = held.clone();
         let started = std::time::Instant::now();
-        let res = tokio::task::spawn_blocking(move || store.commit(&header, &h2.encoded, &h2.hashes, &cert)).await;
+        let res = tokio::task::spawn_blocking(move || {
+            store.commit(&header, &h2.encoded, &h2.hashes, &cert)
+        })
+        .await;
         match res {
             Ok(Ok(outcome)) => {
-                metrics::histogram!("lockstep_store_commit_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("lockstep_store_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 if outcome == Committed::AlreadyPresent {
                     info!(height, "block already committed (replay)");
                 }
                 self.mempool.on_commit(height, &held.hashes);
                 self.committed = Some(height);
-                self.tip = Tip { height, hash, timestamp: held.block.header.timestamp, synced: held.from_sync };
+                self.tip = Tip {
+                    height,
+                    hash,
+                    timestamp: held.block.header.timestamp,
+                    synced: held.from_sync,
+                };
                 self.tip_header = Some(held.block.header.clone());
                 self.tip_tx.send_replace(self.tip.clone());
                 metrics::gauge!("lockstep_consensus_height").set(height as f64);
-                metrics::counter!("lockstep_consensus_bundles_committed_total").increment(held.hashes.len() as u64);
+                metrics::counter!("lockstep_consensus_bundles_committed_total")
+                    .increment(held.hashes.len() as u64);
                 debug!(height, block = %hash, bundles = held.hashes.len(), "committed");
             }
             Ok(Err(e)) => error!(height, "commit failed: {e}"),
@@ -494,7 +646,9 @@ impl Host {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for h in from..=to {
-            let (Ok(Some(block)), Ok(Some(cert))) = (self.store.block_bytes(h), self.store.certificate(h)) else {
+            let (Ok(Some(block)), Ok(Some(cert))) =
+                (self.store.block_bytes(h), self.store.certificate(h))
+            else {
                 break;
             };
             bytes += block.len();
@@ -510,7 +664,13 @@ impl Host {
         out
     }
 
-    fn synced(&mut self, height: u64, round: Round, proposer: ValidatorAddress, bytes: Bytes) -> SyncedValueOutcome<Ctx> {
+    fn synced(
+        &mut self,
+        height: u64,
+        round: Round,
+        proposer: ValidatorAddress,
+        bytes: Bytes,
+    ) -> SyncedValueOutcome<Ctx> {
         let held = match hold(&bytes, &self.cfg.limits, true) {
             Ok(h) => h,
             Err(e) => {
@@ -548,6 +708,14 @@ fn hold(bytes: &[u8], limits: &Limits, from_sync: bool) -> Result<Held, String> 
         sizes.push(enc.len());
         bundles.push(Bytes::from(enc));
     }
-    block.check_body(&hashes, &sizes, limits).map_err(|e| e.to_string())?;
-    Ok(Held { encoded: bytes.to_vec(), block, hashes, bundles, from_sync })
+    block
+        .check_body(&hashes, &sizes, limits)
+        .map_err(|e| e.to_string())?;
+    Ok(Held {
+        encoded: bytes.to_vec(),
+        block,
+        hashes,
+        bundles,
+        from_sync,
+    })
 }

@@ -1,6 +1,8 @@
 //! Lockstep's Malachite application: the consensus `Context`, the wire codec, signing, block
 //! streaming, and the host loop that proposes, validates, decides and syncs blocks.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod codec;
 pub mod context;
 pub mod host;

@@ -55,11 +55,21 @@ pub fn proposal_bytes(chain_id: u64, p: &Proposal) -> Vec<u8> {
 }
 
 /// The bytes signed in the `Fin` part of a streamed block: a proposal with no POL round.
-pub fn part_bytes(chain_id: u64, height: u64, round: u32, block: &Hash, proposer: &ValidatorAddress) -> Vec<u8> {
+pub fn part_bytes(
+    chain_id: u64,
+    height: u64,
+    round: u32,
+    block: &Hash,
+    proposer: &ValidatorAddress,
+) -> Vec<u8> {
     proposal_sign_bytes(chain_id, height, i64::from(round), -1, block, &proposer.0)
 }
 
-fn extension_bytes(chain_id: u64, scope: &VoteExtensionScope<LockstepContext>, ext: &Bytes) -> Vec<u8> {
+fn extension_bytes(
+    chain_id: u64,
+    scope: &VoteExtensionScope<LockstepContext>,
+    ext: &Bytes,
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(EXTENSION_TAG.len() + 80 + ext.len());
     v.extend_from_slice(EXTENSION_TAG);
     v.extend_from_slice(&chain_id.to_le_bytes());
@@ -83,8 +93,22 @@ impl LockstepSigner {
         LockstepSigner { key, chain_id }
     }
 
-    pub fn sign_part(&self, height: u64, round: u32, block: &BlockId, proposer: &ValidatorAddress) -> [u8; 64] {
-        self.key.sign(&part_bytes(self.chain_id, height, round, &block.0, proposer)).to_bytes()
+    pub fn sign_part(
+        &self,
+        height: u64,
+        round: u32,
+        block: &BlockId,
+        proposer: &ValidatorAddress,
+    ) -> [u8; 64] {
+        self.key
+            .sign(&part_bytes(
+                self.chain_id,
+                height,
+                round,
+                &block.0,
+                proposer,
+            ))
+            .to_bytes()
     }
 }
 
@@ -108,7 +132,9 @@ impl Signer<LockstepContext> for LockstepSigner {
         scope: VoteExtensionScope<LockstepContext>,
         extension: Bytes,
     ) -> Result<SignedExtension<LockstepContext>, SigningError> {
-        let sig = self.key.sign(&extension_bytes(self.chain_id, &scope, &extension));
+        let sig = self
+            .key
+            .sign(&extension_bytes(self.chain_id, &scope, &extension));
         Ok(SignedMessage::new(extension, sig))
     }
 
@@ -118,7 +144,11 @@ impl Signer<LockstepContext> for LockstepSigner {
         peer_id: Vec<u8>,
     ) -> Result<ValidatorProof<LockstepContext>, SigningError> {
         let pre = ValidatorProof::<LockstepContext>::signing_bytes(&public_key, &peer_id);
-        Ok(ValidatorProof::new(public_key, peer_id, self.key.sign(&pre)))
+        Ok(ValidatorProof::new(
+            public_key,
+            peer_id,
+            self.key.sign(&pre),
+        ))
     }
 }
 
@@ -142,7 +172,10 @@ impl LockstepVerifier {
         public_key: &PublicKey,
     ) -> bool {
         public_key
-            .verify(&part_bytes(self.chain_id, height, round, block, proposer), &Signature::from_bytes(*signature))
+            .verify(
+                &part_bytes(self.chain_id, height, round, block, proposer),
+                &Signature::from_bytes(*signature),
+            )
             .is_ok()
     }
 }
@@ -155,7 +188,9 @@ impl Verifier<LockstepContext> for LockstepVerifier {
         signature: &Signature,
         public_key: &PublicKey,
     ) -> Result<VerificationResult, SigningError> {
-        let ok = public_key.verify(&vote_bytes(self.chain_id, vote), signature).is_ok();
+        let ok = public_key
+            .verify(&vote_bytes(self.chain_id, vote), signature)
+            .is_ok();
         Ok(VerificationResult::from_bool(ok))
     }
 
@@ -165,7 +200,9 @@ impl Verifier<LockstepContext> for LockstepVerifier {
         signature: &Signature,
         public_key: &PublicKey,
     ) -> Result<VerificationResult, SigningError> {
-        let ok = public_key.verify(&proposal_bytes(self.chain_id, proposal), signature).is_ok();
+        let ok = public_key
+            .verify(&proposal_bytes(self.chain_id, proposal), signature)
+            .is_ok();
         Ok(VerificationResult::from_bool(ok))
     }
 
@@ -176,7 +213,9 @@ impl Verifier<LockstepContext> for LockstepVerifier {
         signature: &Signature,
         public_key: &PublicKey,
     ) -> Result<VerificationResult, SigningError> {
-        let ok = public_key.verify(&extension_bytes(self.chain_id, scope, extension), signature).is_ok();
+        let ok = public_key
+            .verify(&extension_bytes(self.chain_id, scope, extension), signature)
+            .is_ok();
         Ok(VerificationResult::from_bool(ok))
     }
 
@@ -185,7 +224,9 @@ impl Verifier<LockstepContext> for LockstepVerifier {
         proof: &ValidatorProof<LockstepContext>,
     ) -> Result<VerificationResult, SigningError> {
         match proof.decoded_public_key() {
-            Ok(pk) => Ok(VerificationResult::from_bool(pk.verify(&proof.preimage(), &proof.signature).is_ok())),
+            Ok(pk) => Ok(VerificationResult::from_bool(
+                pk.verify(&proof.preimage(), &proof.signature).is_ok(),
+            )),
             Err(_) => Ok(VerificationResult::Invalid),
         }
     }

@@ -41,7 +41,12 @@ pub fn split(
     bundles: &[Bytes],
     signature: [u8; 64],
 ) -> Vec<StreamMessage<ProposalPart>> {
-    let mut parts = vec![ProposalPart::Init { round, pol_round, proposer, header }];
+    let mut parts = vec![ProposalPart::Init {
+        round,
+        pol_round,
+        proposer,
+        header,
+    }];
     let mut chunk: Vec<Vec<u8>> = Vec::new();
     let mut chunk_bytes = 0;
     for b in bundles {
@@ -100,12 +105,16 @@ fn part_len(p: &ProposalPart) -> usize {
 impl Reassembly {
     pub fn new(max_block_bytes: usize) -> Reassembly {
         // Room for the per-bundle framing and the Init/Fin parts.
-        Reassembly { max_stream_bytes: max_block_bytes + max_block_bytes / 8 + 64 * 1024, streams: HashMap::new() }
+        Reassembly {
+            max_stream_bytes: max_block_bytes + max_block_bytes / 8 + 64 * 1024,
+            streams: HashMap::new(),
+        }
     }
 
     /// Forgets streams for heights below `height`.
     pub fn prune_below(&mut self, height: u64) {
-        self.streams.retain(|_, s| s.height.is_none_or(|h| h >= height));
+        self.streams
+            .retain(|_, s| s.height.is_none_or(|h| h >= height));
     }
 
     /// Adds one message; returns the stream once every part has arrived.
@@ -156,14 +165,24 @@ impl Reassembly {
             }
             return Ok(None);
         }
-        let Some(s) = self.streams.remove(&key) else { return Ok(None) };
+        let Some(s) = self.streams.remove(&key) else {
+            return Ok(None);
+        };
         assemble(s.parts.into_values())
     }
 }
 
-fn assemble(parts: impl Iterator<Item = ProposalPart>) -> Result<Option<CompleteStream>, StreamError> {
+fn assemble(
+    parts: impl Iterator<Item = ProposalPart>,
+) -> Result<Option<CompleteStream>, StreamError> {
     let mut it = parts.peekable();
-    let Some(ProposalPart::Init { round, pol_round, proposer, header }) = it.next() else {
+    let Some(ProposalPart::Init {
+        round,
+        pol_round,
+        proposer,
+        header,
+    }) = it.next()
+    else {
         return Err(StreamError::Malformed("stream does not start with Init"));
     };
     let mut bundles = Vec::new();
@@ -176,7 +195,14 @@ fn assemble(parts: impl Iterator<Item = ProposalPart>) -> Result<Option<Complete
         }
     }
     let signature = signature.ok_or(StreamError::Malformed("stream has no Fin part"))?;
-    Ok(Some(CompleteStream { round, pol_round, proposer, header, bundles, signature }))
+    Ok(Some(CompleteStream {
+        round,
+        pol_round,
+        proposer,
+        header,
+        bundles,
+        signature,
+    }))
 }
 
 #[cfg(test)]
@@ -199,7 +225,10 @@ mod tests {
 
     fn peer() -> PeerId {
         PeerId::from_multihash(
-            malachitebft_app_channel::app::types::Keypair::generate_ed25519().public().to_peer_id().into(),
+            malachitebft_app_channel::app::types::Keypair::generate_ed25519()
+                .public()
+                .to_peer_id()
+                .into(),
         )
         .unwrap()
     }
@@ -230,7 +259,10 @@ mod tests {
         let msgs = split(5, 0, -1, Address::default(), header(5), &bundles, [0; 64]);
         let mut r = Reassembly::new(200_000);
         let p = peer();
-        let errs = msgs.into_iter().filter_map(|m| r.insert(p, m).err()).count();
+        let errs = msgs
+            .into_iter()
+            .filter_map(|m| r.insert(p, m).err())
+            .count();
         assert!(errs >= 1);
     }
 }

@@ -16,7 +16,10 @@ pub struct IncludedSet {
 
 impl IncludedSet {
     pub fn new(max_ttl: u64) -> IncludedSet {
-        IncludedSet { max_ttl, ..Default::default() }
+        IncludedSet {
+            max_ttl,
+            ..Default::default()
+        }
     }
 
     pub fn insert(&mut self, hash: Hash, height: u64) {

@@ -8,6 +8,8 @@
 //! - [`Mempool`]: both, plus the record of dropped bundles, behind one lock with short
 //!   critical sections. Signature verification happens outside the lock (see `node`).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod included;
 pub mod pool;
 
@@ -94,7 +96,9 @@ impl Mempool {
         if s.pool.contains(hash) {
             return Some(Inserted::AlreadyPending);
         }
-        s.included.height_of(hash).map(|height| Inserted::AlreadyIncluded { height })
+        s.included
+            .height_of(hash)
+            .map(|height| Inserted::AlreadyIncluded { height })
     }
 
     /// Whether the hash is pending (its signature was verified by this node).
@@ -141,7 +145,10 @@ impl Mempool {
         }
         s.included.prune(height);
         for h in s.pool.expire(height + 1) {
-            s.remember_dropped(h, format!("expired: valid_until is below height {}", height + 1));
+            s.remember_dropped(
+                h,
+                format!("expired: valid_until is below height {}", height + 1),
+            );
         }
     }
 
@@ -154,7 +161,9 @@ impl Mempool {
             return Status::Pending;
         }
         match s.dropped.get(hash) {
-            Some(reason) => Status::Dropped { reason: reason.clone() },
+            Some(reason) => Status::Dropped {
+                reason: reason.clone(),
+            },
             None => Status::Unknown,
         }
     }

@@ -97,14 +97,20 @@ impl Pool {
         let signer = entry.bundle.body.signer;
         let pending = self.per_signer.get(&signer).copied().unwrap_or(0);
         if pending >= self.config.max_per_signer {
-            return Err(PoolError::SignerCap { pending, max: self.config.max_per_signer });
+            return Err(PoolError::SignerCap {
+                pending,
+                max: self.config.max_per_signer,
+            });
         }
         let mut evicted = Vec::new();
         if !self.fits(size) {
             evicted = self.expire(next_height);
         }
         if !self.fits(size) {
-            return Err(PoolError::Full { count: self.slots.len(), bytes: self.bytes });
+            return Err(PoolError::Full {
+                count: self.slots.len(),
+                bytes: self.bytes,
+            });
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -152,7 +158,9 @@ impl Pool {
         let mut out = Vec::new();
         let mut total = 0usize;
         for hash in self.order.values() {
-            let Some(slot) = self.slots.get(hash) else { continue };
+            let Some(slot) = self.slots.get(hash) else {
+                continue;
+            };
             if slot.entry.bundle.body.valid_until < height {
                 continue;
             }
@@ -185,15 +193,26 @@ mod tests {
                 signer: [signer; 32],
                 nonce,
                 valid_until,
-                legs: vec![Leg { rollup_id: 1, data: vec![0; data_len] }],
+                legs: vec![Leg {
+                    rollup_id: 1,
+                    data: vec![0; data_len],
+                }],
             },
             signature: [0; 64],
         };
-        Admitted { hash: bundle.hash(), encoded: Bytes::from(bundle.encode()), bundle: Arc::new(bundle) }
+        Admitted {
+            hash: bundle.hash(),
+            encoded: Bytes::from(bundle.encode()),
+            bundle: Arc::new(bundle),
+        }
     }
 
     fn cfg(max_count: usize, max_bytes: usize, max_per_signer: usize) -> PoolConfig {
-        PoolConfig { max_count, max_bytes, max_per_signer }
+        PoolConfig {
+            max_count,
+            max_bytes,
+            max_per_signer,
+        }
     }
 
     #[test]
@@ -224,13 +243,19 @@ mod tests {
         let mut p = Pool::new(cfg(10, 2 * size, 10));
         p.insert(a, 1).unwrap();
         p.insert(admitted(1, 2, 100, 100), 1).unwrap();
-        assert!(matches!(p.insert(admitted(2, 3, 100, 100), 1), Err(PoolError::Full { .. })));
+        assert!(matches!(
+            p.insert(admitted(2, 3, 100, 100), 1),
+            Err(PoolError::Full { .. })
+        ));
         assert_eq!(p.bytes(), 2 * size);
 
         let mut q = Pool::new(cfg(10, 1 << 20, 2));
         q.insert(admitted(7, 1, 100, 1), 1).unwrap();
         q.insert(admitted(7, 2, 100, 1), 1).unwrap();
-        assert!(matches!(q.insert(admitted(7, 3, 100, 1), 1), Err(PoolError::SignerCap { pending: 2, max: 2 })));
+        assert!(matches!(
+            q.insert(admitted(7, 3, 100, 1), 1),
+            Err(PoolError::SignerCap { pending: 2, max: 2 })
+        ));
         q.insert(admitted(8, 1, 100, 1), 1).unwrap();
         assert!(q.remove(&admitted(7, 1, 100, 1).hash));
         q.insert(admitted(7, 3, 100, 1), 1).unwrap();

@@ -79,7 +79,8 @@ fn spawn_verifiers(workers: usize) -> mpsc::Sender<Job> {
                     .await
                     .unwrap_or_else(|_| vec![false; n]);
                 metrics::histogram!("lockstep_mempool_verify_batch_size").record(n as f64);
-                metrics::histogram!("lockstep_mempool_verify_batch_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("lockstep_mempool_verify_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 for (job, ok) in jobs.into_iter().zip(verdicts) {
                     let _ = job.reply.send(ok);
                 }
@@ -122,8 +123,17 @@ impl Admission {
         tip: watch::Receiver<Tip>,
         gossip: Arc<dyn BundleGossip>,
     ) -> Arc<Admission> {
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Arc::new(Admission { chain_id, limits, mempool, tip, verify: spawn_verifiers(workers), gossip })
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Arc::new(Admission {
+            chain_id,
+            limits,
+            mempool,
+            tip,
+            verify: spawn_verifiers(workers),
+            gossip,
+        })
     }
 
     /// Admits an encoded `SignedBundle`.
@@ -134,7 +144,12 @@ impl Admission {
 
     /// Admits a decoded bundle whose canonical encoding is `encoded`. Idempotent: a bundle
     /// already pending or included returns its hash without being checked again.
-    pub async fn submit(&self, bundle: SignedBundle, encoded: Bytes, source: Source) -> Result<Hash, AdmitError> {
+    pub async fn submit(
+        &self,
+        bundle: SignedBundle,
+        encoded: Bytes,
+        source: Source,
+    ) -> Result<Hash, AdmitError> {
         let hash = bundle.hash();
         if self.mempool.seen(&hash).is_some() {
             return Ok(hash);
@@ -145,15 +160,37 @@ impl Admission {
             .check_static(encoded.len(), self.chain_id, &window, &self.limits)
             .map_err(|e| reject(e.into()))?;
         let (reply, verdict) = oneshot::channel();
-        let job = Job { item: Item { pk: bundle.body.signer, msg: hash.0, sig: bundle.signature }, reply };
-        self.verify
-            .try_send(job)
-            .map_err(|_| reject(AdmitError::Busy("node busy: signature verification queue is full; retry later".into())))?;
+        let job = Job {
+            item: Item {
+                pk: bundle.body.signer,
+                msg: hash.0,
+                sig: bundle.signature,
+            },
+            reply,
+        };
+        self.verify.try_send(job).map_err(|_| {
+            reject(AdmitError::Busy(
+                "node busy: signature verification queue is full; retry later".into(),
+            ))
+        })?;
         if !verdict.await.unwrap_or(false) {
-            return Err(reject(BundleError::BadSignature { signer: lockstep_bundles::hash::encode_hex(&bundle.body.signer) }.into()));
+            return Err(reject(
+                BundleError::BadSignature {
+                    signer: lockstep_bundles::hash::encode_hex(&bundle.body.signer),
+                }
+                .into(),
+            ));
         }
-        let admitted = Admitted { hash, bundle: Arc::new(bundle), encoded: encoded.clone() };
-        match self.mempool.insert(admitted, latest + 1).map_err(|e| reject(e.into()))? {
+        let admitted = Admitted {
+            hash,
+            bundle: Arc::new(bundle),
+            encoded: encoded.clone(),
+        };
+        match self
+            .mempool
+            .insert(admitted, latest + 1)
+            .map_err(|e| reject(e.into()))?
+        {
             Inserted::New => {
                 metrics::counter!("lockstep_mempool_admitted_total", "source" => match source {
                     Source::Rpc => "rpc",
@@ -182,7 +219,9 @@ pub async fn run_gossip_inbound(
 ) {
     let permits = Arc::new(Semaphore::new(GOSSIP_IN_FLIGHT));
     while let Some(msg) = inbound.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let admission = admission.clone();
         let gossip = gossip.clone();
         tokio::spawn(async move {
@@ -190,9 +229,9 @@ pub async fn run_gossip_inbound(
                 Ok(_) => Verdict::Accept,
                 // A peer may relay a bundle that expired in flight, or hit our limits: no fault.
                 Err(AdmitError::Busy(_)) => Verdict::Ignore,
-                Err(AdmitError::Bundle(BundleError::Expired { .. } | BundleError::TooFarAhead { .. })) => {
-                    Verdict::Ignore
-                }
+                Err(AdmitError::Bundle(
+                    BundleError::Expired { .. } | BundleError::TooFarAhead { .. },
+                )) => Verdict::Ignore,
                 Err(AdmitError::Bundle(e)) => {
                     debug!(peer = %msg.from, "invalid gossiped bundle: {e}");
                     Verdict::Reject
@@ -208,10 +247,14 @@ pub async fn run_gossip_inbound(
 /// (`borsh(SignedBundle) = borsh(body) ++ signature`).
 pub fn gossip_message_id(data: &[u8]) -> Vec<u8> {
     if data.len() < 64 {
-        return Hash::tagged(b"lockstep:gossip:malformed", &[data]).0.to_vec();
+        return Hash::tagged(b"lockstep:gossip:malformed", &[data])
+            .0
+            .to_vec();
     }
     let body = &data[..data.len() - 64];
-    Hash::tagged(lockstep_bundles::bundle::BUNDLE_HASH_TAG, &[body]).0.to_vec()
+    Hash::tagged(lockstep_bundles::bundle::BUNDLE_HASH_TAG, &[body])
+        .0
+        .to_vec()
 }
 
 #[cfg(test)]

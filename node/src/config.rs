@@ -82,7 +82,11 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { max_count: d_pool_count(), max_bytes: d_pool_bytes(), max_per_signer: d_pool_signer() }
+        MempoolConfig {
+            max_count: d_pool_count(),
+            max_bytes: d_pool_bytes(),
+            max_per_signer: d_pool_signer(),
+        }
     }
 }
 
@@ -143,7 +147,9 @@ impl Config {
                 rate_per_connection: d_rate(),
                 subscriber_max_lag: d_lag(),
             },
-            metrics: MetricsConfig { listen: DEFAULT_METRICS_LISTEN.parse().expect("constant address") },
+            metrics: MetricsConfig {
+                listen: DEFAULT_METRICS_LISTEN.parse().expect("constant address"),
+            },
             consensus: ConsensusConfig {
                 listen: DEFAULT_CONSENSUS_LISTEN.into(),
                 peers: vec![],
@@ -152,7 +158,10 @@ impl Config {
                 timeout_vote_ms: d_vote(),
                 timeout_delta_ms: d_delta(),
             },
-            gossip: GossipConfig { listen: DEFAULT_GOSSIP_LISTEN.into(), peers: vec![] },
+            gossip: GossipConfig {
+                listen: DEFAULT_GOSSIP_LISTEN.into(),
+                peers: vec![],
+            },
             mempool: MempoolConfig::default(),
         }
     }
@@ -161,15 +170,18 @@ impl Config {
     pub fn load(path: &Path) -> eyre::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| eyre::eyre!("cannot read config {}: {e}", path.display()))?;
-        let c: Config =
-            toml::from_str(&text).map_err(|e| eyre::eyre!("config {} is invalid: {e}", path.display()))?;
-        c.check().map_err(|e| eyre::eyre!("config {}: {e}", path.display()))?;
+        let c: Config = toml::from_str(&text)
+            .map_err(|e| eyre::eyre!("config {} is invalid: {e}", path.display()))?;
+        c.check()
+            .map_err(|e| eyre::eyre!("config {}: {e}", path.display()))?;
         Ok(c)
     }
 
     fn check(&self) -> Result<(), String> {
         let ma = |what: &str, s: &str| -> Result<(), String> {
-            let m: lockstep_p2p::Address = s.parse().map_err(|e| format!("{what}: `{s}` is not a multiaddr: {e}"))?;
+            let m: lockstep_p2p::Address = s
+                .parse()
+                .map_err(|e| format!("{what}: `{s}` is not a multiaddr: {e}"))?;
             if !s.contains("/tcp/") {
                 return Err(format!("{what}: `{m}` must be a TCP address"));
             }
@@ -186,7 +198,10 @@ impl Config {
         if self.consensus.timeout_propose_ms == 0 || self.consensus.timeout_vote_ms == 0 {
             return Err("consensus timeouts must be positive".into());
         }
-        if self.mempool.max_count == 0 || self.mempool.max_bytes == 0 || self.mempool.max_per_signer == 0 {
+        if self.mempool.max_count == 0
+            || self.mempool.max_bytes == 0
+            || self.mempool.max_per_signer == 0
+        {
             return Err("mempool limits must be positive".into());
         }
         if self.rpc.rate_per_connection == 0 {

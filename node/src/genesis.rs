@@ -28,7 +28,10 @@ impl Genesis {
             chain_id,
             validators: keys
                 .iter()
-                .map(|k| GenesisValidator { public_key: encode_hex(k), voting_power: 1 })
+                .map(|k| GenesisValidator {
+                    public_key: encode_hex(k),
+                    voting_power: 1,
+                })
                 .collect(),
             limits: Limits::default(),
         }
@@ -57,7 +60,9 @@ impl Genesis {
             .map_err(|e| eyre::eyre!("cannot read genesis {}: {e}", path.display()))?;
         let g: Genesis = serde_json::from_str(&text)
             .map_err(|e| eyre::eyre!("genesis {} is malformed: {e}", path.display()))?;
-        g.limits.validate().map_err(|e| eyre::eyre!("genesis limits: {e}"))?;
+        g.limits
+            .validate()
+            .map_err(|e| eyre::eyre!("genesis limits: {e}"))?;
         g.validator_set()?;
         Ok(g)
     }

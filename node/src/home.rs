@@ -16,7 +16,9 @@ pub struct Home {
 
 impl Home {
     pub fn new(dir: &Path) -> Home {
-        Home { dir: dir.to_path_buf() }
+        Home {
+            dir: dir.to_path_buf(),
+        }
     }
     pub fn config(&self) -> PathBuf {
         self.dir.join(CONFIG_FILE)
@@ -35,7 +37,12 @@ impl Home {
     }
 
     /// Writes whatever of key, config and genesis is missing; never overwrites.
-    pub fn init(&self, config: &Config, key: Option<&NodeKey>, genesis: Option<&Genesis>) -> eyre::Result<()> {
+    pub fn init(
+        &self,
+        config: &Config,
+        key: Option<&NodeKey>,
+        genesis: Option<&Genesis>,
+    ) -> eyre::Result<()> {
         std::fs::create_dir_all(self.dir.join(DATA_DIR))?;
         let key = match key {
             Some(k) => k.clone(),
@@ -49,7 +56,9 @@ impl Home {
             config.save(&self.config())?;
         }
         if !self.genesis().exists() {
-            let g = genesis.cloned().unwrap_or_else(|| Genesis::new(1, &[key.public_key()]));
+            let g = genesis
+                .cloned()
+                .unwrap_or_else(|| Genesis::new(1, &[key.public_key()]));
             g.save(&self.genesis())?;
         }
         Ok(())

@@ -53,7 +53,10 @@ impl NodeKey {
             .map_err(|e| eyre::eyre!("key file {}: secretKey: {e}", path.display()))?;
         let key = NodeKey { secret };
         if encode_hex(&key.public_key()) != f.public_key.to_lowercase() {
-            eyre::bail!("key file {}: publicKey does not match secretKey", path.display());
+            eyre::bail!(
+                "key file {}: publicKey does not match secretKey",
+                path.display()
+            );
         }
         Ok(key)
     }

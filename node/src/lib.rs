@@ -3,6 +3,8 @@
 //!
 //! The protocol rules live in the other crates; this crate only connects them to the world.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod admission;
 pub mod config;
 pub mod genesis;

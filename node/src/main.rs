@@ -6,7 +6,11 @@ use lockstep_node::home::Home;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "lockstep", version, about = "Lockstep shared sequencer validator")]
+#[command(
+    name = "lockstep",
+    version,
+    about = "Lockstep shared sequencer validator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,17 +36,22 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,libp2p=warn,libp2p_gossipsub=error,arc_malachitebft=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,libp2p=warn,libp2p_gossipsub=error,arc_malachitebft=warn".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Init { home, moniker } => {
             let h = Home::new(&home);
-            h.init(&Config::new(&moniker), None, None).map(|_| println!("initialised {}", home.display()))
+            h.init(&Config::new(&moniker), None, None)
+                .map(|_| println!("initialised {}", home.display()))
         }
-        Command::Start { home } => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Command::Start { home } => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt.block_on(lockstep_node::run::start(&home)),
             Err(e) => Err(e.into()),
         },

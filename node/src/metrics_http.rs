@@ -24,26 +24,65 @@ pub fn install() -> eyre::Result<PrometheusHandle> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_gauge!("lockstep_consensus_height", "Latest decided height");
-    describe_counter!("lockstep_consensus_bundles_committed_total", "Bundles in committed blocks");
-    describe_counter!("lockstep_consensus_proposals_total", "Proposals received, by verdict");
+    describe_counter!(
+        "lockstep_consensus_bundles_committed_total",
+        "Bundles in committed blocks"
+    );
+    describe_counter!(
+        "lockstep_consensus_proposals_total",
+        "Proposals received, by verdict"
+    );
     describe_counter!(
         "lockstep_consensus_proposal_signatures_verified_total",
         "Bundle signatures verified while validating proposals (bundles not already admitted)"
     );
-    describe_histogram!("lockstep_consensus_proposed_bundles", "Bundles per block this node proposed");
-    describe_histogram!("lockstep_store_commit_seconds", "Time to durably write a decided block");
-    describe_counter!("lockstep_mempool_admitted_total", "Bundles admitted to the mempool, by source");
-    describe_counter!("lockstep_mempool_rejected_total", "Bundles refused, by reason");
+    describe_histogram!(
+        "lockstep_consensus_proposed_bundles",
+        "Bundles per block this node proposed"
+    );
+    describe_histogram!(
+        "lockstep_store_commit_seconds",
+        "Time to durably write a decided block"
+    );
+    describe_counter!(
+        "lockstep_mempool_admitted_total",
+        "Bundles admitted to the mempool, by source"
+    );
+    describe_counter!(
+        "lockstep_mempool_rejected_total",
+        "Bundles refused, by reason"
+    );
     describe_gauge!("lockstep_mempool_bundles", "Pending bundles");
     describe_gauge!("lockstep_mempool_bytes", "Pending bundle bytes");
-    describe_histogram!("lockstep_mempool_verify_batch_size", "Signatures per verification batch");
-    describe_histogram!("lockstep_mempool_verify_batch_seconds", "Time to verify one batch");
-    describe_counter!("lockstep_gossip_published_total", "Bundles published to gossip");
-    describe_counter!("lockstep_gossip_received_total", "Bundles received from gossip");
-    describe_counter!("lockstep_gossip_inbound_dropped_total", "Gossip messages ignored because the inbound queue was full");
-    describe_counter!("lockstep_gossip_peers_banned_total", "Gossip peers disconnected for misbehaviour");
+    describe_histogram!(
+        "lockstep_mempool_verify_batch_size",
+        "Signatures per verification batch"
+    );
+    describe_histogram!(
+        "lockstep_mempool_verify_batch_seconds",
+        "Time to verify one batch"
+    );
+    describe_counter!(
+        "lockstep_gossip_published_total",
+        "Bundles published to gossip"
+    );
+    describe_counter!(
+        "lockstep_gossip_received_total",
+        "Bundles received from gossip"
+    );
+    describe_counter!(
+        "lockstep_gossip_inbound_dropped_total",
+        "Gossip messages ignored because the inbound queue was full"
+    );
+    describe_counter!(
+        "lockstep_gossip_peers_banned_total",
+        "Gossip peers disconnected for misbehaviour"
+    );
     describe_gauge!("lockstep_gossip_peers", "Connected gossip peers");
-    describe_counter!("lockstep_rpc_rate_limited_total", "RPC requests refused by the per-connection rate limit");
+    describe_counter!(
+        "lockstep_rpc_rate_limited_total",
+        "RPC requests refused by the per-connection rate limit"
+    );
 }
 
 fn render(handle: &PrometheusHandle) -> String {

@@ -4,14 +4,17 @@ use crate::admission::{Admission, Source};
 use crate::store::{Decided, Store};
 use bytes::Bytes;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
-use jsonrpsee::server::middleware::rpc::{Batch, Notification, Request, RpcServiceBuilder, RpcServiceT};
+use jsonrpsee::server::middleware::rpc::{
+    Batch, Notification, Request, RpcServiceBuilder, RpcServiceT,
+};
 use jsonrpsee::server::{ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::{ConnectionId, MethodResponse, PendingSubscriptionSink, SubscriptionMessage};
 use lockstep_bundles::hash::{decode_hex, encode_hex};
 use lockstep_bundles::{Hash, RollupBatch, ValidatorSet};
 use lockstep_client::api::{
-    codes, error, BlockJson, BundleJson, BundleStatusJson, HealthJson, RollupBatchJson, SeqApiServer, ValidatorJson,
+    codes, error, BlockJson, BundleJson, BundleStatusJson, HealthJson, RollupBatchJson,
+    SeqApiServer, ValidatorJson,
 };
 use lockstep_consensus::Tip;
 use lockstep_mempool::{Mempool, Status};
@@ -54,7 +57,13 @@ impl RpcState {
 }
 
 fn batch_json(d: &Decided, rollup_id: u64) -> RollupBatchJson {
-    let b = RollupBatch::from_block(&d.block, &d.hashes, &d.tree, d.certificate.clone(), rollup_id);
+    let b = RollupBatch::from_block(
+        &d.block,
+        &d.hashes,
+        &d.tree,
+        d.certificate.clone(),
+        rollup_id,
+    );
     lockstep_client::verify::to_json(&b)
 }
 
@@ -70,7 +79,10 @@ impl SeqApiServer for Rpc {
 
     async fn send_raw_bundle(&self, raw: String) -> RpcResult<Hash> {
         let bytes = decode_hex(&raw).map_err(|e| {
-            error(codes::UNDECODABLE, format!("not decodable as a SignedBundle: parameter is not 0x-prefixed hex ({e})"))
+            error(
+                codes::UNDECODABLE,
+                format!("not decodable as a SignedBundle: parameter is not 0x-prefixed hex ({e})"),
+            )
         })?;
         self.0
             .admission
@@ -83,12 +95,21 @@ impl SeqApiServer for Rpc {
         let b = lockstep_client::bundle::from_json(&bundle)
             .map_err(|e| error(codes::INVALID_PARAMS, format!("invalid bundle object: {e}")))?;
         let encoded = Bytes::from(b.encode());
-        self.0.admission.submit(b, encoded, Source::Rpc).await.map_err(|e| error(e.code(), e.to_string()))
+        self.0
+            .admission
+            .submit(b, encoded, Source::Rpc)
+            .await
+            .map_err(|e| error(e.code(), e.to_string()))
     }
 
     async fn get_bundle_status(&self, hash: Hash) -> RpcResult<BundleStatusJson> {
         if let Some((height, index)) = self.0.store.bundle_location(&hash).map_err(internal)? {
-            return Ok(BundleStatusJson { status: "included".into(), height: Some(height), index: Some(index), reason: None });
+            return Ok(BundleStatusJson {
+                status: "included".into(),
+                height: Some(height),
+                index: Some(index),
+                reason: None,
+            });
         }
         let (status, reason) = match self.0.mempool.status(&hash) {
             Status::Pending => ("pending", None),
@@ -97,11 +118,18 @@ impl SeqApiServer for Rpc {
             // written before the mempool learns of a commit.
             Status::Included { .. } | Status::Unknown => ("unknown", None),
         };
-        Ok(BundleStatusJson { status: status.into(), height: None, index: None, reason })
+        Ok(BundleStatusJson {
+            status: status.into(),
+            height: None,
+            index: None,
+            reason,
+        })
     }
 
     async fn get_block(&self, height: u64) -> RpcResult<Option<BlockJson>> {
-        let Some(d) = self.0.store.decided(height).map_err(internal)? else { return Ok(None) };
+        let Some(d) = self.0.store.decided(height).map_err(internal)? else {
+            return Ok(None);
+        };
         let h = &d.block.header;
         Ok(Some(BlockJson {
             height: h.height,
@@ -113,7 +141,11 @@ impl SeqApiServer for Rpc {
         }))
     }
 
-    async fn get_rollup_batch(&self, rollup_id: u64, height: u64) -> RpcResult<Option<RollupBatchJson>> {
+    async fn get_rollup_batch(
+        &self,
+        rollup_id: u64,
+        height: u64,
+    ) -> RpcResult<Option<RollupBatchJson>> {
         self.0.batch(rollup_id, height)
     }
 
@@ -126,17 +158,26 @@ impl SeqApiServer for Rpc {
         let state = self.0.clone();
         let mut tip = state.tip.clone();
         let latest = tip.borrow().height;
-        let earliest = lockstep_consensus::ChainStore::earliest(&*state.store).unwrap_or(0).max(1);
+        let earliest = lockstep_consensus::ChainStore::earliest(&*state.store)
+            .unwrap_or(0)
+            .max(1);
         let mut next = from_height.unwrap_or(latest + 1);
         if next == 0 {
-            pending.reject(error(codes::INVALID_PARAMS, "fromHeight must be at least 1")).await;
+            pending
+                .reject(error(
+                    codes::INVALID_PARAMS,
+                    "fromHeight must be at least 1",
+                ))
+                .await;
             return Ok(());
         }
         if next < earliest {
             pending
                 .reject(error(
                     codes::SUBSCRIPTION_REFUSED,
-                    format!("fromHeight {next} is below the oldest height this node keeps ({earliest})"),
+                    format!(
+                        "fromHeight {next} is below the oldest height this node keeps ({earliest})"
+                    ),
                 ))
                 .await;
             return Ok(());
@@ -154,7 +195,10 @@ impl SeqApiServer for Rpc {
                     )
                     .into());
                 }
-                let Some(batch) = state.batch(rollup_id, next).map_err(|e| e.message().to_string())? else {
+                let Some(batch) = state
+                    .batch(rollup_id, next)
+                    .map_err(|e| e.message().to_string())?
+                else {
                     break;
                 };
                 let raw = serde_json::value::to_raw_value(&batch).map_err(|e| e.to_string())?;
@@ -226,8 +270,11 @@ impl<S> RateLimit<S> {
 
 impl<S> RpcServiceT for RateLimit<S>
 where
-    S: RpcServiceT<MethodResponse = MethodResponse, BatchResponse = MethodResponse, NotificationResponse = MethodResponse>
-        + Clone
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Clone
         + Send
         + Sync
         + 'static,
@@ -237,7 +284,11 @@ where
     type BatchResponse = MethodResponse;
 
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let conn = req.extensions().get::<ConnectionId>().copied().unwrap_or_default();
+        let conn = req
+            .extensions()
+            .get::<ConnectionId>()
+            .copied()
+            .unwrap_or_default();
         let allowed = self.allow(conn);
         let inner = self.inner.clone();
         async move {
@@ -245,7 +296,13 @@ where
                 inner.call(req).await
             } else {
                 metrics::counter!("lockstep_rpc_rate_limited_total").increment(1);
-                MethodResponse::error(req.id, error(codes::BUSY, "node busy: rate limit hit for this connection; retry later"))
+                MethodResponse::error(
+                    req.id,
+                    error(
+                        codes::BUSY,
+                        "node busy: rate limit hit for this connection; retry later",
+                    ),
+                )
             }
         }
     }
@@ -254,7 +311,10 @@ where
         self.inner.batch(b)
     }
 
-    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl Future<Output = MethodResponse> + Send + 'a {
         self.inner.notification(n)
     }
 }
@@ -275,7 +335,11 @@ pub async fn serve(
         .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Disabled)
         .build();
     let buckets = Arc::new(Mutex::new(HashMap::new()));
-    let mw = RpcServiceBuilder::new().layer_fn(move |inner| RateLimit { inner, rate, buckets: buckets.clone() });
+    let mw = RpcServiceBuilder::new().layer_fn(move |inner| RateLimit {
+        inner,
+        rate,
+        buckets: buckets.clone(),
+    });
     let server = jsonrpsee::server::Server::builder()
         .set_config(cfg)
         .set_rpc_middleware(mw)

@@ -24,7 +24,8 @@ use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::LinearTimeouts;
 use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_app_channel::{
-    ConsensusContext, EngineBuilder, NetworkContext, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
+    ConsensusContext, EngineBuilder, NetworkContext, NetworkIdentity, RequestContext, Signer,
+    SyncContext, WalContext,
 };
 use malachitebft_signing_ed25519::PrivateKey;
 use std::path::Path;
@@ -59,7 +60,10 @@ impl NodeConfig for EngineConfig {
 }
 
 fn engine_config(config: &Config) -> eyre::Result<EngineConfig> {
-    let mut consensus = EngineConsensus { value_payload: ValuePayload::ProposalAndParts, ..Default::default() };
+    let mut consensus = EngineConsensus {
+        value_payload: ValuePayload::ProposalAndParts,
+        ..Default::default()
+    };
     consensus.p2p.listen_addr = config
         .consensus
         .listen
@@ -69,7 +73,10 @@ fn engine_config(config: &Config) -> eyre::Result<EngineConfig> {
         .consensus
         .peers
         .iter()
-        .map(|p| p.parse().map_err(|e| eyre::eyre!("consensus.peers: {p}: {e}")))
+        .map(|p| {
+            p.parse()
+                .map_err(|e| eyre::eyre!("consensus.peers: {p}: {e}"))
+        })
         .collect::<eyre::Result<_>>()?;
     let value_sync = ValueSyncConfig {
         enabled: true,
@@ -77,7 +84,11 @@ fn engine_config(config: &Config) -> eyre::Result<EngineConfig> {
         request_timeout: Duration::from_secs(5),
         ..Default::default()
     };
-    Ok(EngineConfig { moniker: config.moniker.clone(), consensus, value_sync })
+    Ok(EngineConfig {
+        moniker: config.moniker.clone(),
+        consensus,
+        value_sync,
+    })
 }
 
 fn timeouts(c: &crate::config::ConsensusConfig) -> LinearTimeouts {
@@ -98,13 +109,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -146,7 +158,11 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
 
     let gossip_cfg = lockstep_p2p::GossipConfig {
         secret: key.gossip_secret(),
-        listen: config.gossip.listen.parse().map_err(|e| eyre::eyre!("gossip.listen: {e}"))?,
+        listen: config
+            .gossip
+            .listen
+            .parse()
+            .map_err(|e| eyre::eyre!("gossip.listen: {e}"))?,
         peers: config
             .gossip
             .peers
@@ -160,8 +176,18 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
     };
     let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;
     let gossip: Arc<dyn BundleGossip> = Arc::new(gossip_handle);
-    let admission = Admission::new(chain_id, limits, mempool.clone(), tip_rx.clone(), gossip.clone());
-    tokio::spawn(admission::run_gossip_inbound(inbound, admission.clone(), gossip.clone()));
+    let admission = Admission::new(
+        chain_id,
+        limits,
+        mempool.clone(),
+        tip_rx.clone(),
+        gossip.clone(),
+    );
+    tokio::spawn(admission::run_gossip_inbound(
+        inbound,
+        admission.clone(),
+        gossip.clone(),
+    ));
 
     // Consensus.
     let private = PrivateKey::from(key.secret);
@@ -175,20 +201,38 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
             .filter(|d| !d.is_zero()),
     };
     let chain_store: Arc<dyn ChainStore> = store.clone();
-    let host = Host::new(host_cfg, LockstepSigner::new(private.clone(), chain_id), chain_store, mempool.clone(), tip_tx)?;
+    let host = Host::new(
+        host_cfg,
+        LockstepSigner::new(private.clone(), chain_id),
+        chain_store,
+        mempool.clone(),
+        tip_tx,
+    )?;
 
     let keypair = Keypair::ed25519_from_bytes(key.secret)?;
     let signer = LockstepSigner::new(private.clone(), chain_id);
     let me = ValidatorAddress(address);
     let (identity, consensus_ctx) = if is_validator {
         let proof = signer
-            .sign_validator_proof(key.public_key().to_vec(), keypair.public().to_peer_id().to_bytes())
+            .sign_validator_proof(
+                key.public_key().to_vec(),
+                keypair.public().to_peer_id().to_bytes(),
+            )
             .await
             .map_err(|e| eyre::eyre!("validator proof: {e}"))?;
         let proof_bytes = LockstepCodec.encode(&proof)?;
         (
-            NetworkIdentity::new_validator(config.moniker.clone(), keypair, address.to_string(), proof_bytes),
-            ConsensusContext::new_validator(me, Box::new(LockstepVerifier::new(chain_id)), Box::new(signer)),
+            NetworkIdentity::new_validator(
+                config.moniker.clone(),
+                keypair,
+                address.to_string(),
+                proof_bytes,
+            ),
+            ConsensusContext::new_validator(
+                me,
+                Box::new(LockstepVerifier::new(chain_id)),
+                Box::new(signer),
+            ),
         )
     } else {
         (
@@ -196,14 +240,15 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
             ConsensusContext::new_full_node(me, Box::new(LockstepVerifier::new(chain_id))),
         )
     };
-    let (channels, mut engine) = EngineBuilder::new(LockstepContext { chain_id }, engine_config(&config)?)
-        .with_default_wal(WalContext::new(home.wal(), LockstepCodec))
-        .with_default_network(NetworkContext::new(identity, LockstepCodec))
-        .with_default_sync(SyncContext::new(LockstepCodec))
-        .with_default_consensus(consensus_ctx)
-        .with_default_request(RequestContext::new(100))
-        .build()
-        .await?;
+    let (channels, mut engine) =
+        EngineBuilder::new(LockstepContext { chain_id }, engine_config(&config)?)
+            .with_default_wal(WalContext::new(home.wal(), LockstepCodec))
+            .with_default_network(NetworkContext::new(identity, LockstepCodec))
+            .with_default_sync(SyncContext::new(LockstepCodec))
+            .with_default_consensus(consensus_ctx)
+            .with_default_request(RequestContext::new(100))
+            .build()
+            .await?;
     let mut host_task = tokio::spawn(host.run(channels));
 
     // RPC and metrics.
@@ -242,7 +287,10 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         }
     };
     let _ = rpc_handle.stop();
-    let _ = engine.actor.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5))).await;
+    let _ = engine
+        .actor
+        .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
+        .await;
     host_task.abort();
     info!("stopped");
     result

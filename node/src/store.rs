@@ -12,12 +12,22 @@ use borsh::BorshDeserialize;
 use lockstep_bundles::{Block, BlockHeader, CommitCertificate, Hash};
 use lockstep_consensus::store::{ChainStore, Committed, Result, StoreError, UndecidedRecord};
 use parking_lot::Mutex;
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-const CFS: [&str; 7] = ["headers", "blocks", "certs", "hashes", "bundles", "undecided", "meta"];
+const CFS: [&str; 7] = [
+    "headers",
+    "blocks",
+    "certs",
+    "hashes",
+    "bundles",
+    "undecided",
+    "meta",
+];
 const LATEST: &[u8] = b"latest";
 const EARLIEST: &[u8] = b"earliest";
 /// Decided blocks kept decoded in memory for subscribers and RPC reads.
@@ -31,9 +41,12 @@ pub struct Decided {
     pub tree: lockstep_bundles::rollup::RollupTree,
 }
 
+/// Recently read decided blocks, and their heights in insertion order for eviction.
+type BlockCache = (BTreeMap<u64, Arc<Decided>>, VecDeque<u64>);
+
 pub struct Store {
     db: DB,
-    cache: Mutex<(BTreeMap<u64, Arc<Decided>>, VecDeque<u64>)>,
+    cache: Mutex<BlockCache>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -45,7 +58,9 @@ fn be(h: u64) -> [u8; 8] {
 }
 
 fn read_u64(v: &[u8]) -> Result<u64> {
-    let a: [u8; 8] = v.try_into().map_err(|_| StoreError("corrupt height value".into()))?;
+    let a: [u8; 8] = v
+        .try_into()
+        .map_err(|_| StoreError("corrupt height value".into()))?;
     Ok(u64::from_be_bytes(a))
 }
 
@@ -55,14 +70,21 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let cfs = CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| StoreError(format!("cannot open RocksDB at {}: {e}", path.display())))?;
-        Ok(Store { db, cache: Mutex::new((BTreeMap::new(), VecDeque::new())) })
+        Ok(Store {
+            db,
+            cache: Mutex::new((BTreeMap::new(), VecDeque::new())),
+        })
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name).ok_or_else(|| StoreError(format!("missing column family {name}")))
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError(format!("missing column family {name}")))
     }
 
     fn meta(&self, key: &[u8]) -> Result<Option<u64>> {
@@ -77,20 +99,34 @@ impl Store {
     }
 
     pub fn header(&self, height: u64) -> Result<Option<BlockHeader>> {
-        match self.db.get_cf(self.cf("headers")?, be(height)).map_err(err)? {
+        match self
+            .db
+            .get_cf(self.cf("headers")?, be(height))
+            .map_err(err)?
+        {
             Some(v) => BlockHeader::decode(&v).map(Some).map_err(err),
             None => Ok(None),
         }
     }
 
     pub fn hashes(&self, height: u64) -> Result<Option<Vec<Hash>>> {
-        let Some(v) = self.db.get_cf(self.cf("hashes")?, be(height)).map_err(err)? else {
+        let Some(v) = self
+            .db
+            .get_cf(self.cf("hashes")?, be(height))
+            .map_err(err)?
+        else {
             return Ok(None);
         };
         if v.len() % 32 != 0 {
-            return Err(StoreError(format!("corrupt bundle hashes at height {height}")));
+            return Err(StoreError(format!(
+                "corrupt bundle hashes at height {height}"
+            )));
         }
-        Ok(Some(v.chunks_exact(32).map(|c| Hash(c.try_into().unwrap_or([0; 32]))).collect()))
+        Ok(Some(
+            v.chunks_exact(32)
+                .map(|c| Hash(c.try_into().unwrap_or([0; 32])))
+                .collect(),
+        ))
     }
 
     /// Where a bundle was included: `(height, index)`.
@@ -111,13 +147,19 @@ impl Store {
         if let Some(d) = self.cache.lock().0.get(&height) {
             return Ok(Some(d.clone()));
         }
-        let (Some(bytes), Some(cert)) = (self.block_bytes(height)?, self.certificate(height)?) else {
+        let (Some(bytes), Some(cert)) = (self.block_bytes(height)?, self.certificate(height)?)
+        else {
             return Ok(None);
         };
         let block = Block::decode(&bytes).map_err(err)?;
         let hashes: Vec<Hash> = block.bundles.iter().map(|b| b.hash()).collect();
         let tree = lockstep_bundles::rollup::RollupTree::from_block(&block, &hashes);
-        let d = Arc::new(Decided { block, hashes, certificate: cert, tree });
+        let d = Arc::new(Decided {
+            block,
+            hashes,
+            certificate: cert,
+            tree,
+        });
         let mut c = self.cache.lock();
         if c.0.insert(height, d.clone()).is_none() {
             c.1.push_back(height);
@@ -175,7 +217,11 @@ impl ChainStore for Store {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf("headers")?, be(h), header.encode());
         batch.put_cf(self.cf("blocks")?, be(h), block);
-        batch.put_cf(self.cf("certs")?, be(h), borsh::to_vec(certificate).map_err(err)?);
+        batch.put_cf(
+            self.cf("certs")?,
+            be(h),
+            borsh::to_vec(certificate).map_err(err)?,
+        );
         let mut all = Vec::with_capacity(hashes.len() * 32);
         for (i, x) in hashes.iter().enumerate() {
             all.extend_from_slice(&x.0);
@@ -204,14 +250,19 @@ impl ChainStore for Store {
         key.extend_from_slice(&be(r.height));
         key.extend_from_slice(&r.round.to_be_bytes());
         key.extend_from_slice(&r.block_hash.0);
-        self.db.put_cf(self.cf("undecided")?, key, borsh::to_vec(r).map_err(err)?).map_err(err)
+        self.db
+            .put_cf(self.cf("undecided")?, key, borsh::to_vec(r).map_err(err)?)
+            .map_err(err)
     }
 
     fn undecided(&self, height: u64) -> Result<Vec<UndecidedRecord>> {
         let cf = self.cf("undecided")?;
         let start = be(height);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, v) = item.map_err(err)?;
             if k.len() < 8 || k[..8] != start {
                 break;
@@ -247,7 +298,10 @@ mod tests {
             height: b.header.height,
             round: 0,
             block_hash: b.hash(),
-            signatures: vec![CommitSig { address: Address::default(), signature: [1; 64] }],
+            signatures: vec![CommitSig {
+                address: Address::default(),
+                signature: [1; 64],
+            }],
         }
     }
 
@@ -268,11 +322,22 @@ mod tests {
             })
             .unwrap();
             assert_eq!(s.undecided(1).unwrap().len(), 1);
-            assert_eq!(s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(), Committed::Written);
-            assert_eq!(s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(), Committed::AlreadyPresent);
+            assert_eq!(
+                s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(),
+                Committed::Written
+            );
+            assert_eq!(
+                s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(),
+                Committed::AlreadyPresent
+            );
             let other = block(1, Hash::ZERO, 11);
-            assert!(s.commit(&other.header, &other.encode(), &[], &cert(&other)).is_err());
-            assert!(s.undecided(1).unwrap().is_empty(), "undecided proposals are dropped at commit");
+            assert!(s
+                .commit(&other.header, &other.encode(), &[], &cert(&other))
+                .is_err());
+            assert!(
+                s.undecided(1).unwrap().is_empty(),
+                "undecided proposals are dropped at commit"
+            );
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.latest().unwrap().map(|h| h.hash()), Some(b1.hash()));

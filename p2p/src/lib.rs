@@ -8,6 +8,8 @@
 //! blacklisted. This crate knows nothing of blocks: the message-id function is supplied by the
 //! node.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use bytes::Bytes;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
@@ -133,46 +135,60 @@ impl BundleGossip for GossipHandle {
 
 fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour>, P2pError> {
     let mut secret = cfg.secret;
-    let keypair = Keypair::ed25519_from_bytes(&mut secret).map_err(|e| P2pError::Key(e.to_string()))?;
+    let keypair =
+        Keypair::ed25519_from_bytes(&mut secret).map_err(|e| P2pError::Key(e.to_string()))?;
     let id_fn = cfg.message_id;
     let max = cfg.max_message_bytes;
     let topic_hash = topic.hash();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
         .map_err(|e| P2pError::Build(e.to_string()))?
-        .with_behaviour(|key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
-            let config = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(500))
-                .validation_mode(gossipsub::ValidationMode::Strict)
-                .validate_messages()
-                .message_id_fn(move |m: &gossipsub::Message| MessageId::from(id_fn(&m.data)))
-                .max_transmit_size(max)
-                .duplicate_cache_time(Duration::from_secs(120))
-                .build()?;
-            let mut gossipsub =
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)?;
-            let mut params = gossipsub::PeerScoreParams {
-                // Local networks put every peer on one IP address.
-                ip_colocation_factor_weight: 0.0,
-                ..Default::default()
-            };
-            params.topics.insert(
-                topic_hash.clone(),
-                gossipsub::TopicScoreParams {
-                    topic_weight: 1.0,
-                    invalid_message_deliveries_weight: -10.0,
-                    invalid_message_deliveries_decay: 0.9,
-                    mesh_message_deliveries_weight: 0.0,
-                    mesh_failure_penalty_weight: 0.0,
+        .with_behaviour(
+            |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                let config = gossipsub::ConfigBuilder::default()
+                    .heartbeat_interval(Duration::from_millis(500))
+                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .validate_messages()
+                    .message_id_fn(move |m: &gossipsub::Message| MessageId::from(id_fn(&m.data)))
+                    .max_transmit_size(max)
+                    .duplicate_cache_time(Duration::from_secs(120))
+                    .build()?;
+                let mut gossipsub = gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    config,
+                )?;
+                let mut params = gossipsub::PeerScoreParams {
+                    // Local networks put every peer on one IP address.
+                    ip_colocation_factor_weight: 0.0,
                     ..Default::default()
-                },
-            );
-            gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
-            let identify =
-                identify::Behaviour::new(identify::Config::new("/lockstep/gossip/1".into(), key.public()));
-            Ok(Behaviour { gossipsub, identify })
-        })
+                };
+                params.topics.insert(
+                    topic_hash.clone(),
+                    gossipsub::TopicScoreParams {
+                        topic_weight: 1.0,
+                        invalid_message_deliveries_weight: -10.0,
+                        invalid_message_deliveries_decay: 0.9,
+                        mesh_message_deliveries_weight: 0.0,
+                        mesh_failure_penalty_weight: 0.0,
+                        ..Default::default()
+                    },
+                );
+                gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
+                let identify = identify::Behaviour::new(identify::Config::new(
+                    "/lockstep/gossip/1".into(),
+                    key.public(),
+                ));
+                Ok(Behaviour {
+                    gossipsub,
+                    identify,
+                })
+            },
+        )
         .map_err(|e| P2pError::Build(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
@@ -190,14 +206,31 @@ pub fn spawn(cfg: GossipConfig) -> Result<(GossipHandle, mpsc::Receiver<Inbound>
         .map_err(|e| P2pError::Build(e.to_string()))?;
     swarm
         .listen_on(cfg.listen.clone())
-        .map_err(|e| P2pError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+        .map_err(|e| P2pError::Listen {
+            addr: cfg.listen.clone(),
+            reason: e.to_string(),
+        })?;
     let local_peer_id = *swarm.local_peer_id();
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
     let (in_tx, in_rx) = mpsc::channel(cfg.inbound_capacity);
     let peers = Arc::new(AtomicUsize::new(0));
-    let task = SwarmTask { swarm, topic, cfg, inbound: in_tx, peers: peers.clone(), banned: HashSet::new() };
+    let task = SwarmTask {
+        swarm,
+        topic,
+        cfg,
+        inbound: in_tx,
+        peers: peers.clone(),
+        banned: HashSet::new(),
+    };
     tokio::spawn(task.run(rx));
-    Ok((GossipHandle { tx, peers, local_peer_id }, in_rx))
+    Ok((
+        GossipHandle {
+            tx,
+            peers,
+            local_peer_id,
+        },
+        in_rx,
+    ))
 }
 
 struct SwarmTask {
@@ -236,7 +269,12 @@ impl SwarmTask {
         match c {
             Command::Publish(data) => {
                 let n = data.len();
-                match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data.to_vec()) {
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(self.topic.clone(), data.to_vec())
+                {
                     Ok(_) => metrics::counter!("lockstep_gossip_published_total").increment(1),
                     Err(gossipsub::PublishError::Duplicate) => {}
                     Err(e) => debug!(bytes = n, "gossip publish: {e}"),
@@ -248,7 +286,10 @@ impl SwarmTask {
                     Verdict::Reject => MessageAcceptance::Reject,
                     Verdict::Ignore => MessageAcceptance::Ignore,
                 };
-                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &from, acceptance);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, acceptance);
             }
         }
     }
@@ -261,14 +302,21 @@ impl SwarmTask {
                 message,
             })) => {
                 metrics::counter!("lockstep_gossip_received_total").increment(1);
-                let msg = Inbound { id: message_id.clone(), from: propagation_source, data: Bytes::from(message.data) };
+                let msg = Inbound {
+                    id: message_id.clone(),
+                    from: propagation_source,
+                    data: Bytes::from(message.data),
+                };
                 if self.inbound.try_send(msg).is_err() {
                     metrics::counter!("lockstep_gossip_inbound_dropped_total").increment(1);
-                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        MessageAcceptance::Ignore,
-                    );
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
                 }
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
@@ -343,7 +391,11 @@ mod tests {
     }
 
     fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     #[tokio::test]
@@ -351,16 +403,22 @@ mod tests {
         let (pa, pb) = (free_port(), free_port());
         let a_id = peer_id(&[1; 32]).unwrap();
         let (a, mut a_in) = spawn(cfg(1, pa, vec![])).unwrap();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}").parse().unwrap();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
+            .parse()
+            .unwrap();
         let (b, _b_in) = spawn(cfg(2, pb, vec![addr])).unwrap();
         // Wait for the connection and the mesh, then publish until delivered.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let got = loop {
             b.publish(Bytes::from_static(b"hello")).await;
-            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), a_in.recv()).await {
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), a_in.recv()).await
+            {
                 break m;
             }
-            assert!(tokio::time::Instant::now() < deadline, "message never arrived");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message never arrived"
+            );
         };
         assert_eq!(&got.data[..], b"hello");
         assert_eq!(got.id, MessageId::from(id(b"hello")));

@@ -2,6 +2,8 @@
 //! ports), starts real `lockstep` processes, writes `endpoints.json`, and stops, kills and
 //! restarts nodes. Used by the `lockstep-testnet` CLI, the end-to-end tests and the benchmark.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use eyre::{bail, eyre, Context as _};
 use lockstep_bundles::ValidatorSet;
 use lockstep_client::verify::BatchVerifier;
@@ -71,7 +73,9 @@ pub struct Cluster {
 }
 
 fn free_port() -> eyre::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The `lockstep` binary: `$LOCKSTEP_BIN`, else next to the running executable (or its
@@ -88,7 +92,10 @@ pub fn lockstep_binary() -> eyre::Result<PathBuf> {
             return Ok(candidate);
         }
         dir = d.parent().map(Path::to_path_buf);
-        if dir.as_ref().is_some_and(|p| p.file_name().is_some_and(|n| n == "target")) {
+        if dir
+            .as_ref()
+            .is_some_and(|p| p.file_name().is_some_and(|n| n == "target"))
+        {
             break;
         }
     }
@@ -124,10 +131,15 @@ impl Cluster {
         let dir = dir.canonicalize()?;
         let bin = lockstep_binary()?;
         let names: Vec<String> = (0..opts.validators).map(|i| format!("node{i}")).collect();
-        let existing = names.iter().all(|n| Home::new(&dir.join(n)).config().exists());
+        let existing = names
+            .iter()
+            .all(|n| Home::new(&dir.join(n)).config().exists());
         if !existing {
             if names.iter().any(|n| dir.join(n).exists()) {
-                bail!("{} holds a partial network; remove it or choose another --dir", dir.display());
+                bail!(
+                    "{} holds a partial network; remove it or choose another --dir",
+                    dir.display()
+                );
             }
             Self::make_homes(&dir, &names, opts)?;
         }
@@ -144,15 +156,29 @@ impl Cluster {
             .iter()
             .map(|n| {
                 let home = dir.join(n);
-                Ok(Node { name: n.clone(), config: Config::load(&Home::new(&home).config())?, home, child: None })
+                Ok(Node {
+                    name: n.clone(),
+                    config: Config::load(&Home::new(&home).config())?,
+                    home,
+                    child: None,
+                })
             })
             .collect::<eyre::Result<Vec<_>>>()?;
-        Ok(Cluster { dir, chain_id: genesis.chain_id, genesis, nodes, bin })
+        Ok(Cluster {
+            dir,
+            chain_id: genesis.chain_id,
+            genesis,
+            nodes,
+            bin,
+        })
     }
 
     fn make_homes(dir: &Path, names: &[String], opts: &ClusterOptions) -> eyre::Result<()> {
         let keys: Vec<NodeKey> = names.iter().map(|_| NodeKey::generate()).collect();
-        let genesis = Genesis::new(opts.chain_id, &keys.iter().map(|k| k.public_key()).collect::<Vec<_>>());
+        let genesis = Genesis::new(
+            opts.chain_id,
+            &keys.iter().map(|k| k.public_key()).collect::<Vec<_>>(),
+        );
         let mut ports = Vec::new();
         for _ in names {
             ports.push([free_port()?, free_port()?, free_port()?, free_port()?]);
@@ -171,8 +197,12 @@ impl Cluster {
             c.gossip.listen = format!("/ip4/127.0.0.1/tcp/{gossip}");
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
-                    c.consensus.peers.push(format!("/ip4/127.0.0.1/tcp/{}", p[2]));
-                    c.gossip.peers.push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", p[3], gossip_ids[j]));
+                    c.consensus
+                        .peers
+                        .push(format!("/ip4/127.0.0.1/tcp/{}", p[2]));
+                    c.gossip
+                        .peers
+                        .push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", p[3], gossip_ids[j]));
                 }
             }
             if let Some(t) = opts.tweak {
@@ -199,7 +229,10 @@ impl Cluster {
         if node.is_running() {
             return Ok(());
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.home.join("node.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.home.join("node.log"))?;
         let child = Command::new(&bin)
             .arg("start")
             .arg("--home")
@@ -221,7 +254,9 @@ impl Cluster {
     }
 
     fn signal(&mut self, i: usize, sig: nix::sys::signal::Signal) -> eyre::Result<Option<Child>> {
-        let Some(child) = self.nodes[i].child.take() else { return Ok(None) };
+        let Some(child) = self.nodes[i].child.take() else {
+            return Ok(None);
+        };
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, sig);
         Ok(Some(child))
@@ -280,8 +315,11 @@ impl Cluster {
 
     pub fn write_endpoints(&self) -> eyre::Result<()> {
         let path = self.dir.join(ENDPOINTS_FILE);
-        std::fs::write(&path, serde_json::to_string_pretty(&self.endpoints())? + "\n")
-            .wrap_err_with(|| format!("cannot write {}", path.display()))
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&self.endpoints())? + "\n",
+        )
+        .wrap_err_with(|| format!("cannot write {}", path.display()))
     }
 
     /// HTTP client for node `i`.
@@ -299,7 +337,12 @@ impl Cluster {
     }
 
     /// Waits until every node in `which` has decided at least `height`.
-    pub async fn wait_for_height(&self, which: &[usize], height: u64, timeout: Duration) -> eyre::Result<()> {
+    pub async fn wait_for_height(
+        &self,
+        which: &[usize],
+        height: u64,
+        timeout: Duration,
+    ) -> eyre::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let mut all = true;
@@ -335,7 +378,9 @@ async fn futures_heights(c: &Cluster, which: &[usize]) -> Vec<Option<u64>> {
 }
 
 fn lockstep_p2p_peer_id(secret: &[u8; 32]) -> eyre::Result<String> {
-    lockstep_p2p::peer_id(secret).map(|p| p.to_string()).map_err(|e| eyre!("{e}"))
+    lockstep_p2p::peer_id(secret)
+        .map(|p| p.to_string())
+        .map_err(|e| eyre!("{e}"))
 }
 
 impl Drop for Cluster {

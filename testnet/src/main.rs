@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "lockstep-testnet", about = "Local Lockstep networks of real validator processes")]
+#[command(
+    name = "lockstep-testnet",
+    about = "Local Lockstep networks of real validator processes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -38,9 +41,15 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
@@ -63,7 +72,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn up(validators: usize, dir: PathBuf) -> eyre::Result<()> {
-    let opts = ClusterOptions { validators, ..Default::default() };
+    let opts = ClusterOptions {
+        validators,
+        ..Default::default()
+    };
     let mut cluster = Cluster::create(&dir, &opts)?;
     cluster.start_all()?;
     let ready = cluster.wait_ready(Duration::from_secs(60)).await;
@@ -71,11 +83,20 @@ async fn up(validators: usize, dir: PathBuf) -> eyre::Result<()> {
         cluster.stop_all()?;
         return Err(e);
     }
-    println!("Lockstep network of {validators} validators, chain id {}", cluster.chain_id);
+    println!(
+        "Lockstep network of {validators} validators, chain id {}",
+        cluster.chain_id
+    );
     for n in &cluster.endpoints().nodes {
-        println!("  {:<7} rpc {}  ws {}  metrics {}", n.name, n.rpc, n.ws, n.metrics);
+        println!(
+            "  {:<7} rpc {}  ws {}  metrics {}",
+            n.name, n.rpc, n.ws, n.metrics
+        );
     }
-    println!("endpoints: {}", cluster.dir.join(lockstep_testnet::ENDPOINTS_FILE).display());
+    println!(
+        "endpoints: {}",
+        cluster.dir.join(lockstep_testnet::ENDPOINTS_FILE).display()
+    );
     println!("logs:      {}/node*/node.log", cluster.dir.display());
     println!("Ctrl-C stops all nodes.");
     let mut watch = tokio::time::interval(Duration::from_secs(2));
@@ -117,27 +138,52 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
     cluster.start_all()?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
     let verifier = cluster.verifier()?;
-    println!("4 validators up (chain {}); data in {}", cluster.chain_id, cluster.dir.display());
-    let start = cluster.height(0).await.ok_or_else(|| eyre!("node0 does not answer"))? + 1;
-    let mut sub1 = Subscriber::connect(&cluster.nodes[2].ws_url(), 1, Some(start), verifier.clone()).await?;
-    let mut sub2 = Subscriber::connect(&cluster.nodes[3].ws_url(), 2, Some(start), verifier).await?;
+    println!(
+        "4 validators up (chain {}); data in {}",
+        cluster.chain_id,
+        cluster.dir.display()
+    );
+    let start = cluster
+        .height(0)
+        .await
+        .ok_or_else(|| eyre!("node0 does not answer"))?
+        + 1;
+    let mut sub1 =
+        Subscriber::connect(&cluster.nodes[2].ws_url(), 1, Some(start), verifier.clone()).await?;
+    let mut sub2 =
+        Subscriber::connect(&cluster.nodes[3].ws_url(), 2, Some(start), verifier).await?;
     println!("subscribed: rollup 1 on node2, rollup 2 on node3, from height {start}");
 
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let rpc = cluster.http(0)?;
     let mut sent = HashSet::new();
-    let mut heights: [std::collections::HashMap<lockstep_bundles::Hash, u64>; 2] = Default::default();
+    let mut heights: [std::collections::HashMap<lockstep_bundles::Hash, u64>; 2] =
+        Default::default();
     for n in 0..count {
         let legs = vec![
-            (1, format!("rollup1: alice pays 10 to bridge #{n}").into_bytes()),
-            (2, format!("rollup2: bridge pays 10 to bob #{n}").into_bytes()),
+            (
+                1,
+                format!("rollup1: alice pays 10 to bridge #{n}").into_bytes(),
+            ),
+            (
+                2,
+                format!("rollup2: bridge pays 10 to bob #{n}").into_bytes(),
+            ),
         ];
         let b = lockstep_client::bundle::sign(&key, cluster.chain_id, n, start + 1000, legs);
-        let hash = rpc.send_raw_bundle(lockstep_client::bundle::to_raw_hex(&b)).await?;
+        let hash = rpc
+            .send_raw_bundle(lockstep_client::bundle::to_raw_hex(&b))
+            .await?;
         println!("sent bundle {hash} to node0 (2 legs: rollups 1 and 2)");
         sent.insert(hash);
     }
-    for (r, (name, sub)) in [("rollup 1 (node2)", &mut sub1), ("rollup 2 (node3)", &mut sub2)].into_iter().enumerate() {
+    for (r, (name, sub)) in [
+        ("rollup 1 (node2)", &mut sub1),
+        ("rollup 2 (node3)", &mut sub2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut seen = HashSet::new();
         println!("\n{name}: verified batches");
         while seen.len() < sent.len() {
@@ -154,7 +200,13 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
                 v.batch.entries.len()
             );
             for e in &v.batch.entries {
-                println!("    bundle {} leg {} of rollups {:?}: {}", e.bundle_hash, e.leg_index, e.rollups, show(&e.data));
+                println!(
+                    "    bundle {} leg {} of rollups {:?}: {}",
+                    e.bundle_hash,
+                    e.leg_index,
+                    e.rollups,
+                    show(&e.data)
+                );
                 seen.insert(e.bundle_hash);
                 heights[r].insert(e.bundle_hash, v.batch.height);
             }
@@ -162,7 +214,9 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
     }
     cluster.stop_all()?;
     if heights[0] != heights[1] {
-        return Err(eyre!("legs of one bundle arrived at different heights: {heights:?}"));
+        return Err(eyre!(
+            "legs of one bundle arrived at different heights: {heights:?}"
+        ));
     }
     println!("\ndone: each bundle's two legs arrived at the same height on both rollups");
     Ok(())

@@ -1,6 +1,8 @@
 //! End-to-end tests over real `lockstep` processes, through the `lockstep-testnet` harness.
 //! The tests live in `tests/`; this library holds what they share.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use eyre::eyre;
 use jsonrpsee::core::ClientError;
 use lockstep_client::SeqApiClient;
@@ -16,16 +18,33 @@ pub fn call_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (i32, String
 }
 
 /// Asserts that every node in `which` has the same block hash at every height in `1..=upto`.
-pub async fn assert_identical_blocks(cluster: &Cluster, which: &[usize], upto: u64) -> eyre::Result<()> {
-    let clients = which.iter().map(|&i| cluster.http(i)).collect::<eyre::Result<Vec<_>>>()?;
+pub async fn assert_identical_blocks(
+    cluster: &Cluster,
+    which: &[usize],
+    upto: u64,
+) -> eyre::Result<()> {
+    let clients = which
+        .iter()
+        .map(|&i| cluster.http(i))
+        .collect::<eyre::Result<Vec<_>>>()?;
     for h in 1..=upto {
         let mut first = None;
         for (k, c) in clients.iter().enumerate() {
-            let b = c.get_block(h).await?.ok_or_else(|| eyre!("node{} has no block {h}", which[k]))?;
+            let b = c
+                .get_block(h)
+                .await?
+                .ok_or_else(|| eyre!("node{} has no block {h}", which[k]))?;
             match &first {
                 None => first = Some(b.hash),
                 Some(x) if *x == b.hash => {}
-                Some(x) => return Err(eyre!("height {h}: node{} has {} but node{} has {x}", which[k], b.hash, which[0])),
+                Some(x) => {
+                    return Err(eyre!(
+                        "height {h}: node{} has {} but node{} has {x}",
+                        which[k],
+                        b.hash,
+                        which[0]
+                    ))
+                }
             }
         }
     }
@@ -52,7 +71,9 @@ where
 
 /// A fresh network directory under the target dir (kept for inspection after a failure).
 pub fn network_dir(name: &str) -> std::path::PathBuf {
-    let base = std::env::var("CARGO_TARGET_TMPDIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let base = std::env::var("CARGO_TARGET_TMPDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
     let dir = base.join(format!("lockstep-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir

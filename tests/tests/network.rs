@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! A 4-validator network of real `lockstep` processes: atomic delivery to two rollups,
 //! exactly-once inclusion under round-robin load, crash and catch-up, and bad input.
 //!
@@ -33,12 +34,22 @@ async fn atomic_two_leg_bundle_reaches_both_rollups_at_the_same_height() -> eyre
     let cluster = network("atomic").await?;
     let verifier = cluster.verifier()?;
     let from = cluster.height(0).await.unwrap_or(0) + 1;
-    let mut sub1 = Subscriber::connect(&cluster.nodes[2].ws_url(), 1, Some(from), verifier.clone()).await?;
+    let mut sub1 =
+        Subscriber::connect(&cluster.nodes[2].ws_url(), 1, Some(from), verifier.clone()).await?;
     let mut sub2 = Subscriber::connect(&cluster.nodes[3].ws_url(), 2, Some(from), verifier).await?;
 
     let k = key();
-    let bundle = sign(&k, cluster.chain_id, 1, from + 500, vec![(1, b"to rollup 1".to_vec()), (2, b"to rollup 2".to_vec())]);
-    let hash = cluster.http(0)?.send_raw_bundle(to_raw_hex(&bundle)).await?;
+    let bundle = sign(
+        &k,
+        cluster.chain_id,
+        1,
+        from + 500,
+        vec![(1, b"to rollup 1".to_vec()), (2, b"to rollup 2".to_vec())],
+    );
+    let hash = cluster
+        .http(0)?
+        .send_raw_bundle(to_raw_hex(&bundle))
+        .await?;
     assert_eq!(hash, bundle.hash());
 
     let mut found = Vec::new();
@@ -58,7 +69,10 @@ async fn atomic_two_leg_bundle_reaches_both_rollups_at_the_same_height() -> eyre
         assert_eq!(entry.data, bundle.body.legs[(rollup - 1) as usize].data);
         found.push(height);
     }
-    assert_eq!(found[0], found[1], "both legs are included at the same height");
+    assert_eq!(
+        found[0], found[1],
+        "both legs are included at the same height"
+    );
 
     let status = cluster.http(1)?.get_bundle_status(hash).await?;
     assert_eq!(status.status, "included");
@@ -73,30 +87,46 @@ async fn atomic_two_leg_bundle_reaches_both_rollups_at_the_same_height() -> eyre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_bundles_sent_round_robin_are_each_included_exactly_once() -> eyre::Result<()> {
     let cluster = network("roundrobin").await?;
-    let clients = (0..4).map(|i| cluster.http(i)).collect::<eyre::Result<Vec<_>>>()?;
+    let clients = (0..4)
+        .map(|i| cluster.http(i))
+        .collect::<eyre::Result<Vec<_>>>()?;
     let valid_until = cluster.height(0).await.unwrap_or(0) + 1000;
     let k = key();
     let mut hashes = Vec::new();
     for n in 0..200u64 {
-        let b = sign(&k, cluster.chain_id, n, valid_until, vec![(n % 3, n.to_le_bytes().to_vec()), (7, vec![1])]);
+        let b = sign(
+            &k,
+            cluster.chain_id,
+            n,
+            valid_until,
+            vec![(n % 3, n.to_le_bytes().to_vec()), (7, vec![1])],
+        );
         let c = &clients[(n % 4) as usize];
         // Half as raw Borsh, half as the JSON object form.
-        let h = if n % 2 == 0 { c.send_raw_bundle(to_raw_hex(&b)).await? } else { c.send_bundle(to_json(&b)).await? };
+        let h = if n % 2 == 0 {
+            c.send_raw_bundle(to_raw_hex(&b)).await?
+        } else {
+            c.send_bundle(to_json(&b)).await?
+        };
         assert_eq!(h, b.hash());
         hashes.push(h);
     }
     let status_client = &clients[1];
-    let included: HashMap<Hash, u64> = eventually("all 200 bundles included", Duration::from_secs(120), || async {
-        let mut m = HashMap::new();
-        for h in &hashes {
-            let s = status_client.get_bundle_status(*h).await.ok()?;
-            if s.status != "included" {
-                return None;
+    let included: HashMap<Hash, u64> = eventually(
+        "all 200 bundles included",
+        Duration::from_secs(120),
+        || async {
+            let mut m = HashMap::new();
+            for h in &hashes {
+                let s = status_client.get_bundle_status(*h).await.ok()?;
+                if s.status != "included" {
+                    return None;
+                }
+                m.insert(*h, s.height?);
             }
-            m.insert(*h, s.height?);
-        }
-        Some(m)
-    })
+            Some(m)
+        },
+    )
     .await?;
 
     let top = cluster.height(2).await.unwrap_or(0);
@@ -108,7 +138,11 @@ async fn two_hundred_bundles_sent_round_robin_are_each_included_exactly_once() -
         }
     }
     for h in &hashes {
-        assert_eq!(seen.get(h).map(Vec::as_slice), Some(&[included[h]][..]), "bundle {h} is in exactly one block");
+        assert_eq!(
+            seen.get(h).map(Vec::as_slice),
+            Some(&[included[h]][..]),
+            "bundle {h} is in exactly one block"
+        );
     }
     cluster.wait_for_height(&[0, 1, 2, 3], top, READY).await?;
     assert_identical_blocks(&cluster, &[0, 1, 2, 3], top).await?;
@@ -124,16 +158,29 @@ async fn a_killed_validator_restarts_catches_up_and_agrees_on_every_block() -> e
 
     // The other three keep deciding, and include bundles while node3 is down.
     let k = key();
-    let b = sign(&k, cluster.chain_id, 1, at_kill + 1000, vec![(1, b"while node3 was down".to_vec())]);
+    let b = sign(
+        &k,
+        cluster.chain_id,
+        1,
+        at_kill + 1000,
+        vec![(1, b"while node3 was down".to_vec())],
+    );
     cluster.http(1)?.send_raw_bundle(to_raw_hex(&b)).await?;
-    cluster.wait_for_height(&[0, 1, 2], at_kill + 20, READY).await?;
+    cluster
+        .wait_for_height(&[0, 1, 2], at_kill + 20, READY)
+        .await?;
 
     cluster.start(3)?;
     let target = cluster.height(0).await.unwrap_or(0) + 5;
-    cluster.wait_for_height(&[0, 1, 2, 3], target, READY).await?;
+    cluster
+        .wait_for_height(&[0, 1, 2, 3], target, READY)
+        .await?;
     assert_identical_blocks(&cluster, &[0, 1, 2, 3], target).await?;
     let s = cluster.http(3)?.get_bundle_status(b.hash()).await?;
-    assert_eq!(s.status, "included", "the restarted node synced the block decided without it");
+    assert_eq!(
+        s.status, "included",
+        "the restarted node synced the block decided without it"
+    );
     Ok(())
 }
 
@@ -151,14 +198,32 @@ async fn bad_input_is_refused_with_protocol_codes_and_the_node_keeps_serving() -
     let wrong_chain = sign(&k, chain + 1, 2, next + 100, vec![(1, vec![1])]);
     let expired = sign(&k, chain, 3, 1, vec![(1, vec![1])]);
     let too_far = sign(&k, chain, 4, next + 100_000, vec![(1, vec![1])]);
-    let too_many_legs = sign(&k, chain, 5, next + 100, (0..17).map(|i| (i, vec![])).collect());
-    let no_legs = BundleBody { chain_id: chain, signer: k.verifying_key().to_bytes(), nonce: 6, valid_until: next + 100, legs: vec![] }.sign(&k);
+    let too_many_legs = sign(
+        &k,
+        chain,
+        5,
+        next + 100,
+        (0..17).map(|i| (i, vec![])).collect(),
+    );
+    let no_legs = BundleBody {
+        chain_id: chain,
+        signer: k.verifying_key().to_bytes(),
+        nonce: 6,
+        valid_until: next + 100,
+        legs: vec![],
+    }
+    .sign(&k);
     let too_large = sign(&k, chain, 7, next + 100, vec![(1, vec![0; 140_000])]);
     let cases: Vec<(&str, String, i32, &str)> = vec![
         ("bad signature", to_raw_hex(&bad_sig), 4001, "signature"),
         ("wrong chain id", to_raw_hex(&wrong_chain), 4002, "chain"),
         ("expired", to_raw_hex(&expired), 4003, "expired"),
-        ("beyond max_ttl", to_raw_hex(&too_far), 4003, "too far ahead"),
+        (
+            "beyond max_ttl",
+            to_raw_hex(&too_far),
+            4003,
+            "too far ahead",
+        ),
         ("too many legs", to_raw_hex(&too_many_legs), 4004, "legs"),
         ("zero legs", to_raw_hex(&no_legs), 4004, "leg"),
         ("too large", to_raw_hex(&too_large), 4004, "too large"),
@@ -168,7 +233,10 @@ async fn bad_input_is_refused_with_protocol_codes_and_the_node_keeps_serving() -
     for (what, raw, code, word) in cases {
         let (got, msg) = call_error(c.send_raw_bundle(raw).await);
         assert_eq!(got, code, "{what}: {msg}");
-        assert!(msg.to_lowercase().contains(word), "{what}: message {msg:?} should mention {word:?}");
+        assert!(
+            msg.to_lowercase().contains(word),
+            "{what}: message {msg:?} should mention {word:?}"
+        );
         // The node keeps serving after every rejection.
         c.block_number().await?;
     }
@@ -176,13 +244,25 @@ async fn bad_input_is_refused_with_protocol_codes_and_the_node_keeps_serving() -
     let (got, _) = call_error(c.send_bundle(to_json(&bad_sig)).await);
     assert_eq!(got, 4001);
 
-    let (got, msg) = call_error(c.request::<serde_json::Value, _>("seq_noSuchMethod", rpc_params![]).await);
+    let (got, msg) = call_error(
+        c.request::<serde_json::Value, _>("seq_noSuchMethod", rpc_params![])
+            .await,
+    );
     assert_eq!(got, -32601, "{msg}");
-    let (got, msg) = call_error(c.request::<serde_json::Value, _>("seq_getBlock", rpc_params!["not a height"]).await);
+    let (got, msg) = call_error(
+        c.request::<serde_json::Value, _>("seq_getBlock", rpc_params!["not a height"])
+            .await,
+    );
     assert_eq!(got, -32602, "{msg}");
 
     // Idempotent submission: pending, then included, always the same hash.
-    let good = sign(&k, chain, 8, next + 100, vec![(1, b"hi".to_vec()), (2, b"there".to_vec())]);
+    let good = sign(
+        &k,
+        chain,
+        8,
+        next + 100,
+        vec![(1, b"hi".to_vec()), (2, b"there".to_vec())],
+    );
     let h1 = c.send_raw_bundle(to_raw_hex(&good)).await?;
     let h2 = c.send_raw_bundle(to_raw_hex(&good)).await?;
     let h3 = cluster.http(2)?.send_bundle(to_json(&good)).await?;
