@@ -565,13 +565,15 @@ impl Host {
             .check_body(&hashes, &sizes, &limits)
             .map_err(|e| e.to_string())?;
         let mut unseen = Vec::new();
+        let mut unseen_hashes = Vec::new();
         for (b, hash) in block.bundles.iter().zip(&hashes) {
             if let Some(height) = self.mempool.is_included(hash) {
                 return Err(format!(
                     "bundle {hash} was already included at height {height}"
                 ));
             }
-            if !self.mempool.is_pending(hash) {
+            if !self.mempool.signature_verified(hash) {
+                unseen_hashes.push(*hash);
                 unseen.push(Item {
                     pk: b.body.signer,
                     msg: hash.0,
@@ -588,6 +590,7 @@ impl Host {
             if verdicts.iter().any(|ok| !ok) {
                 return Err("a bundle signature does not verify".into());
             }
+            self.mempool.mark_verified(&unseen_hashes);
         }
         let bundles = s.bundles.iter().map(|b| Bytes::from(b.clone())).collect();
         Ok(Held {

@@ -18,7 +18,7 @@ use included::IncludedSet;
 use lockstep_bundles::{Hash, SignedBundle};
 use parking_lot::Mutex;
 use pool::{Pool, PoolConfig, PoolError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A bundle that passed admission: decoded, checked, signature verified.
@@ -41,6 +41,9 @@ pub enum Status {
 
 /// How many dropped hashes are remembered for status queries.
 pub const DROPPED_MEMORY: usize = 100_000;
+/// How many hashes whose signatures were verified outside admission (in proposals) are
+/// remembered, so a bundle seen first in a proposal is not verified again when gossiped.
+pub const VERIFIED_MEMORY: usize = 200_000;
 
 /// The outcome of inserting an admitted bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,8 @@ struct State {
     included: IncludedSet,
     dropped: HashMap<Hash, String>,
     dropped_order: VecDeque<Hash>,
+    verified: HashSet<Hash>,
+    verified_order: VecDeque<Hash>,
 }
 
 impl State {
@@ -86,6 +91,8 @@ impl Mempool {
                 included,
                 dropped: HashMap::new(),
                 dropped_order: VecDeque::new(),
+                verified: HashSet::new(),
+                verified_order: VecDeque::new(),
             }),
         }
     }
@@ -106,6 +113,28 @@ impl Mempool {
         self.state.lock().pool.contains(hash)
     }
 
+    /// Whether this node already verified the signature of the bundle with this hash: it is
+    /// pending, or was verified in a proposal.
+    pub fn signature_verified(&self, hash: &Hash) -> bool {
+        let s = self.state.lock();
+        s.pool.contains(hash) || s.verified.contains(hash)
+    }
+
+    /// Records bundles whose signatures were verified outside admission (in a proposal).
+    pub fn mark_verified(&self, hashes: &[Hash]) {
+        let mut s = self.state.lock();
+        for h in hashes {
+            if s.verified.insert(*h) {
+                s.verified_order.push_back(*h);
+            }
+        }
+        while s.verified_order.len() > VERIFIED_MEMORY {
+            if let Some(old) = s.verified_order.pop_front() {
+                s.verified.remove(&old);
+            }
+        }
+    }
+
     /// Whether the hash was included within the last `max_ttl` heights.
     pub fn is_included(&self, hash: &Hash) -> Option<u64> {
         self.state.lock().included.height_of(hash)
@@ -122,8 +151,9 @@ impl Mempool {
         }
         let hash = a.hash;
         let evicted = s.pool.insert(a, next_height)?;
+        metrics::counter!("lockstep_mempool_evicted_total").increment(evicted.len() as u64);
         for h in evicted {
-            s.remember_dropped(h, "evicted: mempool full".into());
+            s.remember_dropped(h, "evicted: expired while the mempool was full".into());
         }
         s.dropped.remove(&hash);
         Ok(Inserted::New)
@@ -144,7 +174,9 @@ impl Mempool {
             s.included.insert(*h, height);
         }
         s.included.prune(height);
-        for h in s.pool.expire(height + 1) {
+        let expired = s.pool.expire(height + 1);
+        metrics::counter!("lockstep_mempool_expired_total").increment(expired.len() as u64);
+        for h in expired {
             s.remember_dropped(
                 h,
                 format!("expired: valid_until is below height {}", height + 1),

@@ -159,27 +159,29 @@ impl Admission {
         bundle
             .check_static(encoded.len(), self.chain_id, &window, &self.limits)
             .map_err(|e| reject(e.into()))?;
-        let (reply, verdict) = oneshot::channel();
-        let job = Job {
-            item: Item {
-                pk: bundle.body.signer,
-                msg: hash.0,
-                sig: bundle.signature,
-            },
-            reply,
-        };
-        self.verify.try_send(job).map_err(|_| {
-            reject(AdmitError::Busy(
-                "node busy: signature verification queue is full; retry later".into(),
-            ))
-        })?;
-        if !verdict.await.unwrap_or(false) {
-            return Err(reject(
-                BundleError::BadSignature {
-                    signer: lockstep_bundles::hash::encode_hex(&bundle.body.signer),
-                }
-                .into(),
-            ));
+        if !self.mempool.signature_verified(&hash) {
+            let (reply, verdict) = oneshot::channel();
+            let job = Job {
+                item: Item {
+                    pk: bundle.body.signer,
+                    msg: hash.0,
+                    sig: bundle.signature,
+                },
+                reply,
+            };
+            self.verify.try_send(job).map_err(|_| {
+                reject(AdmitError::Busy(
+                    "node busy: signature verification queue is full; retry later".into(),
+                ))
+            })?;
+            if !verdict.await.unwrap_or(false) {
+                return Err(reject(
+                    BundleError::BadSignature {
+                        signer: lockstep_bundles::hash::encode_hex(&bundle.body.signer),
+                    }
+                    .into(),
+                ));
+            }
         }
         let admitted = Admitted {
             hash,

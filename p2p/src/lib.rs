@@ -12,11 +12,11 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::identity::Keypair;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, Multiaddr, Swarm};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+pub use libp2p::gossipsub::MessageId;
 pub use libp2p::Multiaddr as Address;
+pub use libp2p::PeerId;
 
 /// Default capacity of the inbound message queue; when full, new messages are ignored (not
 /// forwarded, no penalty) so gossip never blocks the swarm or consensus.
@@ -101,6 +103,8 @@ pub fn peer_id(secret: &[u8; 32]) -> Result<PeerId, P2pError> {
 struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
+    /// Refuses every connection of a banned peer before any protocol runs.
+    blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
 }
 
 enum Command {
@@ -171,8 +175,14 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                     topic_hash.clone(),
                     gossipsub::TopicScoreParams {
                         topic_weight: 1.0,
-                        invalid_message_deliveries_weight: -10.0,
+                        // Invalid bundles dominate the score: a few of them graylist a peer.
+                        invalid_message_deliveries_weight: -50.0,
                         invalid_message_deliveries_decay: 0.9,
+                        // Small, capped credit for first deliveries; none for mere time in
+                        // the mesh (which would otherwise outweigh misbehaviour).
+                        first_message_deliveries_weight: 0.5,
+                        first_message_deliveries_cap: 100.0,
+                        time_in_mesh_weight: 0.0,
                         mesh_message_deliveries_weight: 0.0,
                         mesh_failure_penalty_weight: 0.0,
                         ..Default::default()
@@ -186,6 +196,7 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                 Ok(Behaviour {
                     gossipsub,
                     identify,
+                    blocked: Default::default(),
                 })
             },
         )
@@ -319,12 +330,7 @@ impl SwarmTask {
                         );
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                if self.banned.contains(&peer_id) {
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
-                }
-                self.count_peers();
-            }
+            SwarmEvent::ConnectionEstablished { .. } => self.count_peers(),
             SwarmEvent::ConnectionClosed { .. } => self.count_peers(),
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "gossip listening"),
             _ => {}
@@ -346,7 +352,7 @@ impl SwarmTask {
                     warn!(peer = %p, score, "disconnecting misbehaving gossip peer");
                     metrics::counter!("lockstep_gossip_peers_banned_total").increment(1);
                     self.swarm.behaviour_mut().gossipsub.blacklist_peer(&p);
-                    let _ = self.swarm.disconnect_peer_id(p);
+                    self.swarm.behaviour_mut().blocked.block_peer(p);
                 }
             }
         }
@@ -425,5 +431,87 @@ mod tests {
         assert_eq!(got.from, b.local_peer_id);
         a.report(got.id, got.from, Verdict::Accept).await;
         assert!(a.peers() >= 1);
+    }
+}
+
+#[cfg(test)]
+mod misbehaviour_tests {
+    use super::*;
+
+    fn id(data: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        sha2::Sha256::digest(data).to_vec()
+    }
+
+    fn cfg(secret: u8, port: u16, peers: Vec<Multiaddr>) -> GossipConfig {
+        GossipConfig {
+            secret: [secret; 32],
+            listen: format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
+            peers,
+            topic: "misbehaviour".into(),
+            max_message_bytes: 1 << 20,
+            inbound_capacity: 64,
+            message_id: id,
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A peer that keeps sending invalid messages is scored down through gossipsub
+    /// validation, then disconnected and kept out, while valid traffic was accepted before.
+    #[tokio::test]
+    async fn a_peer_sending_invalid_messages_is_disconnected_and_kept_out() {
+        let (pa, pb) = (free_port(), free_port());
+        let a_id = peer_id(&[11; 32]).unwrap();
+        let (a, mut a_in) = spawn(cfg(11, pa, vec![])).unwrap();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
+            .parse()
+            .unwrap();
+        let (bad, _bad_in) = spawn(cfg(12, pb, vec![addr])).unwrap();
+
+        // The honest validator on A rejects anything starting with "bad".
+        let a2 = a.clone();
+        let rejected = Arc::new(AtomicUsize::new(0));
+        let r2 = rejected.clone();
+        tokio::spawn(async move {
+            while let Some(m) = a_in.recv().await {
+                let v = if m.data.starts_with(b"bad") {
+                    Verdict::Reject
+                } else {
+                    Verdict::Accept
+                };
+                if v == Verdict::Reject {
+                    r2.fetch_add(1, Ordering::Relaxed);
+                }
+                a2.report(m.id, m.from, v).await;
+            }
+        });
+
+        // B sends invalid messages until A has rejected some and cut B off.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut n = 0u64;
+        loop {
+            if rejected.load(Ordering::Relaxed) > 0 && a.peers() == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "misbehaving peer was not disconnected ({} rejected, {} peers)",
+                rejected.load(Ordering::Relaxed),
+                a.peers()
+            );
+            bad.publish(Bytes::from(format!("bad message {n}"))).await;
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // B keeps redialling (it is configured to stay connected); A keeps it out.
+        tokio::time::sleep(MAINTENANCE_INTERVAL * 3).await;
+        assert_eq!(a.peers(), 0, "a banned peer stays out");
     }
 }
