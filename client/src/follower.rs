@@ -1,10 +1,17 @@
-//! Following one rollup: subscribe, verify every batch, yield heights in order.
+//! Following one rollup: subscribe, verify every batch, yield every height once, in order.
+//!
+//! [`Subscriber`] is one subscription on one node. [`Follower`] is what a rollup runs: it
+//! knows several nodes, and when its node disconnects, ends the subscription, sends a batch that
+//! does not verify or skips a height, it moves to the next node and resumes from the height
+//! after the last one it verified.
 
 use crate::api::{RollupBatchJson, SeqApiClient};
 use crate::verify::{BatchVerifier, VerifyError};
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use lockstep_bundles::RollupBatch;
+use std::time::Duration;
+use tracing::warn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
@@ -18,6 +25,8 @@ pub enum FollowError {
     WrongRollup { expected: u64, got: u64 },
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error("no node could serve the rollup: {0}")]
+    Exhausted(String),
 }
 
 /// A verified batch with the JSON it came in.
@@ -45,13 +54,14 @@ impl Subscriber {
         verifier: BatchVerifier,
     ) -> Result<Subscriber, FollowError> {
         let client = WsClientBuilder::default()
+            .connection_timeout(Duration::from_secs(5))
             .build(ws_url)
             .await
-            .map_err(|e| FollowError::Connection(e.to_string()))?;
+            .map_err(|e| FollowError::Connection(format!("{ws_url}: {e}")))?;
         let sub = client
             .subscribe_rollup(rollup_id, from_height)
             .await
-            .map_err(|e| FollowError::Connection(e.to_string()))?;
+            .map_err(|e| FollowError::Connection(format!("{ws_url}: {e}")))?;
         Ok(Subscriber {
             _client: client,
             sub,
@@ -85,5 +95,101 @@ impl Subscriber {
         let batch = self.verifier.verify(&json)?;
         self.next = Some(json.height + 1);
         Ok(Verified { batch, json })
+    }
+}
+
+/// Time between attempts when every node failed once in a row.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// A rollup's view of the sequencer: verified batches, every height exactly once, in order,
+/// across node failures.
+pub struct Follower {
+    urls: Vec<String>,
+    current: usize,
+    rollup_id: u64,
+    verifier: BatchVerifier,
+    next: Option<u64>,
+    sub: Option<Subscriber>,
+    /// Consecutive failures without a verified batch in between.
+    failures: usize,
+    max_failures: usize,
+}
+
+impl Follower {
+    /// Follows `rollup_id` through the nodes at `ws_urls`, from `from_height` (default: the
+    /// first node's next height). Gives up after `max_failures` consecutive failed attempts.
+    pub fn new(
+        ws_urls: Vec<String>,
+        rollup_id: u64,
+        from_height: Option<u64>,
+        verifier: BatchVerifier,
+        max_failures: usize,
+    ) -> Follower {
+        Follower {
+            urls: ws_urls,
+            current: 0,
+            rollup_id,
+            verifier,
+            next: from_height,
+            sub: None,
+            failures: 0,
+            max_failures: max_failures.max(1),
+        }
+    }
+
+    /// The height the next batch will have, once known.
+    pub fn next_height(&self) -> Option<u64> {
+        self.next
+    }
+
+    /// The URL of the node currently followed.
+    pub fn node(&self) -> &str {
+        &self.urls[self.current]
+    }
+
+    fn fail(&mut self, e: &FollowError) -> Result<(), FollowError> {
+        warn!(node = %self.urls[self.current], "rollup follower: {e}; moving to the next node");
+        self.sub = None;
+        self.current = (self.current + 1) % self.urls.len();
+        self.failures += 1;
+        if self.failures >= self.max_failures {
+            return Err(FollowError::Exhausted(e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The next verified batch.
+    pub async fn next(&mut self) -> Result<Verified, FollowError> {
+        if self.urls.is_empty() {
+            return Err(FollowError::Exhausted("no nodes given".into()));
+        }
+        loop {
+            if self.sub.is_none() {
+                if self.failures > 0 && self.failures % self.urls.len() == 0 {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                let url = self.urls[self.current].clone();
+                match Subscriber::connect(&url, self.rollup_id, self.next, self.verifier.clone())
+                    .await
+                {
+                    Ok(s) => self.sub = Some(s),
+                    Err(e) => {
+                        self.fail(&e)?;
+                        continue;
+                    }
+                }
+            }
+            let Some(sub) = self.sub.as_mut() else {
+                continue;
+            };
+            match sub.next().await {
+                Ok(v) => {
+                    self.failures = 0;
+                    self.next = Some(v.batch.height + 1);
+                    return Ok(v);
+                }
+                Err(e) => self.fail(&e)?,
+            }
+        }
     }
 }

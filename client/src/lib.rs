@@ -5,13 +5,15 @@
 //! - [`bundle`]: build, sign and encode bundles.
 //! - [`verify`]: turn a JSON rollup batch back into protocol types and verify it against the
 //!   genesis validator set, trusting nothing the node says.
-//! - [`follower`]: subscribe to a rollup and yield verified batches.
+//! - [`follower`]: subscribe to a rollup and yield verified batches, failing over across nodes.
+//! - [`tracker`]: send a bundle and wait until it is included or dropped.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
 pub mod bundle;
 pub mod follower;
+pub mod tracker;
 pub mod verify;
 
 pub use api::{SeqApiClient, SeqApiServer};

@@ -119,3 +119,125 @@ impl BatchVerifier {
         Ok(b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use lockstep_bundles::certificate::{vote_sign_bytes, VoteKind};
+    use lockstep_bundles::rollup::RollupTree;
+    use lockstep_bundles::{Address, Block, CommitSig, Hash, Validator};
+
+    fn setup() -> (BatchVerifier, Block, Vec<Hash>, CommitCertificate) {
+        let keys: Vec<SigningKey> = (1..=4u8)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let set = ValidatorSet::new(
+            keys.iter()
+                .map(|k| Validator::new(k.verifying_key().to_bytes(), 1))
+                .collect(),
+        )
+        .unwrap();
+        let user = SigningKey::from_bytes(&[9; 32]);
+        let bundles = vec![
+            crate::bundle::sign(&user, 5, 1, 10, vec![(1, vec![1, 1]), (2, vec![2, 2])]),
+            crate::bundle::sign(&user, 5, 2, 10, vec![(1, vec![3])]),
+        ];
+        let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
+        let block = Block::build(5, 3, 1000, Address::default(), Hash::ZERO, bundles, &hashes);
+        let signatures = keys[..3]
+            .iter()
+            .map(|k| {
+                let address = Address::from_public_key(&k.verifying_key().to_bytes());
+                let msg =
+                    vote_sign_bytes(5, VoteKind::Precommit, 3, 0, Some(&block.hash()), &address);
+                CommitSig {
+                    address,
+                    signature: k.sign(&msg).to_bytes(),
+                }
+            })
+            .collect();
+        let cert = CommitCertificate {
+            height: 3,
+            round: 0,
+            block_hash: block.hash(),
+            signatures,
+        };
+        (BatchVerifier::new(5, set), block, hashes, cert)
+    }
+
+    fn json_for(
+        block: &Block,
+        hashes: &[Hash],
+        cert: &CommitCertificate,
+        rollup: u64,
+    ) -> RollupBatchJson {
+        let tree = RollupTree::from_block(block, hashes);
+        to_json(&RollupBatch::from_block(
+            block,
+            hashes,
+            &tree,
+            cert.clone(),
+            rollup,
+        ))
+    }
+
+    #[test]
+    fn honest_batches_verify_including_empty_ones() {
+        let (v, block, hashes, cert) = setup();
+        for rollup in [1, 2, 3] {
+            let j = json_for(&block, &hashes, &cert, rollup);
+            let b = v.verify(&j).unwrap();
+            assert_eq!(b.entries.len(), [2, 1, 0][(rollup - 1) as usize]);
+        }
+    }
+
+    #[test]
+    fn tampered_json_batches_are_rejected() {
+        let (v, block, hashes, cert) = setup();
+        let good = json_for(&block, &hashes, &cert, 1);
+
+        let mut flipped = good.clone();
+        flipped.entries[0].data = "0x0101ff".into();
+        assert!(matches!(v.verify(&flipped), Err(VerifyError::Invalid(_))));
+
+        let mut removed = good.clone();
+        removed.entries.pop();
+        assert!(matches!(v.verify(&removed), Err(VerifyError::Invalid(_))));
+
+        let mut foreign = good.clone();
+        foreign
+            .entries
+            .push(json_for(&block, &hashes, &cert, 2).entries[0].clone());
+        assert!(v.verify(&foreign).is_err());
+
+        let mut forged = good.clone();
+        let mut cert2 = cert.clone();
+        cert2.signatures[2].signature[7] ^= 1;
+        forged.certificate = lockstep_bundles::hash::encode_hex(&borsh::to_vec(&cert2).unwrap());
+        assert!(matches!(
+            v.verify(&forged),
+            Err(VerifyError::Invalid(BatchError::Certificate(_)))
+        ));
+
+        let mut short = good.clone();
+        let mut cert3 = cert.clone();
+        cert3.signatures.truncate(2);
+        short.certificate = lockstep_bundles::hash::encode_hex(&borsh::to_vec(&cert3).unwrap());
+        assert!(
+            v.verify(&short).is_err(),
+            "two of four signatures are not a quorum"
+        );
+
+        let mut relabelled = good.clone();
+        relabelled.block_hash = Hash::ZERO;
+        assert!(matches!(
+            v.verify(&relabelled),
+            Err(VerifyError::Mismatch { .. })
+        ));
+
+        let mut garbage = good;
+        garbage.proof = "0x00".into();
+        assert!(matches!(v.verify(&garbage), Err(VerifyError::Malformed(_))));
+    }
+}

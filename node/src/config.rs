@@ -90,6 +90,18 @@ impl Default for MempoolConfig {
     }
 }
 
+/// Decided heights a node keeps by default (0 keeps all).
+pub const DEFAULT_KEEP_HEIGHTS: u64 = 0;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Decided heights kept for RPC, subscriptions and syncing peers; older heights are pruned.
+    /// 0 keeps everything; otherwise it must be at least the genesis `max_ttl`.
+    #[serde(default)]
+    pub keep_heights: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -100,6 +112,8 @@ pub struct Config {
     pub gossip: GossipConfig,
     #[serde(default)]
     pub mempool: MempoolConfig,
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 fn d_max_conn() -> u32 {
@@ -163,6 +177,9 @@ impl Config {
                 peers: vec![],
             },
             mempool: MempoolConfig::default(),
+            history: HistoryConfig {
+                keep_heights: DEFAULT_KEEP_HEIGHTS,
+            },
         }
     }
 

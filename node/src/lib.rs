@@ -14,3 +14,4 @@ pub mod metrics_http;
 pub mod rpc;
 pub mod run;
 pub mod store;
+pub mod tools;

@@ -30,6 +30,64 @@ enum Command {
         #[arg(long)]
         home: PathBuf,
     },
+    /// Rollup tools.
+    Rollup {
+        #[command(subcommand)]
+        command: RollupCmd,
+    },
+    /// Bundle tools.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RollupCmd {
+    /// Print a rollup's batches as they are decided, each verified against the genesis
+    /// validator set; fails over between the given nodes without skipping a height.
+    Follow {
+        #[arg(long)]
+        rollup: u64,
+        /// WebSocket or HTTP URL of one or more nodes (ws:// is used either way).
+        #[arg(long, num_args = 1.., required = true)]
+        rpc: Vec<String>,
+        /// The chain's genesis file: the trust root for verification.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// First height (default: the next one).
+        #[arg(long)]
+        from: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// Sign a bundle, send it, and wait until it is included or dropped.
+    Send {
+        /// A key file as written by `lockstep init` (key.json).
+        #[arg(long)]
+        key: PathBuf,
+        /// A leg as ROLLUP_ID:0xHEX; repeat for an atomic multi-rollup bundle.
+        #[arg(long = "leg", required = true)]
+        legs: Vec<String>,
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+        /// The bundle may be included up to this many heights from now.
+        #[arg(long, default_value_t = 100)]
+        valid_for: u64,
+        /// Distinguishes otherwise identical bundles (default: random).
+        #[arg(long)]
+        nonce: Option<u64>,
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+}
+
+fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,13 +106,39 @@ fn main() -> std::process::ExitCode {
             h.init(&Config::new(&moniker), None, None)
                 .map(|_| println!("initialised {}", home.display()))
         }
-        Command::Start { home } => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(lockstep_node::run::start(&home)),
-            Err(e) => Err(e.into()),
-        },
+        Command::Start { home } => {
+            runtime().and_then(|rt| rt.block_on(lockstep_node::run::start(&home)))
+        }
+        Command::Rollup {
+            command:
+                RollupCmd::Follow {
+                    rollup,
+                    rpc,
+                    genesis,
+                    from,
+                },
+        } => runtime()
+            .and_then(|rt| rt.block_on(lockstep_node::tools::follow(rollup, rpc, &genesis, from))),
+        Command::Bundle {
+            command:
+                BundleCmd::Send {
+                    key,
+                    legs,
+                    rpc,
+                    valid_for,
+                    nonce,
+                    timeout_secs,
+                },
+        } => runtime().and_then(|rt| {
+            rt.block_on(lockstep_node::tools::send(
+                &key,
+                &legs,
+                &rpc,
+                valid_for,
+                nonce,
+                timeout_secs,
+            ))
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

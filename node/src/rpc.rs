@@ -38,7 +38,20 @@ pub struct RpcState {
     pub validators: ValidatorSet,
     pub is_validator: bool,
     pub subscriber_max_lag: u64,
+    /// Batches already encoded for subscribers, so each is encoded once however many
+    /// subscribers receive it.
+    pub encoded: Mutex<EncodedBatches>,
 }
+
+/// Encoded batches per `(rollup, height)`, bounded, oldest evicted first.
+#[derive(Default)]
+pub struct EncodedBatches {
+    map: HashMap<(u64, u64), Arc<serde_json::value::RawValue>>,
+    order: std::collections::VecDeque<(u64, u64)>,
+}
+
+/// Encoded batches kept for subscribers.
+pub const ENCODED_BATCH_CACHE: usize = 8_192;
 
 #[derive(Clone)]
 pub struct Rpc(pub Arc<RpcState>);
@@ -53,6 +66,35 @@ impl RpcState {
             return Ok(None);
         };
         Ok(Some(batch_json(&d, rollup_id)))
+    }
+}
+
+impl RpcState {
+    /// The batch as JSON, encoded once and shared by every subscriber.
+    fn encoded_batch(
+        &self,
+        rollup_id: u64,
+        height: u64,
+    ) -> RpcResult<Option<Arc<serde_json::value::RawValue>>> {
+        let key = (rollup_id, height);
+        let mut cache = self.encoded.lock();
+        if let Some(raw) = cache.map.get(&key) {
+            return Ok(Some(raw.clone()));
+        }
+        let Some(batch) = self.batch(rollup_id, height)? else {
+            return Ok(None);
+        };
+        let raw: Arc<serde_json::value::RawValue> =
+            Arc::from(serde_json::value::to_raw_value(&batch).map_err(internal)?);
+        metrics::counter!("lockstep_rpc_batch_encodings_total").increment(1);
+        cache.map.insert(key, raw.clone());
+        cache.order.push_back(key);
+        while cache.order.len() > ENCODED_BATCH_CACHE {
+            if let Some(old) = cache.order.pop_front() {
+                cache.map.remove(&old);
+            }
+        }
+        Ok(Some(raw))
     }
 }
 
@@ -195,15 +237,15 @@ impl SeqApiServer for Rpc {
                     )
                     .into());
                 }
-                let Some(batch) = state
-                    .batch(rollup_id, next)
+                let Some(raw) = state
+                    .encoded_batch(rollup_id, next)
                     .map_err(|e| e.message().to_string())?
                 else {
                     break;
                 };
-                let raw = serde_json::value::to_raw_value(&batch).map_err(|e| e.to_string())?;
+                let msg = SubscriptionMessage::from(raw.as_ref().to_owned());
                 tokio::select! {
-                    r = sink.send(SubscriptionMessage::from(raw)) => r?,
+                    r = sink.send(msg) => r?,
                     _ = sink.closed() => return Ok(()),
                 }
                 next += 1;

@@ -139,7 +139,16 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
     let is_validator = validators.get(&address).is_some();
     let prometheus = metrics_http::install()?;
 
-    let store = Arc::new(Store::open(&home.db())?);
+    let keep = config.history.keep_heights;
+    if keep != 0 && keep < limits.max_ttl {
+        eyre::bail!(
+            "config {}: history.keep_heights {keep} is below the genesis max_ttl {}; \
+             the replay window must stay on disk (use 0 to keep everything)",
+            home.config().display(),
+            limits.max_ttl
+        );
+    }
+    let store = Arc::new(Store::open(&home.db(), keep)?);
     let latest = store.latest_height()?;
     let mut included = IncludedSet::new(limits.max_ttl);
     for (h, hashes) in store.included_since(included.window_start(latest))? {
@@ -262,6 +271,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         validators,
         is_validator,
         subscriber_max_lag: config.rpc.subscriber_max_lag,
+        encoded: Default::default(),
     };
     let (rpc_handle, rpc_addr) = rpc::serve(
         config.rpc.listen,

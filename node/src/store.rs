@@ -47,7 +47,12 @@ type BlockCache = (BTreeMap<u64, Arc<Decided>>, VecDeque<u64>);
 pub struct Store {
     db: DB,
     cache: Mutex<BlockCache>,
+    /// Decided heights kept; older ones are pruned (0 keeps everything).
+    keep_heights: u64,
 }
+
+/// Most heights pruned in one commit, so a large backlog is pruned gradually.
+pub const PRUNE_PER_COMMIT: u64 = 64;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
@@ -65,7 +70,8 @@ fn read_u64(v: &[u8]) -> Result<u64> {
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
+    /// Opens (or creates) the store; `keep_heights` decided heights are kept (0: all).
+    pub fn open(path: &Path, keep_heights: u64) -> Result<Store> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -78,6 +84,7 @@ impl Store {
         Ok(Store {
             db,
             cache: Mutex::new((BTreeMap::new(), VecDeque::new())),
+            keep_heights,
         })
     }
 
@@ -140,6 +147,34 @@ impl Store {
         let height = read_u64(&v[..8])?;
         let index = u32::from_be_bytes(v[8..12].try_into().unwrap_or([0; 4]));
         Ok(Some((height, index)))
+    }
+
+    /// Adds to `batch` the deletion of heights below `latest - keep_heights + 1` (at most
+    /// [`PRUNE_PER_COMMIT`] of them); returns the new earliest height if it moved.
+    fn prune_into(
+        &self,
+        batch: &mut WriteBatch,
+        earliest: u64,
+        latest: u64,
+    ) -> Result<Option<u64>> {
+        if self.keep_heights == 0 || latest < self.keep_heights {
+            return Ok(None);
+        }
+        let keep_from = latest - self.keep_heights + 1;
+        if earliest >= keep_from {
+            return Ok(None);
+        }
+        let to = keep_from.min(earliest + PRUNE_PER_COMMIT);
+        for h in earliest..to {
+            for x in self.hashes(h)?.unwrap_or_default() {
+                batch.delete_cf(self.cf("bundles")?, x.0);
+            }
+        }
+        for cf in ["headers", "blocks", "certs", "hashes"] {
+            batch.delete_range_cf(self.cf(cf)?, be(earliest), be(to));
+        }
+        batch.put_cf(self.cf("meta")?, EARLIEST, be(to));
+        Ok(Some(to))
     }
 
     /// A decided block with its hashes, certificate and rollup tree (cached).
@@ -234,14 +269,24 @@ impl ChainStore for Store {
         if self.latest_height()? < h {
             batch.put_cf(self.cf("meta")?, LATEST, be(h));
         }
-        if self.meta(EARLIEST)?.is_none() {
-            batch.put_cf(self.cf("meta")?, EARLIEST, be(h));
-        }
+        let earliest = match self.meta(EARLIEST)? {
+            Some(e) => e,
+            None => {
+                batch.put_cf(self.cf("meta")?, EARLIEST, be(h));
+                h
+            }
+        };
+        let pruned = self.prune_into(&mut batch, earliest, h)?;
         let undecided = self.cf("undecided")?;
         batch.delete_range_cf(undecided, be(0), be(h + 1));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(err)?;
+        if let Some(to) = pruned {
+            let mut c = self.cache.lock();
+            c.0.retain(|height, _| *height >= to);
+            c.1.retain(|height| *height >= to);
+        }
         Ok(Committed::Written)
     }
 
@@ -310,7 +355,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b1 = block(1, Hash::ZERO, 10);
         {
-            let s = Store::open(dir.path()).unwrap();
+            let s = Store::open(dir.path(), 0).unwrap();
             s.put_undecided(&UndecidedRecord {
                 height: 1,
                 round: 0,
@@ -339,10 +384,34 @@ mod tests {
                 "undecided proposals are dropped at commit"
             );
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path(), 0).unwrap();
         assert_eq!(s.latest().unwrap().map(|h| h.hash()), Some(b1.hash()));
         assert_eq!(s.earliest().unwrap(), 1);
         assert_eq!(s.certificate(1).unwrap(), Some(cert(&b1)));
         assert!(s.decided(1).unwrap().is_some());
+    }
+
+    #[test]
+    fn history_beyond_keep_heights_is_pruned_with_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 3).unwrap();
+        let k = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let mut parent = Hash::ZERO;
+        let mut first_bundle = None;
+        for h in 1..=6u64 {
+            let b = lockstep_client::bundle::sign(&k, 1, h, 100, vec![(1, vec![1])]);
+            let hashes = vec![b.hash()];
+            first_bundle.get_or_insert(b.hash());
+            let blk = Block::build(1, h, h, Address::default(), parent, vec![b], &hashes);
+            parent = blk.hash();
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+                .unwrap();
+        }
+        assert_eq!(s.earliest().unwrap(), 4);
+        assert!(s.block_bytes(3).unwrap().is_none());
+        assert!(s.decided(3).unwrap().is_none());
+        assert!(s.block_bytes(4).unwrap().is_some());
+        assert_eq!(s.bundle_location(&first_bundle.unwrap()).unwrap(), None);
+        assert_eq!(s.latest_height().unwrap(), 6);
     }
 }

@@ -108,6 +108,8 @@ pub struct ClusterOptions {
     pub validators: usize,
     pub chain_id: u64,
     pub target_block_time_ms: u64,
+    /// Protocol limits written into the genesis file.
+    pub limits: lockstep_bundles::Limits,
     /// Applied to each node's config before it is written.
     pub tweak: Option<fn(&mut Config)>,
 }
@@ -118,6 +120,7 @@ impl Default for ClusterOptions {
             validators: 4,
             chain_id: LOCAL_CHAIN_ID,
             target_block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
+            limits: lockstep_bundles::Limits::default(),
             tweak: None,
         }
     }
@@ -175,10 +178,11 @@ impl Cluster {
 
     fn make_homes(dir: &Path, names: &[String], opts: &ClusterOptions) -> eyre::Result<()> {
         let keys: Vec<NodeKey> = names.iter().map(|_| NodeKey::generate()).collect();
-        let genesis = Genesis::new(
+        let mut genesis = Genesis::new(
             opts.chain_id,
             &keys.iter().map(|k| k.public_key()).collect::<Vec<_>>(),
         );
+        genesis.limits = opts.limits;
         let mut ports = Vec::new();
         for _ in names {
             ports.push([free_port()?, free_port()?, free_port()?, free_port()?]);

@@ -1,0 +1,168 @@
+//! Rollup delivery over real processes: a follower that survives its node being killed,
+//! many subscribers sharing one encoding per batch, and history retention.
+
+#![allow(clippy::unwrap_used)]
+
+use jsonrpsee::core::ClientError;
+use jsonrpsee::ws_client::WsClientBuilder;
+use lockstep_client::bundle::sign;
+use lockstep_client::follower::Follower;
+use lockstep_client::tracker::{send_and_wait, Outcome};
+use lockstep_client::SeqApiClient;
+use lockstep_testnet::{Cluster, ClusterOptions};
+use lockstep_tests::network_dir;
+use std::time::Duration;
+
+const READY: Duration = Duration::from_secs(90);
+
+async fn network(name: &str, opts: ClusterOptions) -> eyre::Result<Cluster> {
+    let mut c = Cluster::create(&network_dir(name), &opts)?;
+    c.start_all()?;
+    c.wait_ready(READY).await?;
+    Ok(c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_survives_its_node_being_killed_without_a_gap() -> eyre::Result<()> {
+    let mut cluster = network("failover", ClusterOptions::default()).await?;
+    let urls = vec![cluster.nodes[3].ws_url(), cluster.nodes[2].ws_url()];
+    let from = cluster.height(3).await.unwrap_or(0) + 1;
+    let mut follower = Follower::new(urls.clone(), 1, Some(from), cluster.verifier()?, 50);
+    let mut expected = from;
+    for _ in 0..10 {
+        let v = follower.next().await?;
+        assert_eq!(v.batch.height, expected);
+        expected += 1;
+    }
+    assert_eq!(follower.node(), urls[0]);
+    cluster.kill(3)?;
+    // A bundle for the rollup while the follower's node is down.
+    let k = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let b = sign(
+        &k,
+        cluster.chain_id,
+        1,
+        expected + 500,
+        vec![(1, b"during failover".to_vec())],
+    );
+    let (hash, outcome) = send_and_wait(&cluster.http(0)?, &b, Duration::from_secs(60)).await?;
+    let Outcome::Included {
+        height: included_at,
+        ..
+    } = outcome
+    else {
+        panic!("dropped: {outcome:?}")
+    };
+    let mut found = false;
+    while expected <= included_at + 3 {
+        let v = tokio::time::timeout(Duration::from_secs(60), follower.next()).await??;
+        assert_eq!(
+            v.batch.height, expected,
+            "every height exactly once, in order"
+        );
+        found |= v.batch.entries.iter().any(|e| e.bundle_hash == hash);
+        expected += 1;
+    }
+    assert!(
+        found,
+        "the bundle included during the failover was delivered"
+    );
+    assert_eq!(
+        follower.node(),
+        urls[1],
+        "the follower moved to the surviving node"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hundred_subscribers_share_one_encoding_per_batch() -> eyre::Result<()> {
+    let cluster = network("fanout", ClusterOptions::default()).await?;
+    let url = cluster.nodes[1].ws_url();
+    let from = cluster.height(1).await.unwrap_or(0) + 1;
+    let scrape = || async {
+        let body = reqwest_metrics(&cluster.nodes[1].metrics_url()).await;
+        body.lines()
+            .find(|l| l.starts_with("lockstep_rpc_batch_encodings_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = scrape().await;
+    let mut subs = Vec::new();
+    for _ in 0..100 {
+        let c = WsClientBuilder::default().build(&url).await?;
+        let s = c.subscribe_rollup(5, Some(from)).await?;
+        subs.push((c, s));
+    }
+    let heights = 20u64;
+    for (_, s) in subs.iter_mut() {
+        for h in from..from + heights {
+            let b = tokio::time::timeout(Duration::from_secs(60), s.next())
+                .await?
+                .unwrap()?;
+            assert_eq!(b.height, h);
+        }
+    }
+    let encodings = scrape().await - before;
+    // One encoding per (rollup, height), not one per subscriber: the 100 subscribers received
+    // 2000 batches from at most a few more encodings than heights delivered.
+    assert!(encodings >= heights as f64, "encodings {encodings}");
+    assert!(
+        encodings < (heights * 3) as f64,
+        "encodings {encodings} for {heights} heights x 100 subscribers"
+    );
+    Ok(())
+}
+
+async fn reqwest_metrics(url: &str) -> String {
+    // A minimal HTTP GET over a TCP stream (the metrics endpoint speaks HTTP/1.1).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_below_the_kept_history_are_refused_with_4007() -> eyre::Result<()> {
+    fn keep_20(c: &mut lockstep_node::config::Config) {
+        c.history.keep_heights = 20;
+    }
+    let opts = ClusterOptions {
+        limits: lockstep_bundles::Limits {
+            max_ttl: 20,
+            ..Default::default()
+        },
+        tweak: Some(keep_20),
+        ..Default::default()
+    };
+    let cluster = network("history", opts).await?;
+    cluster.wait_for_height(&[0, 1, 2, 3], 50, READY).await?;
+    let ws = WsClientBuilder::default()
+        .build(&cluster.nodes[0].ws_url())
+        .await?;
+    match ws.subscribe_rollup(1, Some(1)).await {
+        Err(ClientError::Call(e)) => {
+            assert_eq!(e.code(), 4007, "{}", e.message());
+            assert!(e.message().contains("oldest"), "{}", e.message());
+        }
+        other => panic!("expected 4007, got {:?}", other.map(|_| ())),
+    }
+    let http = cluster.http(0)?;
+    assert!(http.get_block(1).await?.is_none(), "pruned");
+    let latest = http.block_number().await?;
+    let mut s = ws.subscribe_rollup(1, Some(latest - 10)).await?;
+    let b = tokio::time::timeout(Duration::from_secs(30), s.next())
+        .await?
+        .unwrap()?;
+    assert_eq!(b.height, latest - 10);
+    Ok(())
+}
