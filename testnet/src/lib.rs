@@ -4,6 +4,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bench;
+
 use eyre::{bail, eyre, Context as _};
 use lockstep_bundles::ValidatorSet;
 use lockstep_client::verify::BatchVerifier;

@@ -5,7 +5,7 @@ use eyre::eyre;
 use lockstep_client::follower::Follower;
 use lockstep_client::SeqApiClient;
 use lockstep_ledger::{Applied, Ledger, LedgerTx, Settlement, SettlementLog};
-use lockstep_testnet::{Cluster, ClusterOptions};
+use lockstep_testnet::{bench, Cluster, ClusterOptions};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +29,37 @@ enum Cmd {
         /// Holds the node homes and endpoints.json; an existing network there is resumed.
         #[arg(long, default_value = "testnet-data")]
         dir: PathBuf,
+    },
+    /// Benchmark a fresh local network: open-loop load over JSON-RPC, latency to a verifying
+    /// rollup subscriber, throughput, CPU and memory per node. Writes JSON under --out.
+    Bench {
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value_t = 2)]
+        legs: usize,
+        #[arg(long, default_value_t = 256)]
+        leg_bytes: usize,
+        /// Offered bundles per second (single run).
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        /// Seconds of load per run.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// All runs: saturation, latency at half of it, 64 KiB legs, scaling over 4, 7, 10
+        /// validators; also writes summary.json.
+        #[arg(long)]
+        full: bool,
+        /// A short, small run that checks the output is sane (used by the test suite).
+        #[arg(long)]
+        smoke: bool,
+        /// Seconds per saturation step (with --full).
+        #[arg(long, default_value_t = 10)]
+        step: u64,
+        #[arg(long, default_value = "target/bench-results")]
+        out: PathBuf,
+        /// Where to put the networks (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Start a fresh 4-validator network, send atomic bundles across rollups 1 and 2, and
     /// print what each rollup's verifying follower receives and its example ledger executes.
@@ -61,6 +92,36 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Cmd::Up { validators, dir } => up(validators, dir).await,
             Cmd::Demo { bundles, dir } => demo(bundles, dir).await,
+            Cmd::Bench {
+                validators,
+                legs,
+                leg_bytes,
+                rate,
+                duration,
+                full,
+                smoke,
+                step,
+                out,
+                dir,
+            } => {
+                let base = dir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("lockstep-bench-{}", std::process::id()))
+                });
+                let spec = bench::RunSpec {
+                    legs,
+                    leg_bytes,
+                    rate,
+                    duration: Duration::from_secs(duration),
+                    drain: Duration::from_secs(30),
+                };
+                if smoke {
+                    bench_smoke(&base, &out).await
+                } else if full {
+                    bench_full(&base, &out, &spec, Duration::from_secs(step)).await
+                } else {
+                    bench_single(&base, &out, validators, &spec).await
+                }
+            }
         }
     });
     match result {
@@ -276,5 +337,171 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
         }
     }
     println!("\ndone: each atomic bundle's two legs executed at the same sequencer height on both rollups");
+    Ok(())
+}
+
+fn stamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn spinner() -> indicatif::ProgressBar {
+    let p = indicatif::ProgressBar::new_spinner();
+    p.enable_steady_tick(Duration::from_millis(200));
+    p
+}
+
+async fn bench_network(base: &std::path::Path, validators: usize) -> eyre::Result<Cluster> {
+    let dir = base.join(format!("{validators}v"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = Cluster::create(
+        &dir,
+        &ClusterOptions {
+            validators,
+            ..Default::default()
+        },
+    )?;
+    c.start_all()?;
+    c.wait_ready(Duration::from_secs(120)).await?;
+    Ok(c)
+}
+
+async fn bench_single(
+    base: &std::path::Path,
+    out: &std::path::Path,
+    validators: usize,
+    spec: &bench::RunSpec,
+) -> eyre::Result<()> {
+    let p = spinner();
+    p.set_message("measuring raw batch verification");
+    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(20_000)).await?;
+    p.set_message(format!("starting {validators} validators"));
+    let mut cluster = bench_network(base, validators).await?;
+    let r = bench::run_once(&cluster, spec, raw, 1, Some(&p)).await?;
+    cluster.stop_all()?;
+    p.finish_and_clear();
+    let path = bench::write_json(
+        out,
+        &format!("run-{validators}v-{:.0}-{}.json", spec.rate, stamp()),
+        &r,
+    )?;
+    println!("{}", serde_json::to_string(&r)?);
+    eprintln!("written {}", path.display());
+    Ok(())
+}
+
+async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -> eyre::Result<()> {
+    let spec = bench::RunSpec {
+        legs: 2,
+        leg_bytes: 64,
+        rate: 50.0,
+        duration: Duration::from_secs(5),
+        drain: Duration::from_secs(30),
+    };
+    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(2_000)).await?;
+    let mut cluster = bench_network(base, 4).await?;
+    let r = bench::run_once(&cluster, &spec, raw, 1, None).await?;
+    cluster.stop_all()?;
+    let path = bench::write_json(out, &format!("smoke-{}.json", stamp()), &r)?;
+    println!("{}", serde_json::to_string(&r)?);
+    eprintln!("written {}", path.display());
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct ScalingRow {
+    validators: usize,
+    saturation_bundles_per_s: f64,
+    p50_ms: f64,
+}
+
+async fn bench_full(
+    base: &std::path::Path,
+    out: &std::path::Path,
+    spec: &bench::RunSpec,
+    step: Duration,
+) -> eyre::Result<()> {
+    let p = spinner();
+    p.set_message("measuring raw batch verification");
+    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(40_000)).await?;
+    let mut salt = stamp();
+    let mut scaling = Vec::new();
+    let mut summary = serde_json::Map::new();
+    let mut all_runs = Vec::new();
+    for validators in [4usize, 7, 10] {
+        p.set_message(format!("starting {validators} validators"));
+        let mut cluster = bench_network(base, validators).await?;
+        let sat_spec = bench::RunSpec {
+            duration: step,
+            ..spec.clone()
+        };
+        let (best, steps) =
+            bench::saturation(&cluster, &sat_spec, 200.0, raw, &mut salt, Some(&p)).await?;
+        let at_best = steps
+            .iter()
+            .rev()
+            .find(|r| (r.offered_per_s - best).abs() < 1e-6)
+            .cloned();
+        scaling.push(ScalingRow {
+            validators,
+            saturation_bundles_per_s: best,
+            p50_ms: at_best.as_ref().map(|r| r.latency_ms.p50).unwrap_or(0.0),
+        });
+        all_runs.extend(steps);
+        if validators == 4 {
+            let ceiling = raw / 4.0;
+            summary.insert("validators".into(), 4.into());
+            summary.insert("saturation_bundles_per_s".into(), best.into());
+            summary.insert("ceiling_bundles_per_s".into(), ceiling.into());
+            summary.insert("ratio_to_ceiling".into(), (best / ceiling).into());
+            salt += 1;
+            let half = bench::RunSpec {
+                rate: (best / 2.0).max(10.0),
+                ..spec.clone()
+            };
+            let lat = bench::run_once(&cluster, &half, raw, salt, Some(&p)).await?;
+            summary.insert(
+                "latency_at_half_ms".into(),
+                serde_json::to_value(&lat.latency_ms)?,
+            );
+            summary.insert("rss_mb_max".into(), lat.rss_mb_max.into());
+            all_runs.push(lat);
+            salt += 1;
+            let large = bench::RunSpec {
+                legs: 1,
+                leg_bytes: 64 * 1024,
+                rate: 300.0,
+                ..spec.clone()
+            };
+            let lr = bench::run_once(&cluster, &large, raw, salt, Some(&p)).await?;
+            summary.insert("large_legs_mb_per_s".into(), lr.delivered_mb_per_s.into());
+            all_runs.push(lr);
+        }
+        cluster.stop_all()?;
+    }
+    summary.insert("raw_verify_per_s".into(), raw.into());
+    summary.insert("scaling".into(), serde_json::to_value(&scaling)?);
+    p.finish_and_clear();
+    for (i, r) in all_runs.iter().enumerate() {
+        bench::write_json(
+            out,
+            &format!(
+                "full-{}-{i:02}-{}v-{:.0}.json",
+                stamp(),
+                r.validators,
+                r.offered_per_s
+            ),
+            r,
+        )?;
+    }
+    let path = bench::write_json(out, "summary.json", &summary)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    eprintln!(
+        "written {} and {} run files",
+        path.display(),
+        all_runs.len()
+    );
     Ok(())
 }

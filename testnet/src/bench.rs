@@ -1,0 +1,415 @@
+//! The benchmark: open-loop load over JSON-RPC spread across all validators of a real local
+//! network, measured per bundle from sending to a verifying rollup subscriber receiving it.
+
+use crate::Cluster;
+use eyre::eyre;
+use hdrhistogram::Histogram;
+use lockstep_bundles::sig::{verify_batch, Item};
+use lockstep_bundles::{Hash, SignedBundle};
+use lockstep_client::follower::Subscriber;
+use lockstep_client::SeqApiClient;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Semaphore};
+
+/// Most requests in flight from the load generator; beyond it the generator waits (and the
+/// run reports how late it fell behind its schedule).
+pub const MAX_IN_FLIGHT: usize = 4096;
+/// Bundles pending from one signer are capped by the mempool; spread the load over signers.
+const BUNDLES_PER_SIGNER: usize = 400;
+
+/// One load run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub legs: usize,
+    pub leg_bytes: usize,
+    pub rate: f64,
+    pub duration: Duration,
+    /// How long to wait for the last deliveries after the load stops.
+    pub drain: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeUsage {
+    pub name: String,
+    pub cpu_s: f64,
+    pub rss_mb_max: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub validators: usize,
+    pub legs: usize,
+    pub leg_bytes: usize,
+    pub offered_per_s: f64,
+    pub sent: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub delivered: u64,
+    pub delivered_bundles_per_s: f64,
+    pub delivered_mb_per_s: f64,
+    pub latency_ms: Percentiles,
+    pub raw_verify_per_s: f64,
+    pub ceiling_bundles_per_s: f64,
+    pub ratio_to_ceiling: f64,
+    pub schedule_lag_ms_max: f64,
+    pub nodes: Vec<NodeUsage>,
+    pub rss_mb_max: f64,
+    pub heights: u64,
+    pub duration_s: f64,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// The machine's raw ed25519 batch-verification rate on all cores (signatures/s).
+pub fn raw_verify_rate(samples: usize) -> f64 {
+    let items: Vec<Item> = (0..samples)
+        .map(|i| {
+            let k = ed25519_dalek::SigningKey::from_bytes(
+                &Hash::tagged(b"raw", &[&(i % 256).to_le_bytes()]).0,
+            );
+            let msg = Hash::tagged(b"msg", &[&i.to_le_bytes()]).0;
+            use ed25519_dalek::Signer;
+            Item {
+                pk: k.verifying_key().to_bytes(),
+                msg,
+                sig: k.sign(&msg).to_bytes(),
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for chunk in items.chunks(samples.div_ceil(cores()).max(1)) {
+            s.spawn(move || {
+                for b in chunk.chunks(512) {
+                    let _ = verify_batch(b);
+                }
+            });
+        }
+    });
+    samples as f64 / started.elapsed().as_secs_f64()
+}
+
+fn presign(
+    chain_id: u64,
+    valid_until: u64,
+    spec: &RunSpec,
+    count: usize,
+    salt: u64,
+) -> Vec<SignedBundle> {
+    let per = count.div_ceil(cores()).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores())
+            .map(|t| {
+                s.spawn(move || {
+                    (t * per..((t + 1) * per).min(count))
+                        .map(|i| {
+                            let signer = (i / BUNDLES_PER_SIGNER) as u64;
+                            let seed = Hash::tagged(
+                                b"bench-signer",
+                                &[&salt.to_le_bytes(), &signer.to_le_bytes()],
+                            );
+                            let key = ed25519_dalek::SigningKey::from_bytes(&seed.0);
+                            let legs = (0..spec.legs)
+                                .map(|l| (l as u64 + 1, vec![(i % 251) as u8; spec.leg_bytes]))
+                                .collect();
+                            lockstep_client::bundle::sign(
+                                &key,
+                                chain_id,
+                                salt.wrapping_mul(1 << 32) + i as u64,
+                                valid_until,
+                                legs,
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    Some(ticks / hz)
+}
+
+fn proc_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs one open-loop load against a running cluster.
+pub async fn run_once(
+    cluster: &Cluster,
+    spec: &RunSpec,
+    raw_verify_per_s: f64,
+    salt: u64,
+    progress: Option<&indicatif::ProgressBar>,
+) -> eyre::Result<RunResult> {
+    let n = cluster.nodes.len();
+    let clients = (0..n)
+        .map(|i| cluster.http(i))
+        .collect::<eyre::Result<Vec<_>>>()?;
+    let start_height = clients[0].block_number().await?;
+    let total = ((spec.rate * spec.duration.as_secs_f64()).round() as usize).max(1);
+    let bundles = presign(
+        cluster.chain_id,
+        start_height + cluster.genesis.limits.max_ttl / 2,
+        spec,
+        total,
+        salt,
+    );
+    let raw: Vec<String> = bundles
+        .iter()
+        .map(lockstep_client::bundle::to_raw_hex)
+        .collect();
+    let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
+    drop(bundles);
+
+    let mut sub = Subscriber::connect(
+        &cluster.nodes[0].ws_url(),
+        1,
+        Some(start_height + 1),
+        cluster.verifier()?,
+    )
+    .await?;
+    let sent_at: Arc<Mutex<HashMap<Hash, Instant>>> =
+        Arc::new(Mutex::new(HashMap::with_capacity(total)));
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pids: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
+    let cpu0: Vec<f64> = pids
+        .iter()
+        .map(|p| p.and_then(proc_cpu_s).unwrap_or(0.0))
+        .collect();
+    let rss_max = Arc::new(std::sync::Mutex::new(vec![0f64; n]));
+    let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (rss_max, stop, pids) = (rss_max.clone(), stop_sampling.clone(), pids.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut m) = rss_max.lock() {
+                    for (i, p) in pids.iter().enumerate() {
+                        if let Some(r) = p.and_then(proc_rss_mb) {
+                            m[i] = m[i].max(r);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+
+    // Open-loop sender: bundle i goes out at t0 + i / rate, to validator i mod n.
+    let t0 = Instant::now();
+    let sender = {
+        let (sent_at, accepted, rejected) = (sent_at.clone(), accepted.clone(), rejected.clone());
+        let rate = spec.rate;
+        let hashes = hashes.clone();
+        tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+            let mut lag_max = Duration::ZERO;
+            for (i, raw) in raw.into_iter().enumerate() {
+                let due = t0 + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                lag_max = lag_max.max(Instant::now().saturating_duration_since(due));
+                let c = clients[i % n].clone();
+                let (sent_at, accepted, rejected) =
+                    (sent_at.clone(), accepted.clone(), rejected.clone());
+                let h = hashes[i];
+                tokio::spawn(async move {
+                    sent_at.lock().await.insert(h, Instant::now());
+                    match c.send_raw_bundle(raw).await {
+                        Ok(_) => accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        Err(_) => rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    };
+                    drop(permit);
+                });
+            }
+            let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+            lag_max
+        })
+    };
+
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut delivered = 0u64;
+    let mut delivered_bytes = 0u64;
+    let mut last_delivery = t0;
+    let mut heights = 0u64;
+    let wanted: std::collections::HashSet<Hash> = hashes.iter().copied().collect();
+    let deadline = t0 + spec.duration + spec.drain;
+    let mut sender = Some(sender);
+    let mut lag_max = Duration::ZERO;
+    loop {
+        if let Some(s) = sender.as_ref() {
+            if s.is_finished() {
+                lag_max = sender.take().ok_or_else(|| eyre!("sender"))?.await?;
+            }
+        }
+        let done_sending = sender.is_none();
+        let acc = accepted.load(std::sync::atomic::Ordering::Relaxed);
+        if done_sending && delivered >= acc {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let Ok(v) = tokio::time::timeout(left.min(Duration::from_secs(1)), sub.next()).await else {
+            continue;
+        };
+        let v = v?;
+        heights += 1;
+        let now = Instant::now();
+        let map = sent_at.lock().await;
+        for e in v
+            .batch
+            .entries
+            .iter()
+            .filter(|e| e.leg_index == 0 && wanted.contains(&e.bundle_hash))
+        {
+            if let Some(t) = map.get(&e.bundle_hash) {
+                hist.record(now.duration_since(*t).as_micros().max(1) as u64)?;
+            }
+            delivered += 1;
+            delivered_bytes += (spec.legs * spec.leg_bytes) as u64;
+            last_delivery = now;
+        }
+        if let Some(p) = progress {
+            p.set_message(format!(
+                "rate {:.0}/s: sent {} delivered {delivered}",
+                spec.rate,
+                map.len()
+            ));
+        }
+    }
+    stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.await;
+    let elapsed = last_delivery
+        .duration_since(t0)
+        .as_secs_f64()
+        .max(spec.duration.as_secs_f64());
+    let rss = rss_max.lock().map(|m| m.clone()).unwrap_or_default();
+    let nodes: Vec<NodeUsage> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| NodeUsage {
+            name: node.name.clone(),
+            cpu_s: pids[i]
+                .and_then(proc_cpu_s)
+                .map(|c| c - cpu0[i])
+                .unwrap_or(0.0),
+            rss_mb_max: rss.get(i).copied().unwrap_or(0.0),
+        })
+        .collect();
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let delivered_per_s = delivered as f64 / elapsed;
+    let ceiling = raw_verify_per_s / n as f64;
+    Ok(RunResult {
+        validators: n,
+        legs: spec.legs,
+        leg_bytes: spec.leg_bytes,
+        offered_per_s: spec.rate,
+        sent: total as u64,
+        accepted: accepted.load(std::sync::atomic::Ordering::Relaxed),
+        rejected: rejected.load(std::sync::atomic::Ordering::Relaxed),
+        delivered,
+        delivered_bundles_per_s: delivered_per_s,
+        delivered_mb_per_s: delivered_bytes as f64 / elapsed / 1e6,
+        latency_ms: Percentiles {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            max: hist.max() as f64 / 1000.0,
+        },
+        raw_verify_per_s,
+        ceiling_bundles_per_s: ceiling,
+        ratio_to_ceiling: delivered_per_s / ceiling,
+        schedule_lag_ms_max: lag_max.as_secs_f64() * 1000.0,
+        rss_mb_max: nodes.iter().map(|u| u.rss_mb_max).fold(0.0, f64::max),
+        nodes,
+        heights,
+        duration_s: elapsed,
+    })
+}
+
+/// Whether a run kept up: p99 within 1 s and at least 95% of the offered rate delivered.
+pub fn sustained(r: &RunResult) -> bool {
+    r.latency_ms.p99 <= 1000.0 && r.delivered as f64 >= 0.95 * r.sent as f64 && r.rejected == 0
+}
+
+/// Ramps the offered rate (×1.5 per step) until a step no longer keeps up; returns the highest
+/// sustained rate (0 if even the first failed) and every step's result.
+pub async fn saturation(
+    cluster: &Cluster,
+    base: &RunSpec,
+    start_rate: f64,
+    raw_verify_per_s: f64,
+    salt: &mut u64,
+    progress: Option<&indicatif::ProgressBar>,
+) -> eyre::Result<(f64, Vec<RunResult>)> {
+    let mut rate = start_rate;
+    let mut best = 0.0;
+    let mut steps = Vec::new();
+    loop {
+        *salt += 1;
+        let spec = RunSpec {
+            rate,
+            ..base.clone()
+        };
+        let r = run_once(cluster, &spec, raw_verify_per_s, *salt, progress).await?;
+        let ok = sustained(&r);
+        steps.push(r);
+        if !ok || rate > 200_000.0 {
+            break;
+        }
+        best = rate;
+        rate *= 1.5;
+        // Let the network settle (drain any backlog) between steps.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok((best, steps))
+}
+
+/// Writes `value` as pretty JSON to `dir/name`.
+pub fn write_json<T: Serialize>(
+    dir: &std::path::Path,
+    name: &str,
+    value: &T,
+) -> eyre::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value)? + "\n")?;
+    Ok(path)
+}
