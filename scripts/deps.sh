@@ -8,6 +8,8 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so
   need+=(libclang-dev)
 fi
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+# The benchmark chart's font.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then
   echo "installing: ${need[*]}" >&2
   SUDO=""

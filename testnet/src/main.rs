@@ -482,6 +482,21 @@ async fn bench_full(
         cluster.stop_all()?;
     }
     summary.insert("raw_verify_per_s".into(), raw.into());
+    let four: Vec<bench::RunResult> = all_runs
+        .iter()
+        .filter(|r| r.validators == 4 && r.legs == spec.legs && r.leg_bytes == spec.leg_bytes)
+        .cloned()
+        .collect();
+    let sc: Vec<(usize, f64)> = scaling
+        .iter()
+        .map(|s| (s.validators, s.saturation_bundles_per_s))
+        .collect();
+    let png = out.join("summary.png");
+    std::fs::create_dir_all(out)?;
+    match bench::chart(&png, &four, &sc) {
+        Ok(()) => eprintln!("chart {}", png.display()),
+        Err(e) => eprintln!("no chart: {e}"),
+    }
     summary.insert("scaling".into(), serde_json::to_value(&scaling)?);
     p.finish_and_clear();
     for (i, r) in all_runs.iter().enumerate() {
