@@ -165,7 +165,7 @@ impl Follower {
         }
         loop {
             if self.sub.is_none() {
-                if self.failures > 0 && self.failures % self.urls.len() == 0 {
+                if self.failures > 0 && self.failures.is_multiple_of(self.urls.len()) {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 let url = self.urls[self.current].clone();

@@ -455,7 +455,8 @@ pub fn chart(
         .y_desc("latency (ms)")
         .draw()
         .map_err(|e| eyre!("{e}"))?;
-    let series: [(&str, RGBColor, fn(&RunResult) -> f64); 3] = [
+    type Series = (&'static str, RGBColor, fn(&RunResult) -> f64);
+    let series: [Series; 3] = [
         ("p50", BLUE, |r| r.latency_ms.p50),
         ("p90", GREEN, |r| r.latency_ms.p90),
         ("p99", RED, |r| r.latency_ms.p99),
