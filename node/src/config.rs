@@ -18,8 +18,11 @@ pub const DEFAULT_RPC_MAX_CONNECTIONS: u32 = 512;
 pub const DEFAULT_RPC_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 64;
 /// Requests per second one RPC connection may make before getting error 4006.
 pub const DEFAULT_RPC_RATE_PER_CONNECTION: u32 = 20_000;
-/// A subscriber more than this many heights behind the tip is dropped.
-pub const DEFAULT_SUBSCRIBER_MAX_LAG: u64 = 1_000;
+/// A subscriber whose connection buffer stays full this long is dropped (it fell behind).
+pub const DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS: u64 = 10_000;
+/// Notifications buffered per RPC connection before sends wait (and, past the timeout above,
+/// the subscriber is dropped).
+pub const DEFAULT_RPC_CONNECTION_BUFFER: u32 = 1_024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,8 +34,10 @@ pub struct RpcConfig {
     pub max_subscriptions_per_connection: u32,
     #[serde(default = "d_rate")]
     pub rate_per_connection: u32,
-    #[serde(default = "d_lag")]
-    pub subscriber_max_lag: u64,
+    #[serde(default = "d_send_timeout")]
+    pub subscriber_send_timeout_ms: u64,
+    #[serde(default = "d_buffer")]
+    pub connection_buffer: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,8 +130,11 @@ fn d_max_subs() -> u32 {
 fn d_rate() -> u32 {
     DEFAULT_RPC_RATE_PER_CONNECTION
 }
-fn d_lag() -> u64 {
-    DEFAULT_SUBSCRIBER_MAX_LAG
+fn d_send_timeout() -> u64 {
+    DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS
+}
+fn d_buffer() -> u32 {
+    DEFAULT_RPC_CONNECTION_BUFFER
 }
 fn d_block_time() -> u64 {
     DEFAULT_TARGET_BLOCK_TIME_MS
@@ -159,7 +167,8 @@ impl Config {
                 max_connections: d_max_conn(),
                 max_subscriptions_per_connection: d_max_subs(),
                 rate_per_connection: d_rate(),
-                subscriber_max_lag: d_lag(),
+                subscriber_send_timeout_ms: d_send_timeout(),
+                connection_buffer: d_buffer(),
             },
             metrics: MetricsConfig {
                 listen: DEFAULT_METRICS_LISTEN.parse().expect("constant address"),

@@ -37,7 +37,8 @@ pub struct RpcState {
     pub gossip: Arc<dyn BundleGossip>,
     pub validators: ValidatorSet,
     pub is_validator: bool,
-    pub subscriber_max_lag: u64,
+    /// How long a subscriber's full outbound buffer is tolerated before it is dropped.
+    pub subscriber_send_timeout: Duration,
     /// Batches already encoded for subscribers, so each is encoded once however many
     /// subscribers receive it.
     pub encoded: Mutex<EncodedBatches>,
@@ -228,15 +229,6 @@ impl SeqApiServer for Rpc {
         loop {
             let latest = tip.borrow_and_update().height;
             while next <= latest {
-                if latest - next > state.subscriber_max_lag {
-                    return Err(format!(
-                        "subscriber fell more than {} heights behind; last height received {}; resubscribe with fromHeight {}",
-                        state.subscriber_max_lag,
-                        next - 1,
-                        next
-                    )
-                    .into());
-                }
                 let Some(raw) = state
                     .encoded_batch(rollup_id, next)
                     .map_err(|e| e.message().to_string())?
@@ -244,9 +236,20 @@ impl SeqApiServer for Rpc {
                     break;
                 };
                 let msg = SubscriptionMessage::from(raw.as_ref().to_owned());
-                tokio::select! {
-                    r = sink.send(msg) => r?,
-                    _ = sink.closed() => return Ok(()),
+                // The connection's outbound buffer is bounded; a subscriber that leaves it full
+                // for the whole timeout has fallen behind and is dropped.
+                match sink.send_timeout(msg, state.subscriber_send_timeout).await {
+                    Ok(()) => {}
+                    Err(jsonrpsee::core::server::SendTimeoutError::Closed(_)) => return Ok(()),
+                    Err(jsonrpsee::core::server::SendTimeoutError::Timeout(_)) => {
+                        metrics::counter!("lockstep_rpc_subscribers_dropped_total").increment(1);
+                        return Err(format!(
+                            "subscriber fell behind; last height received {}; resubscribe with fromHeight {}",
+                            next.saturating_sub(1),
+                            next
+                        )
+                        .into());
+                    }
                 }
                 next += 1;
             }
@@ -367,6 +370,7 @@ pub async fn serve(
     max_connections: u32,
     max_subscriptions: u32,
     rate: u32,
+    connection_buffer: u32,
     rpc: Rpc,
 ) -> eyre::Result<(ServerHandle, SocketAddr)> {
     let cfg = ServerConfig::builder()
@@ -375,6 +379,7 @@ pub async fn serve(
         .max_request_body_size(4 * 1024 * 1024)
         .max_response_body_size(16 * 1024 * 1024)
         .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Disabled)
+        .set_message_buffer_capacity(connection_buffer)
         .build();
     let buckets = Arc::new(Mutex::new(HashMap::new()));
     let mw = RpcServiceBuilder::new().layer_fn(move |inner| RateLimit {

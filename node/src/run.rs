@@ -270,7 +270,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         gossip,
         validators,
         is_validator,
-        subscriber_max_lag: config.rpc.subscriber_max_lag,
+        subscriber_send_timeout: Duration::from_millis(config.rpc.subscriber_send_timeout_ms),
         encoded: Default::default(),
     };
     let (rpc_handle, rpc_addr) = rpc::serve(
@@ -278,6 +278,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         config.rpc.max_connections,
         config.rpc.max_subscriptions_per_connection,
         config.rpc.rate_per_connection,
+        config.rpc.connection_buffer,
         Rpc(Arc::new(state)),
     )
     .await?;

@@ -29,6 +29,9 @@ enum Cmd {
         /// Holds the node homes and endpoints.json; an existing network there is resumed.
         #[arg(long, default_value = "testnet-data")]
         dir: PathBuf,
+        /// Delete the network in --dir (homes, keys, data) and start a new one.
+        #[arg(long)]
+        reset: bool,
     },
     /// Benchmark a fresh local network: open-loop load over JSON-RPC, latency to a verifying
     /// rollup subscriber, throughput, CPU and memory per node. Writes JSON under --out.
@@ -90,7 +93,16 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Cmd::Up { validators, dir } => up(validators, dir).await,
+            Cmd::Up {
+                validators,
+                dir,
+                reset,
+            } => {
+                if reset && dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                up(validators, dir).await
+            }
             Cmd::Demo { bundles, dir } => demo(bundles, dir).await,
             Cmd::Bench {
                 validators,

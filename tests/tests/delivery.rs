@@ -166,3 +166,33 @@ async fn subscriptions_below_the_kept_history_are_refused_with_4007() -> eyre::R
     assert_eq!(b.height, latest - 10);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_send_cli_waits_for_inclusion() -> eyre::Result<()> {
+    let cluster = network("cli", ClusterOptions::default()).await?;
+    let bin = lockstep_testnet::lockstep_binary()?;
+    let out = tokio::process::Command::new(&bin)
+        .args([
+            "bundle", "send", "--leg", "1:0x0102", "--leg", "2:0x03", "--rpc",
+        ])
+        .arg(cluster.nodes[1].rpc_url())
+        .arg("--key")
+        .arg(cluster.nodes[0].home.join("key.json"))
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("included at height"), "{stdout}");
+    let bad = tokio::process::Command::new(&bin)
+        .args(["bundle", "send", "--leg", "1:nothex", "--key"])
+        .arg(cluster.nodes[0].home.join("key.json"))
+        .output()
+        .await?;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("leg `1:nothex`"));
+    Ok(())
+}
