@@ -432,36 +432,6 @@ mod tests {
         a.report(got.id, got.from, Verdict::Accept).await;
         assert!(a.peers() >= 1);
     }
-}
-
-#[cfg(test)]
-mod misbehaviour_tests {
-    use super::*;
-
-    fn id(data: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        sha2::Sha256::digest(data).to_vec()
-    }
-
-    fn cfg(secret: u8, port: u16, peers: Vec<Multiaddr>) -> GossipConfig {
-        GossipConfig {
-            secret: [secret; 32],
-            listen: format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
-            peers,
-            topic: "misbehaviour".into(),
-            max_message_bytes: 1 << 20,
-            inbound_capacity: 64,
-            message_id: id,
-        }
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
 
     /// A peer that keeps sending invalid messages is scored down through gossipsub
     /// validation, then disconnected and kept out, while valid traffic was accepted before.

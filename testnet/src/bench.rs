@@ -4,7 +4,7 @@
 use crate::Cluster;
 use eyre::eyre;
 use hdrhistogram::Histogram;
-use lockstep_bundles::sig::{verify_batch, Item};
+use lockstep_bundles::sig::Item;
 use lockstep_bundles::{Hash, SignedBundle};
 use lockstep_client::follower::Subscriber;
 use lockstep_client::SeqApiClient;
@@ -91,17 +91,7 @@ pub fn raw_verify_rate(samples: usize) -> f64 {
             }
         })
         .collect();
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for chunk in items.chunks(samples.div_ceil(cores()).max(1)) {
-            s.spawn(move || {
-                for b in chunk.chunks(512) {
-                    let _ = verify_batch(b);
-                }
-            });
-        }
-    });
-    samples as f64 / started.elapsed().as_secs_f64()
+    lockstep_node::admission::raw_verify_rate(&items)
 }
 
 fn presign(

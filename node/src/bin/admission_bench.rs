@@ -6,13 +6,13 @@
 
 use bytes::Bytes;
 use clap::Parser;
-use lockstep_bundles::sig::{verify_batch, Item};
+use lockstep_bundles::sig::Item;
 use lockstep_bundles::{Hash, Limits, SignedBundle};
 use lockstep_consensus::Tip;
 use lockstep_mempool::included::IncludedSet;
 use lockstep_mempool::pool::PoolConfig;
 use lockstep_mempool::Mempool;
-use lockstep_node::admission::{Admission, Source, MAX_BATCH};
+use lockstep_node::admission::{raw_verify_rate, Admission, Source};
 use lockstep_p2p::{BundleGossip, Verdict};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -91,24 +91,6 @@ fn sign_all(args: &Args) -> Vec<SignedBundle> {
     })
 }
 
-fn raw_rate(items: &[Item]) -> f64 {
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        let per = items.len().div_ceil(cores());
-        for chunk in items.chunks(per.max(1)) {
-            s.spawn(move || {
-                for batch in chunk.chunks(MAX_BATCH) {
-                    assert!(
-                        verify_batch(batch).iter().all(|ok| *ok),
-                        "benchmark signatures are valid"
-                    );
-                }
-            });
-        }
-    });
-    items.len() as f64 / started.elapsed().as_secs_f64()
-}
-
 fn main() -> eyre::Result<()> {
     let args = Args::parse();
     eprintln!(
@@ -127,7 +109,7 @@ fn main() -> eyre::Result<()> {
     let encoded: Vec<Bytes> = bundles.iter().map(|b| Bytes::from(b.encode())).collect();
 
     eprintln!("raw batch verification on {} cores…", cores());
-    let raw = raw_rate(&items);
+    let raw = raw_verify_rate(&items);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
