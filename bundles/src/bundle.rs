@@ -154,6 +154,14 @@ impl SignedBundle {
         self.body.hash()
     }
 
+    /// The bundle hash computed from the bundle's canonical encoding without decoding or
+    /// re-encoding it: `borsh(SignedBundle) = borsh(body) ++ signature`. For bytes that
+    /// [`SignedBundle::decode`] accepts this equals `decode(bytes).hash()`.
+    pub fn hash_of_encoding(encoded: &[u8]) -> Hash {
+        let body = &encoded[..encoded.len().saturating_sub(64)];
+        Hash::tagged(BUNDLE_HASH_TAG, &[body])
+    }
+
     /// Every rule that needs neither the signature nor any state beyond the window:
     /// size, leg count, chain id and the `valid_until` window, in that order.
     pub fn check_static(
@@ -369,6 +377,7 @@ mod tests {
                 legs: legs.into_iter().map(|(rollup_id, data)| Leg { rollup_id, data }).collect(),
             }.sign(&k);
             let enc = b.encode();
+            prop_assert_eq!(SignedBundle::hash_of_encoding(&enc), b.hash());
             prop_assert_eq!(SignedBundle::decode(&enc, &Limits::default()), Ok(b));
         }
 

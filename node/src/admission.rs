@@ -169,7 +169,8 @@ impl Admission {
         encoded: Bytes,
         source: Source,
     ) -> Result<Hash, AdmitError> {
-        let hash = bundle.hash();
+        // `encoded` is canonical (it decoded, or was just encoded): hash it as it is.
+        let hash = SignedBundle::hash_of_encoding(&encoded);
         if self.mempool.seen(&hash).is_some() {
             return Ok(hash);
         }
@@ -272,10 +273,7 @@ pub fn gossip_message_id(data: &[u8]) -> Vec<u8> {
             .0
             .to_vec();
     }
-    let body = &data[..data.len() - 64];
-    Hash::tagged(lockstep_bundles::bundle::BUNDLE_HASH_TAG, &[body])
-        .0
-        .to_vec()
+    SignedBundle::hash_of_encoding(data).0.to_vec()
 }
 
 #[cfg(test)]

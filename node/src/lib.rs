@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod admission;
+pub mod cache;
 pub mod config;
 pub mod genesis;
 pub mod home;

@@ -1,6 +1,7 @@
 //! The JSON-RPC v1 server (HTTP and WebSocket on one port).
 
 use crate::admission::{Admission, Source};
+use crate::cache::FifoCache;
 use crate::store::{Decided, Store};
 use bytes::Bytes;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
@@ -44,15 +45,21 @@ pub struct RpcState {
     pub encoded: Mutex<EncodedBatches>,
 }
 
-/// Encoded batches per `(rollup, height)`, bounded, oldest evicted first.
-#[derive(Default)]
-pub struct EncodedBatches {
-    map: HashMap<(u64, u64), Arc<serde_json::value::RawValue>>,
-    order: std::collections::VecDeque<(u64, u64)>,
-}
+/// Encoded batches per `(rollup, height)`, bounded by count and bytes, oldest evicted first.
+pub type EncodedBatches = FifoCache<(u64, u64), Arc<serde_json::value::RawValue>>;
 
-/// Encoded batches kept for subscribers.
+/// Encoded batches kept for subscribers: at most this many…
 pub const ENCODED_BATCH_CACHE: usize = 8_192;
+/// …and about this many bytes.
+pub const ENCODED_BATCH_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// An empty cache of encoded batches with the default bounds.
+pub fn encoded_batches() -> Mutex<EncodedBatches> {
+    Mutex::new(FifoCache::new(
+        ENCODED_BATCH_CACHE,
+        ENCODED_BATCH_CACHE_BYTES,
+    ))
+}
 
 #[derive(Clone)]
 pub struct Rpc(pub Arc<RpcState>);
@@ -79,8 +86,8 @@ impl RpcState {
     ) -> RpcResult<Option<Arc<serde_json::value::RawValue>>> {
         let key = (rollup_id, height);
         let mut cache = self.encoded.lock();
-        if let Some(raw) = cache.map.get(&key) {
-            return Ok(Some(raw.clone()));
+        if let Some(raw) = cache.get(&key) {
+            return Ok(Some(raw));
         }
         let Some(batch) = self.batch(rollup_id, height)? else {
             return Ok(None);
@@ -88,13 +95,7 @@ impl RpcState {
         let raw: Arc<serde_json::value::RawValue> =
             Arc::from(serde_json::value::to_raw_value(&batch).map_err(internal)?);
         metrics::counter!("lockstep_rpc_batch_encodings_total").increment(1);
-        cache.map.insert(key, raw.clone());
-        cache.order.push_back(key);
-        while cache.order.len() > ENCODED_BATCH_CACHE {
-            if let Some(old) = cache.order.pop_front() {
-                cache.map.remove(&old);
-            }
-        }
+        cache.insert(key, raw.clone(), raw.get().len());
         Ok(Some(raw))
     }
 }

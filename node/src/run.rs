@@ -271,7 +271,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         validators,
         is_validator,
         subscriber_send_timeout: Duration::from_millis(config.rpc.subscriber_send_timeout_ms),
-        encoded: Default::default(),
+        encoded: rpc::encoded_batches(),
     };
     let (rpc_handle, rpc_addr) = rpc::serve(
         config.rpc.listen,

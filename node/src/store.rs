@@ -8,6 +8,7 @@
 //!
 //! A decided block is written in one synced write batch, before anyone is told about it.
 
+use crate::cache::FifoCache;
 use borsh::BorshDeserialize;
 use lockstep_bundles::{Block, BlockHeader, CommitCertificate, Hash};
 use lockstep_consensus::store::{ChainStore, Committed, Result, StoreError, UndecidedRecord};
@@ -15,7 +16,6 @@ use parking_lot::Mutex;
 use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
-use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,8 +30,10 @@ const CFS: [&str; 7] = [
 ];
 const LATEST: &[u8] = b"latest";
 const EARLIEST: &[u8] = b"earliest";
-/// Decided blocks kept decoded in memory for subscribers and RPC reads.
+/// Decided blocks kept decoded in memory for subscribers and RPC reads: at most this many…
 pub const BLOCK_CACHE_HEIGHTS: usize = 256;
+/// …and about this many bytes.
+pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
 /// A decided block, decoded, with what readers need.
 pub struct Decided {
@@ -41,12 +43,9 @@ pub struct Decided {
     pub tree: lockstep_bundles::rollup::RollupTree,
 }
 
-/// Recently read decided blocks, and their heights in insertion order for eviction.
-type BlockCache = (BTreeMap<u64, Arc<Decided>>, VecDeque<u64>);
-
 pub struct Store {
     db: DB,
-    cache: Mutex<BlockCache>,
+    cache: Mutex<FifoCache<u64, Arc<Decided>>>,
     /// Decided heights kept; older ones are pruned (0 keeps everything).
     keep_heights: u64,
 }
@@ -83,7 +82,7 @@ impl Store {
             .map_err(|e| StoreError(format!("cannot open RocksDB at {}: {e}", path.display())))?;
         Ok(Store {
             db,
-            cache: Mutex::new((BTreeMap::new(), VecDeque::new())),
+            cache: Mutex::new(FifoCache::new(BLOCK_CACHE_HEIGHTS, BLOCK_CACHE_BYTES)),
             keep_heights,
         })
     }
@@ -179,8 +178,8 @@ impl Store {
 
     /// A decided block with its hashes, certificate and rollup tree (cached).
     pub fn decided(&self, height: u64) -> Result<Option<Arc<Decided>>> {
-        if let Some(d) = self.cache.lock().0.get(&height) {
-            return Ok(Some(d.clone()));
+        if let Some(d) = self.cache.lock().get(&height) {
+            return Ok(Some(d));
         }
         let (Some(bytes), Some(cert)) = (self.block_bytes(height)?, self.certificate(height)?)
         else {
@@ -195,15 +194,8 @@ impl Store {
             certificate: cert,
             tree,
         });
-        let mut c = self.cache.lock();
-        if c.0.insert(height, d.clone()).is_none() {
-            c.1.push_back(height);
-            while c.1.len() > BLOCK_CACHE_HEIGHTS {
-                if let Some(old) = c.1.pop_front() {
-                    c.0.remove(&old);
-                }
-            }
-        }
+        // Decoded bundles, hashes and tree take about twice the encoded size.
+        self.cache.lock().insert(height, d.clone(), bytes.len() * 2);
         Ok(Some(d))
     }
 }
@@ -283,9 +275,7 @@ impl ChainStore for Store {
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(err)?;
         if let Some(to) = pruned {
-            let mut c = self.cache.lock();
-            c.0.retain(|height, _| *height >= to);
-            c.1.retain(|height| *height >= to);
+            self.cache.lock().retain(|height| *height >= to);
         }
         Ok(Committed::Written)
     }

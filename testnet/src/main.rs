@@ -352,6 +352,9 @@ async fn demo(count: u64, dir: Option<PathBuf>) -> eyre::Result<()> {
     Ok(())
 }
 
+/// Offered rate of the 64 KiB-leg run: 400 bundles/s is about 26 MB/s of leg data.
+const LARGE_LEG_RATE: f64 = 400.0;
+
 fn stamp() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -484,7 +487,7 @@ async fn bench_full(
             let large = bench::RunSpec {
                 legs: 1,
                 leg_bytes: 64 * 1024,
-                rate: 300.0,
+                rate: LARGE_LEG_RATE,
                 ..spec.clone()
             };
             let lr = bench::run_once(&cluster, &large, raw, salt, Some(&p)).await?;
