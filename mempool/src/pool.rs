@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 /// Default maximum number of pending bundles.
 pub const DEFAULT_MAX_COUNT: usize = 50_000;
 /// Default maximum total encoded bytes of pending bundles.
-pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Default maximum number of pending bundles from one signer.
 pub const DEFAULT_MAX_PER_SIGNER: usize = 1_000;
 
