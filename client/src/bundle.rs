@@ -79,9 +79,85 @@ pub fn from_json(j: &BundleJson) -> Result<SignedBundle, String> {
     })
 }
 
+/// What [`sign_many`] signs: `count` bundles of `legs` legs (rollups 1..=legs) of `leg_bytes`
+/// bytes each, a new signer every `per_signer` bundles, all signers derived from `salt`.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSpec {
+    pub chain_id: u64,
+    pub valid_until: u64,
+    pub count: usize,
+    pub legs: usize,
+    pub leg_bytes: usize,
+    pub per_signer: usize,
+    pub salt: u64,
+}
+
+/// Signs a load of distinct bundles on all cores (for benchmarks and load tests).
+pub fn sign_many(spec: LoadSpec) -> Vec<SignedBundle> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let per_thread = spec.count.div_ceil(threads).max(1);
+    let one = move |i: usize| {
+        let signer = (i / spec.per_signer.max(1)) as u64;
+        let seed = lockstep_bundles::Hash::tagged(
+            b"lockstep:load-signer",
+            &[&spec.salt.to_le_bytes(), &signer.to_le_bytes()],
+        );
+        let key = SigningKey::from_bytes(&seed.0);
+        let legs = (0..spec.legs)
+            .map(|l| (l as u64 + 1, vec![(i % 251) as u8; spec.leg_bytes]))
+            .collect();
+        sign(
+            &key,
+            spec.chain_id,
+            spec.salt.wrapping_shl(32).wrapping_add(i as u64),
+            spec.valid_until,
+            legs,
+        )
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t * per_thread..((t + 1) * per_thread).min(spec.count))
+                        .map(one)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_many_makes_distinct_valid_bundles_in_order() {
+        let spec = LoadSpec {
+            chain_id: 1,
+            valid_until: 9,
+            count: 50,
+            legs: 2,
+            leg_bytes: 3,
+            per_signer: 7,
+            salt: 4,
+        };
+        let b = sign_many(spec);
+        assert_eq!(b.len(), 50);
+        let hashes: std::collections::HashSet<_> = b.iter().map(|x| x.hash()).collect();
+        assert_eq!(hashes.len(), 50);
+        assert!(b
+            .iter()
+            .all(|x| x.verify_signature(&x.hash()).is_ok() && x.body.legs.len() == 2));
+        assert_eq!(b[0].body.signer, b[6].body.signer);
+        assert_ne!(b[0].body.signer, b[7].body.signer);
+    }
 
     #[test]
     fn json_round_trip_and_field_errors() {

@@ -5,7 +5,7 @@ use crate::Cluster;
 use eyre::eyre;
 use hdrhistogram::Histogram;
 use lockstep_bundles::sig::Item;
-use lockstep_bundles::{Hash, SignedBundle};
+use lockstep_bundles::Hash;
 use lockstep_client::follower::Subscriber;
 use lockstep_client::SeqApiClient;
 use serde::Serialize;
@@ -69,12 +69,6 @@ pub struct RunResult {
     pub duration_s: f64,
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-}
-
 /// The machine's raw ed25519 batch-verification rate on all cores (signatures/s).
 pub fn raw_verify_rate(samples: usize) -> f64 {
     let items: Vec<Item> = (0..samples)
@@ -92,48 +86,6 @@ pub fn raw_verify_rate(samples: usize) -> f64 {
         })
         .collect();
     lockstep_node::admission::raw_verify_rate(&items)
-}
-
-fn presign(
-    chain_id: u64,
-    valid_until: u64,
-    spec: &RunSpec,
-    count: usize,
-    salt: u64,
-) -> Vec<SignedBundle> {
-    let per = count.div_ceil(cores()).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..cores())
-            .map(|t| {
-                s.spawn(move || {
-                    (t * per..((t + 1) * per).min(count))
-                        .map(|i| {
-                            let signer = (i / BUNDLES_PER_SIGNER) as u64;
-                            let seed = Hash::tagged(
-                                b"bench-signer",
-                                &[&salt.to_le_bytes(), &signer.to_le_bytes()],
-                            );
-                            let key = ed25519_dalek::SigningKey::from_bytes(&seed.0);
-                            let legs = (0..spec.legs)
-                                .map(|l| (l as u64 + 1, vec![(i % 251) as u8; spec.leg_bytes]))
-                                .collect();
-                            lockstep_client::bundle::sign(
-                                &key,
-                                chain_id,
-                                salt.wrapping_mul(1 << 32) + i as u64,
-                                valid_until,
-                                legs,
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
 }
 
 fn proc_cpu_s(pid: u32) -> Option<f64> {
@@ -169,13 +121,15 @@ pub async fn run_once(
         .collect::<eyre::Result<Vec<_>>>()?;
     let start_height = clients[0].block_number().await?;
     let total = ((spec.rate * spec.duration.as_secs_f64()).round() as usize).max(1);
-    let bundles = presign(
-        cluster.chain_id,
-        start_height + cluster.genesis.limits.max_ttl / 2,
-        spec,
-        total,
+    let bundles = lockstep_client::bundle::sign_many(lockstep_client::bundle::LoadSpec {
+        chain_id: cluster.chain_id,
+        valid_until: start_height + cluster.genesis.limits.max_ttl / 2,
+        count: total,
+        legs: spec.legs,
+        leg_bytes: spec.leg_bytes,
+        per_signer: BUNDLES_PER_SIGNER,
         salt,
-    );
+    });
     let raw: Vec<String> = bundles
         .iter()
         .map(lockstep_client::bundle::to_raw_hex)

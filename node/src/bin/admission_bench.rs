@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use clap::Parser;
 use lockstep_bundles::sig::Item;
-use lockstep_bundles::{Hash, Limits, SignedBundle};
+use lockstep_bundles::Limits;
 use lockstep_consensus::Tip;
 use lockstep_mempool::included::IncludedSet;
 use lockstep_mempool::pool::PoolConfig;
@@ -64,40 +64,21 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-fn sign_all(args: &Args) -> Vec<SignedBundle> {
-    let per = args.bundles.div_ceil(cores());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..cores())
-            .map(|t| {
-                s.spawn(move || {
-                    (t * per..((t + 1) * per).min(args.bundles))
-                        .map(|i| {
-                            let key = ed25519_dalek::SigningKey::from_bytes(
-                                &Hash::tagged(b"bench", &[&(i % 1024).to_le_bytes()]).0,
-                            );
-                            let legs = (0..args.legs)
-                                .map(|l| (l as u64 + 1, vec![(i % 251) as u8; args.leg_bytes]))
-                                .collect();
-                            lockstep_client::bundle::sign(&key, 1, i as u64, 1_000, legs)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
-}
-
 fn main() -> eyre::Result<()> {
     let args = Args::parse();
     eprintln!(
         "signing {} bundles ({} legs of {} bytes)…",
         args.bundles, args.legs, args.leg_bytes
     );
-    let bundles = sign_all(&args);
+    let bundles = lockstep_client::bundle::sign_many(lockstep_client::bundle::LoadSpec {
+        chain_id: 1,
+        valid_until: 1_000,
+        count: args.bundles,
+        legs: args.legs,
+        leg_bytes: args.leg_bytes,
+        per_signer: 40,
+        salt: 1,
+    });
     let items: Vec<Item> = bundles
         .iter()
         .map(|b| Item {
