@@ -186,7 +186,11 @@ impl Store {
             return Ok(None);
         };
         let block = Block::decode(&bytes).map_err(err)?;
-        let hashes: Vec<Hash> = block.bundles.iter().map(|b| b.hash()).collect();
+        // The bundle hashes were stored with the block; recompute only if they are missing.
+        let hashes = match self.hashes(height)? {
+            Some(h) if h.len() == block.bundles.len() => h,
+            _ => block.bundles.iter().map(|b| b.hash()).collect(),
+        };
         let tree = lockstep_bundles::rollup::RollupTree::from_block(&block, &hashes);
         let d = Arc::new(Decided {
             block,
