@@ -14,7 +14,7 @@ use crate::streaming::{split, CompleteStream, Reassembly};
 use bytes::Bytes;
 use lockstep_bundles::sig::{self, Item};
 use lockstep_bundles::{Block, BlockHeader, Hash, Limits, SignedBundle};
-use lockstep_mempool::Mempool;
+use lockstep_mempool::{Known, Mempool};
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::streaming::StreamMessage;
@@ -553,7 +553,8 @@ impl Host {
         let mut sizes = Vec::with_capacity(s.bundles.len());
         for (i, raw) in s.bundles.iter().enumerate() {
             let b = SignedBundle::decode(raw, &limits).map_err(|e| format!("bundle {i}: {e}"))?;
-            hashes.push(b.hash());
+            // It decoded, so `raw` is its canonical encoding: hash it without re-encoding.
+            hashes.push(SignedBundle::hash_of_encoding(raw));
             sizes.push(raw.len());
             list.push(b);
         }
@@ -566,13 +567,14 @@ impl Host {
             .map_err(|e| e.to_string())?;
         let mut unseen = Vec::new();
         let mut unseen_hashes = Vec::new();
-        for (b, hash) in block.bundles.iter().zip(&hashes) {
-            if let Some(height) = self.mempool.is_included(hash) {
+        let known = self.mempool.known_many(&hashes);
+        for ((b, hash), k) in block.bundles.iter().zip(&hashes).zip(known) {
+            if let Known::Included { height } = k {
                 return Err(format!(
                     "bundle {hash} was already included at height {height}"
                 ));
             }
-            if !self.mempool.signature_verified(hash) {
+            if k == Known::New {
                 unseen_hashes.push(*hash);
                 unseen.push(Item {
                     pk: b.body.signer,

@@ -56,6 +56,19 @@ pub enum Inserted {
     AlreadyIncluded { height: u64 },
 }
 
+/// What a node knows of a bundle hash before admitting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Pending in the pool (its signature was verified here).
+    Pending,
+    /// Included at `height`, within the last `max_ttl` heights.
+    Included { height: u64 },
+    /// Not pending, but its signature was verified here in a proposal.
+    Verified,
+    /// Never seen, or forgotten.
+    New,
+}
+
 struct State {
     pool: Pool,
     included: IncludedSet,
@@ -66,6 +79,43 @@ struct State {
 }
 
 impl State {
+    fn known(&self, hash: &Hash) -> Known {
+        if self.pool.contains(hash) {
+            Known::Pending
+        } else if let Some(height) = self.included.height_of(hash) {
+            Known::Included { height }
+        } else if self.verified.contains(hash) {
+            Known::Verified
+        } else {
+            Known::New
+        }
+    }
+
+    fn insert(&mut self, a: Admitted, next_height: u64) -> Result<Inserted, PoolError> {
+        if let Some(height) = self.included.height_of(&a.hash) {
+            return Ok(Inserted::AlreadyIncluded { height });
+        }
+        if self.pool.contains(&a.hash) {
+            return Ok(Inserted::AlreadyPending);
+        }
+        let hash = a.hash;
+        let evicted = self.pool.insert(a, next_height)?;
+        if !evicted.is_empty() {
+            metrics::counter!("lockstep_mempool_evicted_total").increment(evicted.len() as u64);
+        }
+        for h in evicted {
+            self.remember_dropped(h, "evicted: expired while the mempool was full".into());
+        }
+        self.dropped.remove(&hash);
+        Ok(Inserted::New)
+    }
+
+    /// Sets the pool-size gauges (count and bytes).
+    fn publish_size(&self) {
+        metrics::gauge!("lockstep_mempool_bundles").set(self.pool.len() as f64);
+        metrics::gauge!("lockstep_mempool_bytes").set(self.pool.bytes() as f64);
+    }
+
     fn remember_dropped(&mut self, hash: Hash, reason: String) {
         if self.dropped.insert(hash, reason).is_none() {
             self.dropped_order.push_back(hash);
@@ -97,27 +147,20 @@ impl Mempool {
         }
     }
 
-    /// Whether the hash is pending or recently included (no need to verify it again).
-    pub fn seen(&self, hash: &Hash) -> Option<Inserted> {
+    /// What this node knows of a bundle hash, under one lock.
+    pub fn known(&self, hash: &Hash) -> Known {
+        self.state.lock().known(hash)
+    }
+
+    /// [`Mempool::known`] for many hashes, under one lock.
+    pub fn known_many(&self, hashes: &[Hash]) -> Vec<Known> {
         let s = self.state.lock();
-        if s.pool.contains(hash) {
-            return Some(Inserted::AlreadyPending);
-        }
-        s.included
-            .height_of(hash)
-            .map(|height| Inserted::AlreadyIncluded { height })
+        hashes.iter().map(|h| s.known(h)).collect()
     }
 
     /// Whether the hash is pending (its signature was verified by this node).
     pub fn is_pending(&self, hash: &Hash) -> bool {
         self.state.lock().pool.contains(hash)
-    }
-
-    /// Whether this node already verified the signature of the bundle with this hash: it is
-    /// pending, or was verified in a proposal.
-    pub fn signature_verified(&self, hash: &Hash) -> bool {
-        let s = self.state.lock();
-        s.pool.contains(hash) || s.verified.contains(hash)
     }
 
     /// Records bundles whose signatures were verified outside admission (in a proposal).
@@ -135,28 +178,27 @@ impl Mempool {
         }
     }
 
-    /// Whether the hash was included within the last `max_ttl` heights.
-    pub fn is_included(&self, hash: &Hash) -> Option<u64> {
-        self.state.lock().included.height_of(hash)
-    }
-
     /// Inserts a verified bundle. `next_height` is the height it could be included at.
     pub fn insert(&self, a: Admitted, next_height: u64) -> Result<Inserted, PoolError> {
         let mut s = self.state.lock();
-        if let Some(height) = s.included.height_of(&a.hash) {
-            return Ok(Inserted::AlreadyIncluded { height });
-        }
-        if s.pool.contains(&a.hash) {
-            return Ok(Inserted::AlreadyPending);
-        }
-        let hash = a.hash;
-        let evicted = s.pool.insert(a, next_height)?;
-        metrics::counter!("lockstep_mempool_evicted_total").increment(evicted.len() as u64);
-        for h in evicted {
-            s.remember_dropped(h, "evicted: expired while the mempool was full".into());
-        }
-        s.dropped.remove(&hash);
-        Ok(Inserted::New)
+        let r = s.insert(a, next_height);
+        s.publish_size();
+        r
+    }
+
+    /// Inserts verified bundles in order under one lock; one outcome per bundle.
+    pub fn insert_many(
+        &self,
+        bundles: Vec<Admitted>,
+        next_height: u64,
+    ) -> Vec<Result<Inserted, PoolError>> {
+        let mut s = self.state.lock();
+        let out = bundles
+            .into_iter()
+            .map(|a| s.insert(a, next_height))
+            .collect();
+        s.publish_size();
+        out
     }
 
     /// Whole bundles in arrival order, up to `max_bytes` in total, none expiring before
@@ -182,6 +224,7 @@ impl Mempool {
                 format!("expired: valid_until is below height {}", height + 1),
             );
         }
+        s.publish_size();
     }
 
     pub fn status(&self, hash: &Hash) -> Status {

@@ -1,5 +1,5 @@
-//! Admission: decode, stateless checks, signature verification in batches on blocking worker
-//! threads, then the mempool; shared by the RPC server and the gossip inbound path.
+//! Admission: decode, stateless checks, signature verification in batches on dedicated
+//! verifier threads, then the mempool; shared by the RPC server and the gossip inbound path.
 
 use bytes::Bytes;
 use lockstep_bundles::bundle::Window;
@@ -7,10 +7,11 @@ use lockstep_bundles::sig::{self, Item};
 use lockstep_bundles::{BundleError, Hash, Limits, SignedBundle};
 use lockstep_consensus::Tip;
 use lockstep_mempool::pool::PoolError;
-use lockstep_mempool::{Admitted, Inserted, Mempool};
+use lockstep_mempool::{Admitted, Inserted, Known, Mempool};
 use lockstep_p2p::{BundleGossip, Inbound, Verdict};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, watch, Mutex, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::debug;
 
 /// Signatures queued for verification before new submissions get "busy" (4006).
@@ -44,61 +45,102 @@ impl From<PoolError> for AdmitError {
     }
 }
 
+/// A group of signatures to verify, answered together.
 struct Job {
-    item: Item,
-    reply: oneshot::Sender<bool>,
+    items: Vec<Item>,
+    reply: oneshot::Sender<Vec<bool>>,
 }
 
-/// Starts `workers` verification loops; each takes up to [`MAX_BATCH`] queued signatures at
-/// a time and verifies them as one batch on a blocking thread.
-fn spawn_verifiers(workers: usize) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel::<Job>(VERIFY_QUEUE);
-    let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..workers.max(1) {
-        let rx = rx.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut jobs = Vec::with_capacity(MAX_BATCH);
-                {
-                    let mut r = rx.lock().await;
-                    match r.recv().await {
-                        Some(j) => jobs.push(j),
-                        None => return,
-                    }
-                    while jobs.len() < MAX_BATCH {
-                        match r.try_recv() {
-                            Ok(j) => jobs.push(j),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                let items: Vec<Item> = jobs.iter().map(|j| j.item).collect();
-                let n = items.len();
-                let started = std::time::Instant::now();
-                let verdicts = tokio::task::spawn_blocking(move || sig::verify_batch(&items))
-                    .await
-                    .unwrap_or_else(|_| vec![false; n]);
-                metrics::histogram!("lockstep_mempool_verify_batch_size").record(n as f64);
-                metrics::histogram!("lockstep_mempool_verify_batch_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                for (job, ok) in jobs.into_iter().zip(verdicts) {
-                    let _ = job.reply.send(ok);
-                }
+/// The signature-verification pool: dedicated OS threads (off the async executor), each
+/// taking every queued job up to [`MAX_BATCH`] signatures and verifying them as one batch.
+/// Under load the queue fills while a batch is verified, so batches grow with the load;
+/// when idle a lone signature is verified at once.
+struct Verifier {
+    tx: crossbeam_channel::Sender<Job>,
+    /// Signatures queued and not yet taken by a worker.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Verifier {
+    fn start(workers: usize) -> Verifier {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        for i in 0..workers.max(1) {
+            let rx = rx.clone();
+            let queued = queued.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("lockstep-verify-{i}"))
+                .spawn(move || verify_loop(rx, queued));
+            if let Err(e) = spawned {
+                tracing::error!("cannot start signature verifier thread {i}: {e}");
             }
-        });
+        }
+        Verifier { tx, queued }
     }
-    tx
+
+    /// Verifies `items`; one verdict per item, in order. Busy when the queue is full.
+    async fn verify(&self, items: Vec<Item>) -> Result<Vec<bool>, AdmitError> {
+        let n = items.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if self.queued.fetch_add(n, Ordering::AcqRel) + n > VERIFY_QUEUE {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(AdmitError::Busy(
+                "node busy: signature verification queue is full; retry later".into(),
+            ));
+        }
+        let (reply, verdicts) = oneshot::channel();
+        if self.tx.send(Job { items, reply }).is_err() {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(AdmitError::Busy(
+                "signature verification has stopped".into(),
+            ));
+        }
+        verdicts
+            .await
+            .map_err(|_| AdmitError::Busy("signature verification failed internally".into()))
+    }
+}
+
+fn verify_loop(rx: crossbeam_channel::Receiver<Job>, queued: Arc<AtomicUsize>) {
+    while let Ok(first) = rx.recv() {
+        let mut n = first.items.len();
+        let mut jobs = vec![first];
+        while n < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.items.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        queued.fetch_sub(n, Ordering::AcqRel);
+        let started = std::time::Instant::now();
+        let verdicts = if jobs.len() == 1 {
+            sig::verify_batch(&jobs[0].items)
+        } else {
+            let items: Vec<Item> = jobs.iter().flat_map(|j| j.items.iter().copied()).collect();
+            sig::verify_batch(&items)
+        };
+        metrics::histogram!("lockstep_mempool_verify_batch_size").record(n as f64);
+        metrics::histogram!("lockstep_mempool_verify_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let mut verdicts = verdicts.into_iter();
+        for job in jobs {
+            let mine: Vec<bool> = verdicts.by_ref().take(job.items.len()).collect();
+            let _ = job.reply.send(mine);
+        }
+    }
 }
 
 /// The raw rate (signatures/s) at which this machine batch-verifies `items` on all cores, in
 /// batches of [`MAX_BATCH`]: the ceiling admission is measured against.
 pub fn raw_verify_rate(items: &[Item]) -> f64 {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
-        for chunk in items.chunks(items.len().div_ceil(cores).max(1)) {
+        for chunk in items.chunks(items.len().div_ceil(cores()).max(1)) {
             s.spawn(move || {
                 for batch in chunk.chunks(MAX_BATCH) {
                     let _ = sig::verify_batch(batch);
@@ -109,6 +151,12 @@ pub fn raw_verify_rate(items: &[Item]) -> f64 {
     items.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
 /// Where a bundle came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -116,12 +164,47 @@ pub enum Source {
     Gossip,
 }
 
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::Rpc => "rpc",
+            Source::Gossip => "gossip",
+        }
+    }
+}
+
+/// Admission of bundles into the mempool, shared by the RPC server and the gossip inbound
+/// path.
+///
+/// Single submissions (RPC) are coalesced: they queue, and whatever is queued is admitted as
+/// one group, so under load the per-bundle cost of locking, verification hand-off and task
+/// wake-ups is shared by up to [`CHUNK`] bundles. Gossip arrives in groups already
+/// ([`run_gossip_inbound`]).
 pub struct Admission {
+    core: Arc<Core>,
+    queue: mpsc::Sender<Request>,
+}
+
+/// Single submissions waiting to be admitted before new ones get "busy" (4006).
+pub const SUBMIT_QUEUE: usize = 16_384;
+/// Most bundles admitted as one group.
+pub const CHUNK: usize = 256;
+
+/// A bundle to admit, as decoded (with its canonical encoding) or why it could not be.
+type Parsed = Result<(SignedBundle, Bytes), AdmitError>;
+
+struct Request {
+    bundle: Parsed,
+    source: Source,
+    reply: oneshot::Sender<Result<Hash, AdmitError>>,
+}
+
+struct Core {
     chain_id: u64,
     limits: Limits,
     mempool: Arc<Mempool>,
     tip: watch::Receiver<Tip>,
-    verify: mpsc::Sender<Job>,
+    verifier: Verifier,
     gossip: Arc<dyn BundleGossip>,
 }
 
@@ -134,7 +217,17 @@ fn reject(e: AdmitError) -> AdmitError {
     e
 }
 
+/// A decoded bundle on its way through admission.
+struct Candidate {
+    slot: usize,
+    source: Source,
+    hash: Hash,
+    bundle: SignedBundle,
+    encoded: Bytes,
+}
+
 impl Admission {
+    /// Starts the verifier threads and the submission queue (needs a tokio runtime).
     pub fn new(
         chain_id: u64,
         limits: Limits,
@@ -142,126 +235,277 @@ impl Admission {
         tip: watch::Receiver<Tip>,
         gossip: Arc<dyn BundleGossip>,
     ) -> Arc<Admission> {
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Arc::new(Admission {
+        let core = Arc::new(Core {
             chain_id,
             limits,
             mempool,
             tip,
-            verify: spawn_verifiers(workers),
+            verifier: Verifier::start(cores()),
             gossip,
-        })
+        });
+        let (queue, rx) = mpsc::channel(SUBMIT_QUEUE);
+        tokio::spawn(run_queue(rx, core.clone()));
+        Arc::new(Admission { core, queue })
     }
 
-    /// Admits an encoded `SignedBundle`.
+    /// Admits an encoded `SignedBundle`. Idempotent: a bundle already pending or included
+    /// returns its hash without being checked again.
     pub async fn submit_bytes(&self, encoded: Bytes, source: Source) -> Result<Hash, AdmitError> {
-        let bundle = SignedBundle::decode(&encoded, &self.limits).map_err(|e| reject(e.into()))?;
-        self.submit(bundle, encoded, source).await
+        let bundle = SignedBundle::decode(&encoded, &self.core.limits)
+            .map(|b| (b, encoded))
+            .map_err(|e| reject(e.into()));
+        self.enqueue(bundle, source).await
     }
 
-    /// Admits a decoded bundle whose canonical encoding is `encoded`. Idempotent: a bundle
-    /// already pending or included returns its hash without being checked again.
+    /// Admits a decoded bundle whose canonical encoding is `encoded`.
     pub async fn submit(
         &self,
         bundle: SignedBundle,
         encoded: Bytes,
         source: Source,
     ) -> Result<Hash, AdmitError> {
-        // `encoded` is canonical (it decoded, or was just encoded): hash it as it is.
-        let hash = SignedBundle::hash_of_encoding(&encoded);
-        if self.mempool.seen(&hash).is_some() {
-            return Ok(hash);
+        self.enqueue(Ok((bundle, encoded)), source).await
+    }
+
+    async fn enqueue(&self, bundle: Parsed, source: Source) -> Result<Hash, AdmitError> {
+        // Undecodable input needs no queue.
+        let bundle = bundle?;
+        let (reply, outcome) = oneshot::channel();
+        let request = Request {
+            bundle: Ok(bundle),
+            source,
+            reply,
+        };
+        self.queue.try_send(request).map_err(|e| {
+            reject(AdmitError::Busy(match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    "node busy: the admission queue is full; retry later".into()
+                }
+                mpsc::error::TrySendError::Closed(_) => "admission has stopped".into(),
+            }))
+        })?;
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(AdmitError::Busy("admission stopped".into())))
+    }
+
+    /// Admits many encoded bundles at once (a burst of gossip, say): the same checks and
+    /// outcomes as one [`Admission::submit_bytes`] per bundle, in order.
+    pub async fn submit_many(
+        &self,
+        encoded: Vec<Bytes>,
+        source: Source,
+    ) -> Vec<Result<Hash, AdmitError>> {
+        self.core.submit_many(encoded, source).await
+    }
+}
+
+/// Takes whatever single submissions are queued (up to [`CHUNK`]) and admits them as one
+/// group, each group in its own task so groups overlap while one waits on verification.
+async fn run_queue(mut rx: mpsc::Receiver<Request>, core: Arc<Core>) {
+    while let Some(first) = rx.recv().await {
+        let mut chunk = vec![first];
+        while chunk.len() < CHUNK {
+            match rx.try_recv() {
+                Ok(r) => chunk.push(r),
+                Err(_) => break,
+            }
         }
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut replies = Vec::with_capacity(chunk.len());
+            let mut bundles = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                replies.push(r.reply);
+                bundles.push((r.bundle, r.source));
+            }
+            let outcomes = core.admit(bundles).await;
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        });
+    }
+}
+
+impl Core {
+    async fn submit_many(
+        &self,
+        encoded: Vec<Bytes>,
+        source: Source,
+    ) -> Vec<Result<Hash, AdmitError>> {
+        let parsed = encoded
+            .into_iter()
+            .map(|e| match SignedBundle::decode(&e, &self.limits) {
+                Ok(b) => (Ok((b, e)), source),
+                Err(err) => (Err(reject(err.into())), source),
+            })
+            .collect();
+        self.admit(parsed).await
+    }
+
+    /// The admission rules for a group of bundles: one outcome per bundle, in order, with one
+    /// lock for the dedupe, one verification request and one lock for the inserts.
+    async fn admit(&self, parsed: Vec<(Parsed, Source)>) -> Vec<Result<Hash, AdmitError>> {
+        let mut out: Vec<Result<Hash, AdmitError>> = Vec::with_capacity(parsed.len());
+        let mut candidates = Vec::with_capacity(parsed.len());
+        for (slot, (p, source)) in parsed.into_iter().enumerate() {
+            match p {
+                Ok((bundle, encoded)) => {
+                    // `encoded` is canonical (it decoded, or was just encoded): hash it as is.
+                    let hash = SignedBundle::hash_of_encoding(&encoded);
+                    out.push(Ok(hash));
+                    candidates.push(Candidate {
+                        slot,
+                        source,
+                        hash,
+                        bundle,
+                        encoded,
+                    });
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        if candidates.is_empty() {
+            return out;
+        }
+
+        // Already pending or included: idempotent, nothing to check. Verified in a proposal:
+        // checked statically but not verified again.
+        let hashes: Vec<Hash> = candidates.iter().map(|c| c.hash).collect();
+        let known = self.mempool.known_many(&hashes);
         let latest = self.tip.borrow().height;
         let window = Window::after(latest, &self.limits);
-        bundle
-            .check_static(encoded.len(), self.chain_id, &window, &self.limits)
-            .map_err(|e| reject(e.into()))?;
-        if !self.mempool.signature_verified(&hash) {
-            let (reply, verdict) = oneshot::channel();
-            let job = Job {
-                item: Item {
-                    pk: bundle.body.signer,
-                    msg: hash.0,
-                    sig: bundle.signature,
-                },
-                reply,
-            };
-            self.verify.try_send(job).map_err(|_| {
-                reject(AdmitError::Busy(
-                    "node busy: signature verification queue is full; retry later".into(),
-                ))
-            })?;
-            if !verdict.await.unwrap_or(false) {
-                return Err(reject(
+        let mut checked = Vec::with_capacity(candidates.len());
+        let mut items = Vec::new();
+        for (c, k) in candidates.into_iter().zip(known) {
+            if matches!(k, Known::Pending | Known::Included { .. }) {
+                continue;
+            }
+            if let Err(e) =
+                c.bundle
+                    .check_static(c.encoded.len(), self.chain_id, &window, &self.limits)
+            {
+                out[c.slot] = Err(reject(e.into()));
+                continue;
+            }
+            let needs_verify = k == Known::New;
+            if needs_verify {
+                items.push(Item {
+                    pk: c.bundle.body.signer,
+                    msg: c.hash.0,
+                    sig: c.bundle.signature,
+                });
+            }
+            checked.push((c, needs_verify));
+        }
+        if checked.is_empty() {
+            return out;
+        }
+
+        let verdicts = match self.verifier.verify(items).await {
+            Ok(v) => v,
+            Err(e) => {
+                for (c, _) in &checked {
+                    out[c.slot] = Err(reject(e.clone()));
+                }
+                return out;
+            }
+        };
+        let mut verdicts = verdicts.into_iter();
+        let mut admitted = Vec::with_capacity(checked.len());
+        let mut slots = Vec::with_capacity(checked.len());
+        for (c, needs_verify) in checked {
+            if needs_verify && !verdicts.next().unwrap_or(false) {
+                out[c.slot] = Err(reject(
                     BundleError::BadSignature {
-                        signer: lockstep_bundles::hash::encode_hex(&bundle.body.signer),
+                        signer: lockstep_bundles::hash::encode_hex(&c.bundle.body.signer),
                     }
                     .into(),
                 ));
+                continue;
+            }
+            slots.push((c.slot, c.source, c.encoded.clone()));
+            admitted.push(Admitted {
+                hash: c.hash,
+                bundle: Arc::new(c.bundle),
+                encoded: c.encoded,
+            });
+        }
+        if admitted.is_empty() {
+            return out;
+        }
+
+        let inserted = self.mempool.insert_many(admitted, latest + 1);
+        let (mut from_rpc, mut from_gossip) = (0u64, 0u64);
+        for ((slot, source, encoded), r) in slots.into_iter().zip(inserted) {
+            match r {
+                Ok(Inserted::New) => match source {
+                    Source::Rpc => {
+                        from_rpc += 1;
+                        self.gossip.publish(encoded).await;
+                    }
+                    Source::Gossip => from_gossip += 1,
+                },
+                Ok(Inserted::AlreadyPending | Inserted::AlreadyIncluded { .. }) => {}
+                Err(e) => out[slot] = Err(reject(e.into())),
             }
         }
-        let admitted = Admitted {
-            hash,
-            bundle: Arc::new(bundle),
-            encoded: encoded.clone(),
-        };
-        match self
-            .mempool
-            .insert(admitted, latest + 1)
-            .map_err(|e| reject(e.into()))?
-        {
-            Inserted::New => {
-                metrics::counter!("lockstep_mempool_admitted_total", "source" => match source {
-                    Source::Rpc => "rpc",
-                    Source::Gossip => "gossip",
-                })
-                .increment(1);
-                let (count, bytes) = self.mempool.size();
-                metrics::gauge!("lockstep_mempool_bundles").set(count as f64);
-                metrics::gauge!("lockstep_mempool_bytes").set(bytes as f64);
-                if source == Source::Rpc {
-                    self.gossip.publish(encoded).await;
-                }
+        for (source, n) in [(Source::Rpc, from_rpc), (Source::Gossip, from_gossip)] {
+            if n > 0 {
+                metrics::counter!("lockstep_mempool_admitted_total", "source" => source.label())
+                    .increment(n);
             }
-            Inserted::AlreadyPending | Inserted::AlreadyIncluded { .. } => {}
         }
-        Ok(hash)
+        out
     }
 }
 
 /// Admits gossiped bundles and reports a verdict on each, so gossipsub forwards the valid
-/// ones and scores down peers that send invalid ones.
+/// ones and scores down peers that send invalid ones. Whatever is queued (up to
+/// [`CHUNK`]) is admitted as one group.
 pub async fn run_gossip_inbound(
     mut inbound: mpsc::Receiver<Inbound>,
     admission: Arc<Admission>,
     gossip: Arc<dyn BundleGossip>,
 ) {
     let permits = Arc::new(Semaphore::new(GOSSIP_IN_FLIGHT));
-    while let Some(msg) = inbound.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+    while let Some(first) = inbound.recv().await {
+        let mut chunk = vec![first];
+        while chunk.len() < CHUNK {
+            match inbound.try_recv() {
+                Ok(m) => chunk.push(m),
+                Err(_) => break,
+            }
+        }
+        let Ok(permit) = permits.clone().acquire_many_owned(chunk.len() as u32).await else {
             return;
         };
         let admission = admission.clone();
         let gossip = gossip.clone();
         tokio::spawn(async move {
-            let verdict = match admission.submit_bytes(msg.data, Source::Gossip).await {
-                Ok(_) => Verdict::Accept,
-                // A peer may relay a bundle that expired in flight, or hit our limits: no fault.
-                Err(AdmitError::Busy(_)) => Verdict::Ignore,
-                Err(AdmitError::Bundle(
-                    BundleError::Expired { .. } | BundleError::TooFarAhead { .. },
-                )) => Verdict::Ignore,
-                Err(AdmitError::Bundle(e)) => {
-                    debug!(peer = %msg.from, "invalid gossiped bundle: {e}");
-                    Verdict::Reject
-                }
-            };
-            gossip.report(msg.id, msg.from, verdict).await;
+            let data = chunk.iter().map(|m| m.data.clone()).collect();
+            let results = admission.submit_many(data, Source::Gossip).await;
+            for (msg, r) in chunk.into_iter().zip(results) {
+                gossip.report(msg.id, msg.from, verdict(&msg.from, r)).await;
+            }
             drop(permit);
         });
+    }
+}
+
+/// The gossipsub verdict on an admission outcome.
+fn verdict(from: &lockstep_p2p::PeerId, r: Result<Hash, AdmitError>) -> Verdict {
+    match r {
+        Ok(_) => Verdict::Accept,
+        // A peer may relay a bundle that expired in flight, or hit our limits: no fault.
+        Err(AdmitError::Busy(_)) => Verdict::Ignore,
+        Err(AdmitError::Bundle(BundleError::Expired { .. } | BundleError::TooFarAhead { .. })) => {
+            Verdict::Ignore
+        }
+        Err(AdmitError::Bundle(e)) => {
+            debug!(peer = %from, "invalid gossiped bundle: {e}");
+            Verdict::Reject
+        }
     }
 }
 
@@ -279,6 +523,142 @@ pub fn gossip_message_id(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockstep_client::bundle::sign;
+    use lockstep_mempool::included::IncludedSet;
+    use lockstep_mempool::pool::PoolConfig;
+    use lockstep_p2p::{MessageId, PeerId};
+    use parking_lot::Mutex as PlMutex;
+
+    /// Records what admission publishes.
+    #[derive(Default)]
+    struct Recorder {
+        published: PlMutex<Vec<Bytes>>,
+    }
+
+    #[async_trait::async_trait]
+    impl BundleGossip for Recorder {
+        async fn publish(&self, data: Bytes) {
+            self.published.lock().push(data);
+        }
+        async fn report(&self, _id: MessageId, _from: PeerId, _v: Verdict) {}
+        fn peers(&self) -> usize {
+            0
+        }
+    }
+
+    fn admission(pool: PoolConfig) -> (Arc<Admission>, Arc<Mempool>, Arc<Recorder>) {
+        let mempool = Arc::new(Mempool::new(pool, IncludedSet::new(100)));
+        let (tip_tx, tip_rx) = watch::channel(Tip::default());
+        std::mem::forget(tip_tx);
+        let gossip = Arc::new(Recorder::default());
+        let limits = Limits::default();
+        let a = Admission::new(1, limits, mempool.clone(), tip_rx, gossip.clone());
+        (a, mempool, gossip)
+    }
+
+    fn key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
+    /// A mix of every outcome: valid, bad signature, wrong chain, expired, undecodable,
+    /// a duplicate inside the group, and one already pending.
+    fn mixed() -> (Vec<Bytes>, Vec<Option<i32>>) {
+        let good = |n: u64| Bytes::from(sign(&key(1), 1, n, 10, vec![(1, vec![n as u8])]).encode());
+        let mut forged = sign(&key(2), 1, 7, 10, vec![(1, vec![7])]);
+        forged.signature[5] ^= 1;
+        let wrong_chain = sign(&key(3), 2, 8, 10, vec![(1, vec![8])]);
+        let expired = sign(&key(4), 1, 9, 0, vec![(1, vec![9])]);
+        let input = vec![
+            good(1),
+            Bytes::from(forged.encode()),
+            good(2),
+            Bytes::from(wrong_chain.encode()),
+            Bytes::from_static(b"not a bundle"),
+            Bytes::from(expired.encode()),
+            good(1),
+            good(3),
+        ];
+        let codes = vec![
+            None,
+            Some(4001),
+            None,
+            Some(4002),
+            Some(4005),
+            Some(4003),
+            None,
+            None,
+        ];
+        (input, codes)
+    }
+
+    fn codes(out: &[Result<Hash, AdmitError>]) -> Vec<Option<i32>> {
+        out.iter()
+            .map(|r| r.as_ref().err().map(|e| e.code()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_group_gets_the_same_outcomes_as_one_by_one_submission() {
+        let (input, expected) = mixed();
+        let (one, pool_one, published_one) = admission(PoolConfig::default());
+        let mut singly = Vec::new();
+        for b in &input {
+            singly.push(one.submit_bytes(b.clone(), Source::Rpc).await);
+        }
+        let (many, pool_many, published_many) = admission(PoolConfig::default());
+        let grouped = many.submit_many(input.clone(), Source::Rpc).await;
+
+        assert_eq!(codes(&singly), expected);
+        assert_eq!(codes(&grouped), expected);
+        for (a, b) in singly.iter().zip(&grouped) {
+            if let (Ok(x), Ok(y)) = (a, b) {
+                assert_eq!(x, y);
+            }
+        }
+        // Three distinct valid bundles, each published once (the duplicate is idempotent).
+        assert_eq!(pool_one.size().0, 3);
+        assert_eq!(pool_many.size().0, 3);
+        assert_eq!(published_one.published.lock().len(), 3);
+        assert_eq!(published_many.published.lock().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_single_submissions_are_coalesced_and_each_answered() {
+        let (a, pool, _) = admission(PoolConfig::default());
+        let bundles: Vec<Bytes> = (0..600u64)
+            .map(|n| {
+                Bytes::from(sign(&key((n % 50) as u8 + 1), 1, n, 10, vec![(1, vec![1])]).encode())
+            })
+            .collect();
+        let tasks: Vec<_> = bundles
+            .iter()
+            .cloned()
+            .map(|b| {
+                let a = a.clone();
+                tokio::spawn(async move { a.submit_bytes(b, Source::Gossip).await })
+            })
+            .collect();
+        for (t, b) in tasks.into_iter().zip(&bundles) {
+            let hash = t.await.expect("task").expect("admitted");
+            assert_eq!(hash, SignedBundle::hash_of_encoding(b));
+        }
+        assert_eq!(pool.size().0, 600);
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_refuses_with_4006_and_keeps_what_it_has() {
+        let pool = PoolConfig {
+            max_count: 2,
+            ..PoolConfig::default()
+        };
+        let (a, mempool, _) = admission(pool);
+        let input: Vec<Bytes> = (0..4u64)
+            .map(|n| Bytes::from(sign(&key(9), 1, n, 10, vec![(1, vec![1])]).encode()))
+            .collect();
+        let out = a.submit_many(input, Source::Rpc).await;
+        assert_eq!(codes(&out), vec![None, None, Some(4006), Some(4006)]);
+        assert_eq!(mempool.size().0, 2);
+    }
 
     #[test]
     fn gossip_message_id_is_the_bundle_hash() {
