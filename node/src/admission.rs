@@ -9,7 +9,7 @@ use lockstep_consensus::Tip;
 use lockstep_mempool::pool::PoolError;
 use lockstep_mempool::{Admitted, Inserted, Known, Mempool};
 use lockstep_p2p::{BundleGossip, Inbound, Verdict};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::debug;
@@ -54,28 +54,41 @@ struct Job {
 /// The signature-verification pool: dedicated OS threads (off the async executor), each
 /// taking every queued job up to [`MAX_BATCH`] signatures and verifying them as one batch.
 /// Under load the queue fills while a batch is verified, so batches grow with the load;
-/// when idle a lone signature is verified at once.
+/// when idle a lone signature is verified at once. Idle workers sleep on a condition variable
+/// (no spinning: a validator shares its cores with consensus, gossip and RPC).
 struct Verifier {
-    tx: crossbeam_channel::Sender<Job>,
+    shared: Arc<VerifyQueue>,
+}
+
+struct VerifyQueue {
+    state: parking_lot::Mutex<QueueState>,
+    ready: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
     /// Signatures queued and not yet taken by a worker.
-    queued: Arc<AtomicUsize>,
+    signatures: usize,
+    closed: bool,
 }
 
 impl Verifier {
     fn start(workers: usize) -> Verifier {
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let queued = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(VerifyQueue {
+            state: parking_lot::Mutex::new(QueueState::default()),
+            ready: parking_lot::Condvar::new(),
+        });
         for i in 0..workers.max(1) {
-            let rx = rx.clone();
-            let queued = queued.clone();
+            let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("lockstep-verify-{i}"))
-                .spawn(move || verify_loop(rx, queued));
+                .spawn(move || verify_loop(&shared));
             if let Err(e) = spawned {
                 tracing::error!("cannot start signature verifier thread {i}: {e}");
             }
         }
-        Verifier { tx, queued }
+        Verifier { shared }
     }
 
     /// Verifies `items`; one verdict per item, in order. Busy when the queue is full.
@@ -84,39 +97,55 @@ impl Verifier {
         if n == 0 {
             return Ok(Vec::new());
         }
-        if self.queued.fetch_add(n, Ordering::AcqRel) + n > VERIFY_QUEUE {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            return Err(AdmitError::Busy(
-                "node busy: signature verification queue is full; retry later".into(),
-            ));
-        }
         let (reply, verdicts) = oneshot::channel();
-        if self.tx.send(Job { items, reply }).is_err() {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            return Err(AdmitError::Busy(
-                "signature verification has stopped".into(),
-            ));
+        {
+            let mut q = self.shared.state.lock();
+            if q.closed {
+                return Err(AdmitError::Busy(
+                    "signature verification has stopped".into(),
+                ));
+            }
+            if q.signatures + n > VERIFY_QUEUE {
+                return Err(AdmitError::Busy(
+                    "node busy: signature verification queue is full; retry later".into(),
+                ));
+            }
+            q.signatures += n;
+            q.jobs.push_back(Job { items, reply });
         }
+        self.shared.ready.notify_one();
         verdicts
             .await
             .map_err(|_| AdmitError::Busy("signature verification failed internally".into()))
     }
 }
 
-fn verify_loop(rx: crossbeam_channel::Receiver<Job>, queued: Arc<AtomicUsize>) {
-    while let Ok(first) = rx.recv() {
-        let mut n = first.items.len();
-        let mut jobs = vec![first];
-        while n < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => {
-                    n += j.items.len();
-                    jobs.push(j);
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        self.shared.state.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+fn verify_loop(shared: &VerifyQueue) {
+    loop {
+        let mut jobs = Vec::new();
+        let mut n = 0;
+        {
+            let mut q = shared.state.lock();
+            while q.jobs.is_empty() {
+                if q.closed {
+                    return;
                 }
-                Err(_) => break,
+                shared.ready.wait(&mut q);
             }
+            while n < MAX_BATCH {
+                let Some(j) = q.jobs.pop_front() else { break };
+                n += j.items.len();
+                jobs.push(j);
+            }
+            q.signatures -= n;
         }
-        queued.fetch_sub(n, Ordering::AcqRel);
         let started = std::time::Instant::now();
         let verdicts = if jobs.len() == 1 {
             sig::verify_batch(&jobs[0].items)

@@ -4,9 +4,10 @@ use crate::admission::{Admission, Source};
 use crate::cache::FifoCache;
 use crate::store::{Decided, Store};
 use bytes::Bytes;
+use jsonrpsee::core::server::BatchResponseBuilder;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::server::middleware::rpc::{
-    Batch, Notification, Request, RpcServiceBuilder, RpcServiceT,
+    Batch, BatchEntry, Notification, Request, RpcServiceBuilder, RpcServiceT,
 };
 use jsonrpsee::server::{ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -286,7 +287,14 @@ impl SeqApiServer for Rpc {
     }
 }
 
-/// A per-connection request budget: `rate` requests per second, refilled continuously.
+/// Most calls in one JSON-RPC batch request.
+pub const MAX_BATCH_CALLS: u32 = 1024;
+/// Largest response body (a batch response included).
+pub const MAX_RESPONSE_BYTES: u32 = 16 * 1024 * 1024;
+
+/// A per-connection request budget: `rate` calls per second, refilled continuously; each call
+/// of a batch request counts. Batch requests are answered with their calls run concurrently
+/// (jsonrpsee runs them one after another), so a batch of submissions is admitted as a group.
 #[derive(Clone)]
 struct RateLimit<S> {
     inner: S,
@@ -354,7 +362,39 @@ where
     }
 
     fn batch<'a>(&self, b: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        self.inner.batch(b)
+        let this = self.clone();
+        async move {
+            let mut calls = Vec::with_capacity(b.len());
+            let mut got_notification = false;
+            for entry in b {
+                match entry {
+                    Ok(BatchEntry::Call(req)) => {
+                        calls.push(futures::future::Either::Left(this.call(req)))
+                    }
+                    Ok(BatchEntry::Notification(n)) => {
+                        got_notification = true;
+                        this.inner.notification(n).await;
+                    }
+                    Err(e) => {
+                        let (err, id) = e.into_parts();
+                        calls.push(futures::future::Either::Right(std::future::ready(
+                            MethodResponse::error(id, err),
+                        )));
+                    }
+                }
+            }
+            let mut out = BatchResponseBuilder::new_with_limit(MAX_RESPONSE_BYTES as usize);
+            for response in futures::future::join_all(calls).await {
+                if let Err(too_big) = out.append(response) {
+                    return too_big;
+                }
+            }
+            if out.is_empty() && got_notification {
+                MethodResponse::notification()
+            } else {
+                MethodResponse::from_batch(out.finish())
+            }
+        }
     }
 
     fn notification<'a>(
@@ -378,8 +418,10 @@ pub async fn serve(
         .max_connections(max_connections)
         .max_subscriptions_per_connection(max_subscriptions)
         .max_request_body_size(4 * 1024 * 1024)
-        .max_response_body_size(16 * 1024 * 1024)
-        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Disabled)
+        .max_response_body_size(MAX_RESPONSE_BYTES)
+        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(
+            MAX_BATCH_CALLS,
+        ))
         .set_message_buffer_capacity(connection_buffer)
         .build();
     let buckets = Arc::new(Mutex::new(HashMap::new()));

@@ -156,16 +156,18 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
             |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
                 let config = gossipsub::ConfigBuilder::default()
                     .heartbeat_interval(Duration::from_millis(500))
-                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    // Bundles carry their own signature, and peers are scored by who relayed
+                    // a message (a noise-authenticated connection), not by its author: an
+                    // envelope signature would cost an ed25519 sign per publish and a verify
+                    // (SHA-512 over the whole bundle) per receipt, and add nothing.
+                    .validation_mode(gossipsub::ValidationMode::Anonymous)
                     .validate_messages()
                     .message_id_fn(move |m: &gossipsub::Message| MessageId::from(id_fn(&m.data)))
                     .max_transmit_size(max)
                     .duplicate_cache_time(Duration::from_secs(120))
                     .build()?;
-                let mut gossipsub = gossipsub::Behaviour::new(
-                    gossipsub::MessageAuthenticity::Signed(key.clone()),
-                    config,
-                )?;
+                let mut gossipsub =
+                    gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)?;
                 let mut params = gossipsub::PeerScoreParams {
                     // Local networks put every peer on one IP address.
                     ip_colocation_factor_weight: 0.0,

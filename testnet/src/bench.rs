@@ -12,11 +12,17 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Most requests in flight from the load generator; beyond it the generator waits (and the
 /// run reports how late it fell behind its schedule).
 pub const MAX_IN_FLIGHT: usize = 4096;
+/// How often the open-loop sender sends what has come due.
+const TICK: Duration = Duration::from_millis(5);
+/// Most calls in one batch request (the node accepts up to 1024).
+const BATCH_CALLS: usize = 512;
+/// Most hex bytes of bundles in one batch request (the node accepts 4 MiB bodies).
+const BATCH_BYTES: usize = 3 * 1024 * 1024;
 /// Bundles pending from one signer are capped by the mempool; spread the load over signers.
 const BUNDLES_PER_SIGNER: usize = 400;
 
@@ -67,6 +73,43 @@ pub struct RunResult {
     pub rss_mb_max: f64,
     pub heights: u64,
     pub duration_s: f64,
+}
+
+/// Sends one JSON-RPC batch of `seq_sendRawBundle` calls and counts the outcomes.
+fn send_batch(
+    client: jsonrpsee::http_client::HttpClient,
+    batch: Vec<String>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    sent: &Arc<std::sync::atomic::AtomicUsize>,
+    accepted: &Arc<std::sync::atomic::AtomicU64>,
+    rejected: &Arc<std::sync::atomic::AtomicU64>,
+) {
+    use jsonrpsee::core::client::ClientT;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (sent, accepted, rejected) = (sent.clone(), accepted.clone(), rejected.clone());
+    tokio::spawn(async move {
+        let n = batch.len();
+        sent.fetch_add(n, Relaxed);
+        let mut request = jsonrpsee::core::params::BatchRequestBuilder::new();
+        for raw in batch {
+            if request
+                .insert("seq_sendRawBundle", jsonrpsee::rpc_params![raw])
+                .is_err()
+            {
+                rejected.fetch_add(1, Relaxed);
+            }
+        }
+        match client.batch_request::<Hash>(request).await {
+            Ok(r) => {
+                accepted.fetch_add(r.num_successful_calls() as u64, Relaxed);
+                rejected.fetch_add(r.num_failed_calls() as u64, Relaxed);
+            }
+            Err(_) => {
+                rejected.fetch_add(n as u64, Relaxed);
+            }
+        }
+        drop(permit);
+    });
 }
 
 /// The machine's raw ed25519 batch-verification rate on all cores (signatures/s).
@@ -144,8 +187,10 @@ pub async fn run_once(
         cluster.verifier()?,
     )
     .await?;
-    let sent_at: Arc<Mutex<HashMap<Hash, Instant>>> =
-        Arc::new(Mutex::new(HashMap::with_capacity(total)));
+    // Bundle i is due at t0 + i / rate; latency counts from when it was due, not from when
+    // the sender got to it, so a sender falling behind shows up as latency.
+    let index: HashMap<Hash, usize> = hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pids: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
@@ -171,34 +216,74 @@ pub async fn run_once(
         })
     };
 
-    // Open-loop sender: bundle i goes out at t0 + i / rate, to validator i mod n.
+    // Open-loop sender: every TICK it sends what has come due, to validator i mod n, as one
+    // JSON-RPC batch request per validator (split at BATCH_CALLS calls or BATCH_BYTES), the
+    // way a busy front end forwards its users' bundles.
     let t0 = Instant::now();
     let sender = {
-        let (sent_at, accepted, rejected) = (sent_at.clone(), accepted.clone(), rejected.clone());
+        let (sent, accepted, rejected) = (sent.clone(), accepted.clone(), rejected.clone());
         let rate = spec.rate;
-        let hashes = hashes.clone();
         tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
             let mut lag_max = Duration::ZERO;
-            for (i, raw) in raw.into_iter().enumerate() {
-                let due = t0 + Duration::from_secs_f64(i as f64 / rate);
-                tokio::time::sleep_until(due.into()).await;
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                lag_max = lag_max.max(Instant::now().saturating_duration_since(due));
-                let c = clients[i % n].clone();
-                let (sent_at, accepted, rejected) =
-                    (sent_at.clone(), accepted.clone(), rejected.clone());
-                let h = hashes[i];
-                tokio::spawn(async move {
-                    sent_at.lock().await.insert(h, Instant::now());
-                    match c.send_raw_bundle(raw).await {
-                        Ok(_) => accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                        Err(_) => rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                    };
-                    drop(permit);
-                });
+            let mut raw: Vec<Option<String>> = raw.into_iter().map(Some).collect();
+            let total = raw.len();
+            let mut next = 0usize;
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while next < total {
+                tick.tick().await;
+                let now = Instant::now();
+                let due = (((now - t0).as_secs_f64() * rate) as usize + 1).min(total);
+                if due <= next {
+                    continue;
+                }
+                let oldest = t0 + Duration::from_secs_f64(next as f64 / rate);
+                lag_max = lag_max.max(now.saturating_duration_since(oldest));
+                let mut groups: Vec<Vec<String>> = vec![Vec::new(); n];
+                for (i, r) in raw.iter_mut().enumerate().take(due).skip(next) {
+                    if let Some(r) = r.take() {
+                        groups[i % n].push(r);
+                    }
+                }
+                next = due;
+                for (node, group) in groups.into_iter().enumerate() {
+                    let mut batch: Vec<String> = Vec::new();
+                    let mut bytes = 0usize;
+                    for r in group {
+                        if !batch.is_empty()
+                            && (batch.len() >= BATCH_CALLS || bytes + r.len() > BATCH_BYTES)
+                        {
+                            let Ok(permit) = permits.clone().acquire_owned().await else {
+                                return lag_max;
+                            };
+                            send_batch(
+                                clients[node].clone(),
+                                std::mem::take(&mut batch),
+                                permit,
+                                &sent,
+                                &accepted,
+                                &rejected,
+                            );
+                            bytes = 0;
+                        }
+                        bytes += r.len();
+                        batch.push(r);
+                    }
+                    if !batch.is_empty() {
+                        let Ok(permit) = permits.clone().acquire_owned().await else {
+                            return lag_max;
+                        };
+                        send_batch(
+                            clients[node].clone(),
+                            batch,
+                            permit,
+                            &sent,
+                            &accepted,
+                            &rejected,
+                        );
+                    }
+                }
             }
             let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
             lag_max
@@ -210,7 +295,6 @@ pub async fn run_once(
     let mut delivered_bytes = 0u64;
     let mut last_delivery = t0;
     let mut heights = 0u64;
-    let wanted: std::collections::HashSet<Hash> = hashes.iter().copied().collect();
     let deadline = t0 + spec.duration + spec.drain;
     let mut sender = Some(sender);
     let mut lag_max = Duration::ZERO;
@@ -235,16 +319,12 @@ pub async fn run_once(
         let v = v?;
         heights += 1;
         let now = Instant::now();
-        let map = sent_at.lock().await;
-        for e in v
-            .batch
-            .entries
-            .iter()
-            .filter(|e| e.leg_index == 0 && wanted.contains(&e.bundle_hash))
-        {
-            if let Some(t) = map.get(&e.bundle_hash) {
-                hist.record(now.duration_since(*t).as_micros().max(1) as u64)?;
-            }
+        for e in v.batch.entries.iter().filter(|e| e.leg_index == 0) {
+            let Some(i) = index.get(&e.bundle_hash) else {
+                continue;
+            };
+            let due = t0 + Duration::from_secs_f64(*i as f64 / spec.rate);
+            hist.record(now.saturating_duration_since(due).as_micros().max(1) as u64)?;
             delivered += 1;
             delivered_bytes += (spec.legs * spec.leg_bytes) as u64;
             last_delivery = now;
@@ -253,7 +333,7 @@ pub async fn run_once(
             p.set_message(format!(
                 "rate {:.0}/s: sent {} delivered {delivered}",
                 spec.rate,
-                map.len()
+                sent.load(std::sync::atomic::Ordering::Relaxed)
             ));
         }
     }
