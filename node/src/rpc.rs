@@ -52,7 +52,7 @@ pub type EncodedBatches = FifoCache<(u64, u64), Arc<serde_json::value::RawValue>
 /// Encoded batches kept for subscribers: at most this many…
 pub const ENCODED_BATCH_CACHE: usize = 8_192;
 /// …and about this many bytes.
-pub const ENCODED_BATCH_CACHE_BYTES: usize = 64 * 1024 * 1024;
+pub const ENCODED_BATCH_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// An empty cache of encoded batches with the default bounds.
 pub fn encoded_batches() -> Mutex<EncodedBatches> {

@@ -32,8 +32,16 @@ const LATEST: &[u8] = b"latest";
 const EARLIEST: &[u8] = b"earliest";
 /// Decided blocks kept decoded in memory for subscribers and RPC reads: at most this many…
 pub const BLOCK_CACHE_HEIGHTS: usize = 256;
-/// …and about this many bytes.
-pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// …and about this many encoded bytes (decoded, a block takes up to about twice that).
+pub const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// RocksDB memtables, all column families together (one shared budget, not 64 MiB × 2 each).
+pub const MEMTABLE_BUDGET: usize = 64 * 1024 * 1024;
+/// One memtable of the `blocks` column family (the only one that sees block bodies).
+const BLOCKS_MEMTABLE: usize = 32 * 1024 * 1024;
+/// One memtable of every other column family.
+const SMALL_MEMTABLE: usize = 8 * 1024 * 1024;
+/// RocksDB's block cache for reads, shared by every column family.
+pub const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// A decided block, decoded, with what readers need.
 pub struct Decided {
@@ -75,9 +83,23 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = CFS
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        // Memory is bounded: one memtable budget and one read cache for all column families.
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
+        let read_cache = rocksdb::Cache::new_lru_cache(READ_CACHE_BYTES);
+        let cfs = CFS.iter().map(|n| {
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&read_cache);
+            let mut cf = Options::default();
+            cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            cf.set_block_based_table_factory(&table);
+            cf.set_max_write_buffer_number(2);
+            cf.set_write_buffer_size(if *n == "blocks" {
+                BLOCKS_MEMTABLE
+            } else {
+                SMALL_MEMTABLE
+            });
+            ColumnFamilyDescriptor::new(*n, cf)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| StoreError(format!("cannot open RocksDB at {}: {e}", path.display())))?;
         Ok(Store {

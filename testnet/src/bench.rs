@@ -143,7 +143,8 @@ fn proc_cpu_s(pid: u32) -> Option<f64> {
     Some(ticks / hz)
 }
 
-fn proc_rss_mb(pid: u32) -> Option<f64> {
+/// Resident set size of process `pid`, in MB.
+pub fn proc_rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -393,8 +394,9 @@ pub fn sustained(r: &RunResult) -> bool {
     r.latency_ms.p99 <= 1000.0 && r.delivered as f64 >= 0.95 * r.sent as f64 && r.rejected == 0
 }
 
-/// Ramps the offered rate (×1.5 per step) until a step no longer keeps up; returns the highest
-/// sustained rate (0 if even the first failed) and every step's result.
+/// Ramps the offered rate (×1.5 per step) until a step no longer keeps up, then tries once
+/// between the last two rates; returns the highest sustained rate (0 if even the first failed)
+/// and every step's result.
 pub async fn saturation(
     cluster: &Cluster,
     base: &RunSpec,
@@ -422,6 +424,21 @@ pub async fn saturation(
         rate *= 1.5;
         // Let the network settle (drain any backlog) between steps.
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    // One more step between the last rate that kept up and the first that did not (×1.22).
+    if best > 0.0 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        *salt += 1;
+        let between = (best * rate).sqrt();
+        let spec = RunSpec {
+            rate: between,
+            ..base.clone()
+        };
+        let r = run_once(cluster, &spec, raw_verify_per_s, *salt, progress).await?;
+        if sustained(&r) {
+            best = between;
+        }
+        steps.push(r);
     }
     Ok((best, steps))
 }
@@ -486,10 +503,11 @@ pub fn chart(
         ("p99", RED, |r| r.latency_ms.p99),
     ];
     for (name, color, f) in series {
-        let pts: Vec<(f64, f64)> = steps
+        let mut pts: Vec<(f64, f64)> = steps
             .iter()
             .map(|r| (r.delivered_bundles_per_s, f(r)))
             .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(|e| eyre!("{e}"))?
             .label(name)

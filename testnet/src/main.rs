@@ -55,6 +55,11 @@ enum Cmd {
         /// A short, small run that checks the output is sane (used by the test suite).
         #[arg(long)]
         smoke: bool,
+        /// Soak: this many minutes at --rate (give it half of saturation), as back-to-back
+        /// one-minute runs on one network (each pre-signed before it starts), sampling every
+        /// validator's RSS every 5 s throughout. Writes soak-<time>.json.
+        #[arg(long)]
+        soak: Option<u64>,
         /// Seconds per saturation step (with --full).
         #[arg(long, default_value_t = 10)]
         step: u64,
@@ -112,10 +117,14 @@ fn main() -> std::process::ExitCode {
                 duration,
                 full,
                 smoke,
+                soak,
                 step,
                 out,
                 dir,
             } => {
+                // Networks go under --dir (kept), or a temporary directory removed afterwards
+                // (a saturated run writes gigabytes of blocks).
+                let temporary = dir.is_none();
                 let base = dir.unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("lockstep-bench-{}", std::process::id()))
                 });
@@ -126,13 +135,19 @@ fn main() -> std::process::ExitCode {
                     duration: Duration::from_secs(duration),
                     drain: Duration::from_secs(30),
                 };
-                if smoke {
+                let result = if smoke {
                     bench_smoke(&base, &out).await
+                } else if let Some(minutes) = soak {
+                    bench_soak(&base, &out, validators, &spec, minutes).await
                 } else if full {
                     bench_full(&base, &out, &spec, Duration::from_secs(step)).await
                 } else {
                     bench_single(&base, &out, validators, &spec).await
+                };
+                if temporary {
+                    let _ = std::fs::remove_dir_all(&base);
                 }
+                result
             }
         }
     });
@@ -421,6 +436,96 @@ async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -> eyre::Res
     cluster.stop_all()?;
     let path = bench::write_json(out, &format!("smoke-{}.json", stamp()), &r)?;
     println!("{}", serde_json::to_string(&r)?);
+    eprintln!("written {}", path.display());
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct RssSample {
+    t_s: f64,
+    rss_mb: Vec<f64>,
+}
+
+async fn bench_soak(
+    base: &std::path::Path,
+    out: &std::path::Path,
+    validators: usize,
+    spec: &bench::RunSpec,
+    minutes: u64,
+) -> eyre::Result<()> {
+    let p = spinner();
+    p.set_message("measuring raw batch verification");
+    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(40_000)).await?;
+    let mut cluster = bench_network(base, validators).await?;
+    let pids: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
+    let t0 = std::time::Instant::now();
+    let timeline = std::sync::Arc::new(std::sync::Mutex::new(Vec::<RssSample>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (timeline, stop) = (timeline.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let rss = pids
+                    .iter()
+                    .map(|p| p.and_then(bench::proc_rss_mb).unwrap_or(0.0))
+                    .collect();
+                if let Ok(mut t) = timeline.lock() {
+                    t.push(RssSample {
+                        t_s: t0.elapsed().as_secs_f64(),
+                        rss_mb: rss,
+                    });
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    };
+    let segment = bench::RunSpec {
+        duration: Duration::from_secs(60),
+        ..spec.clone()
+    };
+    let mut runs = Vec::new();
+    let mut salt = stamp();
+    for m in 0..minutes {
+        p.set_message(format!("soak minute {}/{minutes}", m + 1));
+        salt += 1;
+        runs.push(bench::run_once(&cluster, &segment, raw, salt, Some(&p)).await?);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.await;
+    cluster.stop_all()?;
+    p.finish_and_clear();
+    let timeline = std::mem::take(&mut *timeline.lock().map_err(|_| eyre::eyre!("timeline"))?);
+    let max_in = |from: f64, to: f64| {
+        timeline
+            .iter()
+            .filter(|s| s.t_s >= from && s.t_s < to)
+            .flat_map(|s| s.rss_mb.iter().copied())
+            .fold(0.0, f64::max)
+    };
+    let end = timeline.last().map(|s| s.t_s).unwrap_or(0.0);
+    let sent: u64 = runs.iter().map(|r| r.sent).sum();
+    let delivered: u64 = runs.iter().map(|r| r.delivered).sum();
+    let report = serde_json::json!({
+        "validators": validators,
+        "offered_per_s": spec.rate,
+        "minutes": minutes,
+        "sent": sent,
+        "delivered": delivered,
+        "rejected": runs.iter().map(|r| r.rejected).sum::<u64>(),
+        "rss_mb_max": max_in(0.0, f64::MAX),
+        "rss_mb_max_first_2_min": max_in(0.0, 120.0),
+        "rss_mb_max_last_2_min": max_in(end - 120.0, f64::MAX),
+        "latency_ms_per_minute": runs.iter().map(|r| &r.latency_ms).collect::<Vec<_>>(),
+        "delivered_per_s_per_minute": runs.iter().map(|r| r.delivered_bundles_per_s).collect::<Vec<_>>(),
+        "cpu_s_per_node": (0..validators).map(|i| runs.iter().map(|r| r.nodes.get(i).map(|n| n.cpu_s).unwrap_or(0.0)).sum::<f64>()).collect::<Vec<_>>(),
+        "rss_timeline": timeline,
+    });
+    let path = bench::write_json(out, &format!("soak-{}.json", stamp()), &report)?;
+    let mut brief = report.clone();
+    if let Some(o) = brief.as_object_mut() {
+        o.remove("rss_timeline");
+    }
+    println!("{}", serde_json::to_string_pretty(&brief)?);
     eprintln!("written {}", path.display());
     Ok(())
 }

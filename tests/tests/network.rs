@@ -255,6 +255,24 @@ async fn bad_input_is_refused_with_protocol_codes_and_the_node_keeps_serving() -
     );
     assert_eq!(got, -32602, "{msg}");
 
+    // A JSON-RPC batch request: one outcome per call, in order, errors beside results.
+    let batched = sign(&k, chain, 9, next + 100, vec![(1, b"batched".to_vec())]);
+    let mut batch = jsonrpsee::core::params::BatchRequestBuilder::new();
+    batch.insert("seq_sendRawBundle", rpc_params![to_raw_hex(&batched)])?;
+    batch.insert("seq_sendRawBundle", rpc_params![to_raw_hex(&bad_sig)])?;
+    batch.insert("seq_sendRawBundle", rpc_params!["0x0102"])?;
+    batch.insert("seq_sendRawBundle", rpc_params![to_raw_hex(&batched)])?;
+    let outcomes: Vec<Result<Hash, i32>> = c
+        .batch_request::<Hash>(batch)
+        .await?
+        .into_iter()
+        .map(|r| r.map_err(|e| e.code()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![Ok(batched.hash()), Err(4001), Err(4005), Ok(batched.hash())]
+    );
+
     // Idempotent submission: pending, then included, always the same hash.
     let good = sign(
         &k,
