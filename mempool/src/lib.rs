@@ -147,20 +147,10 @@ impl Mempool {
         }
     }
 
-    /// What this node knows of a bundle hash, under one lock.
-    pub fn known(&self, hash: &Hash) -> Known {
-        self.state.lock().known(hash)
-    }
-
-    /// [`Mempool::known`] for many hashes, under one lock.
+    /// What this node knows of each hash, under one lock.
     pub fn known_many(&self, hashes: &[Hash]) -> Vec<Known> {
         let s = self.state.lock();
         hashes.iter().map(|h| s.known(h)).collect()
-    }
-
-    /// Whether the hash is pending (its signature was verified by this node).
-    pub fn is_pending(&self, hash: &Hash) -> bool {
-        self.state.lock().pool.contains(hash)
     }
 
     /// Records bundles whose signatures were verified outside admission (in a proposal).

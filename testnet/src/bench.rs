@@ -75,6 +75,26 @@ pub struct RunResult {
     pub duration_s: f64,
 }
 
+/// Splits bundles (hex) into batch requests of at most [`BATCH_CALLS`] calls and
+/// [`BATCH_BYTES`] bytes (a bundle larger than that goes alone).
+fn split_batches(group: Vec<String>) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0usize;
+    for r in group {
+        match out.last_mut() {
+            Some(b) if b.len() < BATCH_CALLS && bytes + r.len() <= BATCH_BYTES => {
+                bytes += r.len();
+                b.push(r);
+            }
+            _ => {
+                bytes = r.len();
+                out.push(vec![r]);
+            }
+        }
+    }
+    out
+}
+
 /// Sends one JSON-RPC batch of `seq_sendRawBundle` calls and counts the outcomes.
 fn send_batch(
     client: jsonrpsee::http_client::HttpClient,
@@ -249,29 +269,7 @@ pub async fn run_once(
                 }
                 next = due;
                 for (node, group) in groups.into_iter().enumerate() {
-                    let mut batch: Vec<String> = Vec::new();
-                    let mut bytes = 0usize;
-                    for r in group {
-                        if !batch.is_empty()
-                            && (batch.len() >= BATCH_CALLS || bytes + r.len() > BATCH_BYTES)
-                        {
-                            let Ok(permit) = permits.clone().acquire_owned().await else {
-                                return lag_max;
-                            };
-                            send_batch(
-                                clients[node].clone(),
-                                std::mem::take(&mut batch),
-                                permit,
-                                &sent,
-                                &accepted,
-                                &rejected,
-                            );
-                            bytes = 0;
-                        }
-                        bytes += r.len();
-                        batch.push(r);
-                    }
-                    if !batch.is_empty() {
+                    for batch in split_batches(group) {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             return lag_max;
                         };
@@ -546,6 +544,20 @@ pub fn chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_split_at_the_call_and_byte_bounds_in_order() {
+        let many: Vec<String> = (0..BATCH_CALLS + 3).map(|i| i.to_string()).collect();
+        let b = split_batches(many.clone());
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![BATCH_CALLS, 3]
+        );
+        assert_eq!(b.concat(), many);
+        let big = "x".repeat(BATCH_BYTES / 2 + 1);
+        let b = split_batches(vec![big.clone(), big.clone(), "y".into()]);
+        assert_eq!(b, vec![vec![big.clone()], vec![big, "y".to_string()]]);
+    }
 
     fn result(rate: f64, p50: f64) -> RunResult {
         RunResult {
