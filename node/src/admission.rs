@@ -466,12 +466,13 @@ impl Core {
 
         let inserted = self.mempool.insert_many(admitted, latest + 1);
         let (mut from_rpc, mut from_gossip) = (0u64, 0u64);
+        let mut publish = Vec::new();
         for ((slot, source, encoded), r) in slots.into_iter().zip(inserted) {
             match r {
                 Ok(Inserted::New) => match source {
                     Source::Rpc => {
                         from_rpc += 1;
-                        self.gossip.publish(encoded).await;
+                        publish.push(encoded);
                     }
                     Source::Gossip => from_gossip += 1,
                 },
@@ -485,13 +486,15 @@ impl Core {
                     .increment(n);
             }
         }
+        // The group's new bundles travel together (as few gossip messages as fit).
+        self.gossip.publish(publish).await;
         out
     }
 }
 
-/// Admits gossiped bundles and reports a verdict on each, so gossipsub forwards the valid
-/// ones and scores down peers that send invalid ones. Whatever is queued (up to
-/// [`CHUNK`]) is admitted as one group.
+/// Admits gossiped bundles and reports a verdict on each message, so gossipsub forwards the
+/// valid ones and scores down peers that send invalid ones. Whatever is queued (up to about
+/// [`CHUNK`] bundles) is admitted as one group.
 pub async fn run_gossip_inbound(
     mut inbound: mpsc::Receiver<Inbound>,
     admission: Arc<Admission>,
@@ -499,30 +502,40 @@ pub async fn run_gossip_inbound(
 ) {
     let permits = Arc::new(Semaphore::new(GOSSIP_IN_FLIGHT));
     while let Some(first) = inbound.recv().await {
+        let mut bundles = first.items.len();
         let mut chunk = vec![first];
-        while chunk.len() < CHUNK {
+        while bundles < CHUNK {
             match inbound.try_recv() {
-                Ok(m) => chunk.push(m),
+                Ok(m) => {
+                    bundles += m.items.len();
+                    chunk.push(m);
+                }
                 Err(_) => break,
             }
         }
-        let Ok(permit) = permits.clone().acquire_many_owned(chunk.len() as u32).await else {
+        let permits_needed = bundles.min(GOSSIP_IN_FLIGHT) as u32;
+        let Ok(permit) = permits.clone().acquire_many_owned(permits_needed).await else {
             return;
         };
         let admission = admission.clone();
         let gossip = gossip.clone();
         tokio::spawn(async move {
-            let data = chunk.iter().map(|m| m.data.clone()).collect();
-            let results = admission.submit_many(data, Source::Gossip).await;
-            for (msg, r) in chunk.into_iter().zip(results) {
-                gossip.report(msg.id, msg.from, verdict(&msg.from, r)).await;
+            let data = chunk.iter().flat_map(|m| m.items.iter().cloned()).collect();
+            let mut results = admission
+                .submit_many(data, Source::Gossip)
+                .await
+                .into_iter();
+            for msg in chunk {
+                let outcomes = results.by_ref().take(msg.items.len());
+                let v = message_verdict(&msg.from, outcomes);
+                gossip.report(msg.id, msg.from, v).await;
             }
             drop(permit);
         });
     }
 }
 
-/// The gossipsub verdict on an admission outcome.
+/// The gossipsub verdict on one admission outcome.
 fn verdict(from: &lockstep_p2p::PeerId, r: Result<Hash, AdmitError>) -> Verdict {
     match r {
         Ok(_) => Verdict::Accept,
@@ -538,15 +551,43 @@ fn verdict(from: &lockstep_p2p::PeerId, r: Result<Hash, AdmitError>) -> Verdict 
     }
 }
 
-/// Gossip message id of an encoded bundle: its bundle hash, computed without decoding
-/// (`borsh(SignedBundle) = borsh(body) ++ signature`).
-pub fn gossip_message_id(data: &[u8]) -> Vec<u8> {
-    if data.len() < 64 {
-        return Hash::tagged(b"lockstep:gossip:malformed", &[data])
-            .0
-            .to_vec();
+/// The verdict on a message from the outcomes of its bundles: one invalid bundle rejects it
+/// (an honest peer only relays what it verified); otherwise it is forwarded if any bundle was
+/// acceptable, and ignored (no penalty) if none was.
+fn message_verdict(
+    from: &lockstep_p2p::PeerId,
+    outcomes: impl Iterator<Item = Result<Hash, AdmitError>>,
+) -> Verdict {
+    let mut v = Verdict::Ignore;
+    for r in outcomes {
+        match verdict(from, r) {
+            Verdict::Reject => return Verdict::Reject,
+            Verdict::Accept => v = Verdict::Accept,
+            Verdict::Ignore => {}
+        }
     }
-    SignedBundle::hash_of_encoding(data).0.to_vec()
+    v
+}
+
+/// Gossip message id of a message's encoded bundles: for one bundle its bundle hash (computed
+/// without decoding: `borsh(SignedBundle) = borsh(body) ++ signature`), for several a tagged
+/// hash of their bundle hashes in order.
+pub fn gossip_message_id(items: &[&[u8]]) -> Vec<u8> {
+    let hash = |data: &[u8]| {
+        if data.len() < 64 {
+            Hash::tagged(b"lockstep:gossip:malformed", &[data])
+        } else {
+            SignedBundle::hash_of_encoding(data)
+        }
+    };
+    match items {
+        [one] => hash(one).0.to_vec(),
+        many => {
+            let hashes: Vec<Hash> = many.iter().map(|d| hash(d)).collect();
+            let parts: Vec<&[u8]> = hashes.iter().map(|h| &h.0[..]).collect();
+            Hash::tagged(b"lockstep:gossip:batch", &parts).0.to_vec()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -566,8 +607,8 @@ mod tests {
 
     #[async_trait::async_trait]
     impl BundleGossip for Recorder {
-        async fn publish(&self, data: Bytes) {
-            self.published.lock().push(data);
+        async fn publish(&self, items: Vec<Bytes>) {
+            self.published.lock().extend(items);
         }
         async fn report(&self, _id: MessageId, _from: PeerId, _v: Verdict) {}
         fn peers(&self) -> usize {
@@ -690,10 +731,33 @@ mod tests {
     }
 
     #[test]
+    fn one_invalid_bundle_rejects_its_message_and_none_acceptable_ignores_it() {
+        let from = PeerId::random();
+        let ok = || Ok(Hash::ZERO);
+        let bad = || {
+            Err(AdmitError::Bundle(BundleError::BadSignature {
+                signer: String::new(),
+            }))
+        };
+        let busy = || Err(AdmitError::Busy("full".into()));
+        let v = |o: Vec<Result<Hash, AdmitError>>| message_verdict(&from, o.into_iter());
+        assert_eq!(v(vec![ok(), ok()]), Verdict::Accept);
+        assert_eq!(v(vec![busy(), ok()]), Verdict::Accept);
+        assert_eq!(v(vec![ok(), bad(), ok()]), Verdict::Reject);
+        assert_eq!(v(vec![busy(), busy()]), Verdict::Ignore);
+    }
+
+    #[test]
     fn gossip_message_id_is_the_bundle_hash() {
         let k = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
         let b = lockstep_client::bundle::sign(&k, 1, 1, 10, vec![(1, vec![1])]);
-        assert_eq!(gossip_message_id(&b.encode()), b.hash().0.to_vec());
-        assert_eq!(gossip_message_id(&[1, 2, 3]).len(), 32);
+        let c = lockstep_client::bundle::sign(&k, 1, 2, 10, vec![(1, vec![2; 8])]);
+        assert_eq!(gossip_message_id(&[&b.encode()]), b.hash().0.to_vec());
+        assert_eq!(gossip_message_id(&[&[1, 2, 3]]).len(), 32);
+        // A batch: neither bundle's id, and its order matters.
+        let (eb, ec) = (b.encode(), c.encode());
+        let bc = gossip_message_id(&[&eb, &ec]);
+        assert_ne!(bc, b.hash().0.to_vec());
+        assert_ne!(bc, gossip_message_id(&[&ec, &eb]));
     }
 }

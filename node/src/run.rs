@@ -178,7 +178,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
             .iter()
             .map(|p| p.parse().map_err(|e| eyre::eyre!("gossip.peers: {p}: {e}")))
             .collect::<eyre::Result<_>>()?,
-        topic: format!("lockstep/bundles/v1/{chain_id}"),
+        topic: format!("lockstep/bundles/v2/{chain_id}"),
         max_message_bytes: limits.max_bundle_bytes as usize + 4096,
         inbound_capacity: lockstep_p2p::DEFAULT_INBOUND_CAPACITY,
         message_id: admission::gossip_message_id,

@@ -7,8 +7,14 @@
 //! are scored down; a peer whose score falls below the graylist threshold is disconnected and
 //! blacklisted. This crate knows nothing of blocks: the message-id function is supplied by the
 //! node.
+//!
+//! A gossip message carries one or more items ([`frame`]): what the node publishes together
+//! (say, the bundles of one admission group) travels as one message, so gossipsub's
+//! per-message costs (framing, encryption, duplicate tracking, scoring, wake-ups) are shared.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod frame;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -29,8 +35,9 @@ pub use libp2p::Multiaddr as Address;
 pub use libp2p::PeerId;
 
 /// Default capacity of the inbound message queue; when full, new messages are ignored (not
-/// forwarded, no penalty) so gossip never blocks the swarm or consensus.
-pub const DEFAULT_INBOUND_CAPACITY: usize = 4096;
+/// forwarded, no penalty) so gossip never blocks the swarm or consensus. Each message holds at
+/// most `max_message_bytes`, so this also bounds the queue's memory.
+pub const DEFAULT_INBOUND_CAPACITY: usize = 1024;
 /// Capacity of the command queue from the node to the swarm task.
 pub const COMMAND_CAPACITY: usize = 4096;
 /// How often disconnected peers are redialled and scores checked.
@@ -57,19 +64,21 @@ pub enum Verdict {
     Ignore,
 }
 
-/// A message received from a peer, awaiting a verdict.
+/// A message received from a peer, awaiting a verdict: its items, in order, as slices of the
+/// received buffer.
 #[derive(Debug, Clone)]
 pub struct Inbound {
     pub id: MessageId,
     pub from: PeerId,
-    pub data: Bytes,
+    pub items: Vec<Bytes>,
 }
 
 /// The gossip seam: the libp2p swarm in production, an in-memory network in unit tests.
 #[async_trait::async_trait]
 pub trait BundleGossip: Send + Sync + 'static {
-    /// Publishes a message to every peer.
-    async fn publish(&self, data: Bytes);
+    /// Publishes items to every peer, packed into as few messages as the size limits allow
+    /// (order kept).
+    async fn publish(&self, items: Vec<Bytes>);
     /// Reports the verdict on an inbound message.
     async fn report(&self, id: MessageId, from: PeerId, verdict: Verdict);
     /// Number of connected gossip peers.
@@ -87,9 +96,9 @@ pub struct GossipConfig {
     pub topic: String,
     pub max_message_bytes: usize,
     pub inbound_capacity: usize,
-    /// Message id of a payload (for bundles: the bundle hash), so a peer never re-gossips
-    /// what it already has.
-    pub message_id: fn(&[u8]) -> Vec<u8>,
+    /// Message id of a message's items (for one bundle: its bundle hash), so a peer never
+    /// re-gossips what it already has. Malformed messages get a tagged hash of their bytes.
+    pub message_id: fn(&[&[u8]]) -> Vec<u8>,
 }
 
 /// The libp2p peer id of a gossip secret.
@@ -108,7 +117,7 @@ struct Behaviour {
 }
 
 enum Command {
-    Publish(Bytes),
+    Publish(Vec<Bytes>),
     Report(MessageId, PeerId, Verdict),
 }
 
@@ -122,9 +131,12 @@ pub struct GossipHandle {
 
 #[async_trait::async_trait]
 impl BundleGossip for GossipHandle {
-    async fn publish(&self, data: Bytes) {
-        if self.tx.send(Command::Publish(data)).await.is_err() {
-            warn!("gossip task has stopped; bundle not published");
+    async fn publish(&self, items: Vec<Bytes>) {
+        if items.is_empty() {
+            return;
+        }
+        if self.tx.send(Command::Publish(items)).await.is_err() {
+            warn!("gossip task has stopped; bundles not published");
         }
     }
 
@@ -162,7 +174,12 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                     // (SHA-512 over the whole bundle) per receipt, and add nothing.
                     .validation_mode(gossipsub::ValidationMode::Anonymous)
                     .validate_messages()
-                    .message_id_fn(move |m: &gossipsub::Message| MessageId::from(id_fn(&m.data)))
+                    .message_id_fn(move |m: &gossipsub::Message| {
+                        MessageId::from(match frame::items(&m.data) {
+                            Some(items) => id_fn(&items),
+                            None => frame::malformed_id(&m.data),
+                        })
+                    })
                     .max_transmit_size(max)
                     .duplicate_cache_time(Duration::from_secs(120))
                     .build()?;
@@ -280,17 +297,19 @@ impl SwarmTask {
 
     fn command(&mut self, c: Command) {
         match c {
-            Command::Publish(data) => {
-                let n = data.len();
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(self.topic.clone(), data.to_vec())
-                {
-                    Ok(_) => metrics::counter!("lockstep_gossip_published_total").increment(1),
-                    Err(gossipsub::PublishError::Duplicate) => {}
-                    Err(e) => debug!(bytes = n, "gossip publish: {e}"),
+            Command::Publish(items) => {
+                for message in frame::pack(&items, self.cfg.max_message_bytes) {
+                    let n = message.len();
+                    match self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(self.topic.clone(), message)
+                    {
+                        Ok(_) => metrics::counter!("lockstep_gossip_published_total").increment(1),
+                        Err(gossipsub::PublishError::Duplicate) => {}
+                        Err(e) => debug!(bytes = n, "gossip publish: {e}"),
+                    }
                 }
             }
             Command::Report(id, from, verdict) => {
@@ -315,10 +334,23 @@ impl SwarmTask {
                 message,
             })) => {
                 metrics::counter!("lockstep_gossip_received_total").increment(1);
+                let Some(items) = frame::split(&Bytes::from(message.data)) else {
+                    // Not even framed: the sender is at fault, whatever it carries.
+                    metrics::counter!("lockstep_gossip_malformed_total").increment(1);
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Reject,
+                        );
+                    return;
+                };
                 let msg = Inbound {
                     id: message_id.clone(),
                     from: propagation_source,
-                    data: Bytes::from(message.data),
+                    items,
                 };
                 if self.inbound.try_send(msg).is_err() {
                     metrics::counter!("lockstep_gossip_inbound_dropped_total").increment(1);
@@ -381,9 +413,13 @@ impl SwarmTask {
 mod tests {
     use super::*;
 
-    fn id(data: &[u8]) -> Vec<u8> {
+    fn id(items: &[&[u8]]) -> Vec<u8> {
         use sha2::Digest;
-        sha2::Sha256::digest(data).to_vec()
+        let mut h = sha2::Sha256::new();
+        for i in items {
+            h.update(i);
+        }
+        h.finalize().to_vec()
     }
 
     fn cfg(secret: u8, port: u16, peers: Vec<Multiaddr>) -> GossipConfig {
@@ -418,7 +454,11 @@ mod tests {
         // Wait for the connection and the mesh, then publish until delivered.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let got = loop {
-            b.publish(Bytes::from_static(b"hello")).await;
+            b.publish(vec![
+                Bytes::from_static(b"hello"),
+                Bytes::from_static(b"world"),
+            ])
+            .await;
             if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), a_in.recv()).await
             {
                 break m;
@@ -428,8 +468,8 @@ mod tests {
                 "message never arrived"
             );
         };
-        assert_eq!(&got.data[..], b"hello");
-        assert_eq!(got.id, MessageId::from(id(b"hello")));
+        assert_eq!(got.items, vec![&b"hello"[..], &b"world"[..]]);
+        assert_eq!(got.id, MessageId::from(id(&[b"hello", b"world"])));
         assert_eq!(got.from, b.local_peer_id);
         a.report(got.id, got.from, Verdict::Accept).await;
         assert!(a.peers() >= 1);
@@ -453,7 +493,7 @@ mod tests {
         let r2 = rejected.clone();
         tokio::spawn(async move {
             while let Some(m) = a_in.recv().await {
-                let v = if m.data.starts_with(b"bad") {
+                let v = if m.items.iter().any(|i| i.starts_with(b"bad")) {
                     Verdict::Reject
                 } else {
                     Verdict::Accept
@@ -478,7 +518,8 @@ mod tests {
                 rejected.load(Ordering::Relaxed),
                 a.peers()
             );
-            bad.publish(Bytes::from(format!("bad message {n}"))).await;
+            bad.publish(vec![Bytes::from(format!("bad message {n}"))])
+                .await;
             n += 1;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

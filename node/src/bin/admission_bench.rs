@@ -61,7 +61,7 @@ struct CountingGossip {
 
 #[async_trait::async_trait]
 impl BundleGossip for CountingGossip {
-    async fn publish(&self, _data: Bytes) {}
+    async fn publish(&self, _items: Vec<Bytes>) {}
     async fn report(&self, _id: MessageId, _from: PeerId, v: Verdict) {
         if v == Verdict::Accept {
             self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -142,8 +142,14 @@ async fn gossip_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
     let started = Instant::now();
     let done = gossip.done.notified();
     for data in encoded {
-        let id = MessageId::new(&lockstep_node::admission::gossip_message_id(&data));
-        tx.send(Inbound { id, from, data }).await?;
+        // One bundle per message: the worst case for per-message costs.
+        let id = MessageId::new(&lockstep_node::admission::gossip_message_id(&[&data]));
+        tx.send(Inbound {
+            id,
+            from,
+            items: vec![data],
+        })
+        .await?;
     }
     done.await;
     let elapsed = started.elapsed().as_secs_f64();
