@@ -74,10 +74,45 @@ pub struct Cluster {
     bin: PathBuf,
 }
 
+/// Lowest port handed out to local networks.
+const FIRST_PORT: u32 = 20_000;
+
+/// A free TCP port on loopback for a node to listen on, from below the kernel's ephemeral
+/// range: a port from that range (what binding port 0 returns) can be taken by any outbound
+/// connection's source port between being picked and the node binding it — validators dial
+/// each other while the rest of the network starts. Ports are handed out in turn from a
+/// per-process starting point, each checked free by binding it.
 fn free_port() -> eyre::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+        })
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(FIRST_PORT);
+    if span < 1_000 {
+        return Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port());
+    }
+    // Different processes (test binaries run one after another, a bench beside them) start
+    // at different points.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST_PORT + (start + n) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    eyre::bail!("no free port between {FIRST_PORT} and {ephemeral_low}")
 }
 
 /// The `lockstep` binary: `$LOCKSTEP_BIN`, else next to the running executable (or its
