@@ -18,7 +18,8 @@ use lockstep_mempool::pool::PoolConfig;
 use lockstep_mempool::Mempool;
 use lockstep_p2p::BundleGossip;
 use malachitebft_app_channel::app::config::{
-    ConsensusConfig as EngineConsensus, NodeConfig, ValuePayload, ValueSyncConfig,
+    ConsensusConfig as EngineConsensus, GossipSubConfig, NodeConfig, PubSubProtocol, ValuePayload,
+    ValueSyncConfig,
 };
 use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::LinearTimeouts;
@@ -59,11 +60,27 @@ impl NodeConfig for EngineConfig {
     }
 }
 
+/// Gossipsub mesh degree for consensus messages and bundle gossip.
+pub const MESH_N: usize = 2;
+
 fn engine_config(config: &Config) -> eyre::Result<EngineConfig> {
     let mut consensus = EngineConsensus {
         value_payload: ValuePayload::ProposalAndParts,
         ..Default::default()
     };
+    // Validators keep direct connections to each other and publish to all of them (flood
+    // publish), so relaying through the mesh is only a fallback for a broken link: a mesh of
+    // degree 2 keeps that fallback while each node receives each vote and proposal part about
+    // twice, not once per peer in the mesh (up to 6 by default).
+    consensus.p2p.protocol = PubSubProtocol::GossipSub(GossipSubConfig::new(
+        MESH_N,
+        MESH_N + 1,
+        MESH_N,
+        1,
+        false,
+        false,
+        true,
+    ));
     consensus.p2p.listen_addr = config
         .consensus
         .listen
@@ -181,6 +198,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         topic: format!("lockstep/bundles/v2/{chain_id}"),
         max_message_bytes: limits.max_bundle_bytes as usize + 4096,
         inbound_capacity: lockstep_p2p::DEFAULT_INBOUND_CAPACITY,
+        mesh_n: MESH_N,
         message_id: admission::gossip_message_id,
     };
     let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;

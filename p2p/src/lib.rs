@@ -96,6 +96,10 @@ pub struct GossipConfig {
     pub topic: String,
     pub max_message_bytes: usize,
     pub inbound_capacity: usize,
+    /// Gossipsub mesh degree (D). Publishing reaches every connected peer directly (flood
+    /// publish); the mesh only relays, so a small degree avoids receiving each message once per
+    /// mesh peer.
+    pub mesh_n: usize,
     /// Message id of a message's items (for one bundle: its bundle hash), so a peer never
     /// re-gossips what it already has. Malformed messages get a tagged hash of their bytes.
     pub message_id: fn(&[&[u8]]) -> Vec<u8>,
@@ -155,6 +159,7 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
         Keypair::ed25519_from_bytes(&mut secret).map_err(|e| P2pError::Key(e.to_string()))?;
     let id_fn = cfg.message_id;
     let max = cfg.max_message_bytes;
+    let mesh_n = cfg.mesh_n.max(1);
     let topic_hash = topic.hash();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -168,6 +173,11 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
             |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
                 let config = gossipsub::ConfigBuilder::default()
                     .heartbeat_interval(Duration::from_millis(500))
+                    .mesh_n(mesh_n)
+                    .mesh_n_low(mesh_n)
+                    .mesh_n_high(mesh_n + 1)
+                    .mesh_outbound_min(mesh_n / 2)
+                    .flood_publish(true)
                     // Bundles carry their own signature, and peers are scored by who relayed
                     // a message (a noise-authenticated connection), not by its author: an
                     // envelope signature would cost an ed25519 sign per publish and a verify
@@ -430,6 +440,7 @@ mod tests {
             topic: "test".into(),
             max_message_bytes: 1 << 20,
             inbound_capacity: 16,
+            mesh_n: 2,
             message_id: id,
         }
     }
