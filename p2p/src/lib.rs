@@ -183,6 +183,12 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                     // envelope signature would cost an ed25519 sign per publish and a verify
                     // (SHA-512 over the whole bundle) per receipt, and add nothing.
                     .validation_mode(gossipsub::ValidationMode::Anonymous)
+                    // Ids come from content, so an honest peer can send us a message id we
+                    // published too: the same bundle submitted to two validators, or our own
+                    // message relayed back. Without this, gossipsub counts that as an invalid
+                    // "self-origin" message and soon graylists the honest peer; with it, the
+                    // copy is just a duplicate.
+                    .allow_self_origin(true)
                     .validate_messages()
                     .message_id_fn(move |m: &gossipsub::Message| {
                         MessageId::from(match frame::items(&m.data) {
@@ -484,6 +490,43 @@ mod tests {
         assert_eq!(got.from, b.local_peer_id);
         a.report(got.id, got.from, Verdict::Accept).await;
         assert!(a.peers() >= 1);
+    }
+
+    /// Two honest nodes that publish the same messages (the same bundles submitted to both)
+    /// stay connected: a copy of a message we published ourselves is a duplicate, not an
+    /// invalid message.
+    #[tokio::test]
+    async fn peers_publishing_the_same_messages_are_not_penalised() {
+        let (pa, pb) = (free_port(), free_port());
+        let a_id = peer_id(&[21; 32]).unwrap();
+        let (a, a_in) = spawn(cfg(21, pa, vec![])).unwrap();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
+            .parse()
+            .unwrap();
+        let (b, b_in) = spawn(cfg(22, pb, vec![addr])).unwrap();
+        for (h, mut rx) in [(a.clone(), a_in), (b.clone(), b_in)] {
+            tokio::spawn(async move {
+                while let Some(m) = rx.recv().await {
+                    h.report(m.id, m.from, Verdict::Accept).await;
+                }
+            });
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while a.peers() == 0 || b.peers() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never connected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for n in 0..20 {
+            let m = vec![Bytes::from(format!("same bundle {n}"))];
+            a.publish(m.clone()).await;
+            b.publish(m).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(MAINTENANCE_INTERVAL * 3).await;
+        assert!(
+            a.peers() >= 1 && b.peers() >= 1,
+            "an honest peer was cut off"
+        );
     }
 
     /// A peer that keeps sending invalid messages is scored down through gossipsub
