@@ -334,12 +334,17 @@ impl SwarmTask {
                     Verdict::Reject => MessageAcceptance::Reject,
                     Verdict::Ignore => MessageAcceptance::Ignore,
                 };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &from, acceptance);
+                self.validation_result(&id, &from, acceptance);
             }
         }
+    }
+
+    /// Tells gossipsub what became of a message it holds for validation.
+    fn validation_result(&mut self, id: &MessageId, from: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, from, acceptance);
     }
 
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -353,14 +358,11 @@ impl SwarmTask {
                 let Some(items) = frame::split(&Bytes::from(message.data)) else {
                     // Not even framed: the sender is at fault, whatever it carries.
                     metrics::counter!("lockstep_gossip_malformed_total").increment(1);
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Reject,
-                        );
+                    self.validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Reject,
+                    );
                     return;
                 };
                 let msg = Inbound {
@@ -370,14 +372,11 @@ impl SwarmTask {
                 };
                 if self.inbound.try_send(msg).is_err() {
                     metrics::counter!("lockstep_gossip_inbound_dropped_total").increment(1);
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Ignore,
-                        );
+                    self.validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
                 }
             }
             SwarmEvent::ConnectionEstablished { .. } => self.count_peers(),

@@ -163,8 +163,7 @@ async fn gossip_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
             args.bundles
         );
     }
-    let accepted = args.bundles;
-    Ok(accepted as f64 / elapsed)
+    Ok(args.bundles as f64 / elapsed)
 }
 
 fn main() -> eyre::Result<()> {
