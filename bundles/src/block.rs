@@ -125,6 +125,20 @@ impl Block {
         borsh::to_vec(self).unwrap_or_default()
     }
 
+    /// The encoding of the block with this header whose bundles have these canonical
+    /// encodings, in order: the same bytes as [`Block::encode`], without re-encoding bundles.
+    pub fn encode_from_parts<B: AsRef<[u8]>>(header: &BlockHeader, bundles: &[B]) -> Vec<u8> {
+        let head = header.encode();
+        let size = head.len() + 4 + bundles.iter().map(|b| b.as_ref().len()).sum::<usize>();
+        let mut out = Vec::with_capacity(size);
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&(bundles.len() as u32).to_le_bytes());
+        for b in bundles {
+            out.extend_from_slice(b.as_ref());
+        }
+        out
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Block, BlockError> {
         borsh::from_slice(bytes).map_err(|e| BlockError::Undecodable(e.to_string()))
     }
@@ -179,5 +193,42 @@ impl Block {
             return Err(BlockError::RollupsRoot);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{BundleBody, Leg};
+
+    #[test]
+    fn encoding_from_parts_is_the_block_encoding() {
+        let bundles: Vec<SignedBundle> = (0..3u8)
+            .map(|i| SignedBundle {
+                body: BundleBody {
+                    chain_id: 1,
+                    signer: [i; 32],
+                    nonce: i as u64,
+                    valid_until: 9,
+                    legs: vec![Leg {
+                        rollup_id: 7,
+                        data: vec![i; 10 + i as usize],
+                    }],
+                },
+                signature: [i; 64],
+            })
+            .collect();
+        let hashes: Vec<Hash> = bundles.iter().map(SignedBundle::hash).collect();
+        let block = Block::build(1, 2, 3, Address::default(), Hash::ZERO, bundles, &hashes);
+        let parts: Vec<Vec<u8>> = block.bundles.iter().map(SignedBundle::encode).collect();
+        assert_eq!(
+            Block::encode_from_parts(&block.header, &parts),
+            block.encode()
+        );
+        let empty = Block::build(1, 2, 3, Address::default(), Hash::ZERO, vec![], &[]);
+        assert_eq!(
+            Block::encode_from_parts::<Vec<u8>>(&empty.header, &[]),
+            empty.encode()
+        );
     }
 }

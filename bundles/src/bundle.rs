@@ -8,6 +8,9 @@ use ed25519_dalek::{Signer as _, SigningKey};
 
 /// Domain tag of a bundle hash.
 pub const BUNDLE_HASH_TAG: &[u8] = b"lockstep:bundle:v1";
+/// The smallest encoding a `SignedBundle` can have (no legs): chain id, signer, nonce,
+/// `valid_until`, the leg count and the signature. Bounds how many bundles a block can hold.
+pub const MIN_ENCODED_BYTES: usize = 8 + 32 + 8 + 8 + 4 + 64;
 
 /// One rollup's part of a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -227,6 +230,17 @@ mod tests {
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn no_bundle_encodes_below_the_minimum() {
+        let mut b = body(&key(1));
+        b.legs.clear();
+        let empty = SignedBundle {
+            body: b,
+            signature: [0; 64],
+        };
+        assert_eq!(empty.encode().len(), MIN_ENCODED_BYTES);
     }
 
     fn body(k: &SigningKey) -> BundleBody {

@@ -226,8 +226,13 @@ impl mc::Vote<LockstepContext> for Vote {
 
 /// One piece of a streamed block proposal.
 ///
-/// A stream is `Init` (the header), then `Bundles` chunks in block order, then `Fin` with the
-/// proposer's signature over the block hash at `(height, round)`.
+/// A stream is `Init` (the header), then `Hashes` chunks (the block's bundle hashes, in block
+/// order), then `Fin` with the proposer's signature over the block hash at `(height, round)`.
+///
+/// Proposals are compact: bundles reach every validator by gossip before they are proposed,
+/// so a proposal names them by hash, and a validator takes them from its own pool (fetching
+/// from peers the few it lacks). The header commits to the hashes (`bundles_root`), and the
+/// signature to the header.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum ProposalPart {
     Init {
@@ -236,8 +241,8 @@ pub enum ProposalPart {
         proposer: bundles::Address,
         header: BlockHeader,
     },
-    /// Encoded `SignedBundle`s, each as it was admitted.
-    Bundles(Vec<Vec<u8>>),
+    /// Bundle hashes, in block order.
+    Hashes(Vec<Hash>),
     Fin {
         signature: [u8; 64],
     },

@@ -8,13 +8,13 @@ use crate::codec::{from_protocol_certificate, to_protocol_certificate};
 use crate::context::{
     BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress, ValidatorSet,
 };
+use crate::resolve::{resolve, BundleFetch, Unresolved, Waits};
 use crate::signing::{LockstepSigner, LockstepVerifier};
 use crate::store::{ChainStore, Committed, UndecidedRecord};
 use crate::streaming::{split, CompleteStream, Reassembly};
 use bytes::Bytes;
-use lockstep_bundles::sig::{self, Item};
 use lockstep_bundles::{Block, BlockHeader, Hash, Limits, SignedBundle};
-use lockstep_mempool::{Known, Mempool};
+use lockstep_mempool::Mempool;
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::streaming::StreamMessage;
@@ -63,8 +63,16 @@ struct Held {
     block: Block,
     hashes: Vec<Hash>,
     encoded: Vec<u8>,
-    bundles: Vec<Bytes>,
     from_sync: bool,
+}
+
+/// Why a proposal gets no vote from this node.
+enum Refused {
+    /// It breaks a rule: the node records it as invalid (and votes nil).
+    Invalid(String),
+    /// Some of its bundles cannot be had: the node records nothing (and, at the propose
+    /// timeout, votes nil); if the block is decided anyway, value sync brings it.
+    Unavailable(String),
 }
 
 fn now_ms() -> u64 {
@@ -86,6 +94,7 @@ pub struct Host {
     verifier: LockstepVerifier,
     store: Arc<dyn ChainStore>,
     mempool: Arc<Mempool>,
+    fetcher: Arc<dyn BundleFetch>,
     tip: Tip,
     tip_header: Option<BlockHeader>,
     tip_tx: watch::Sender<Tip>,
@@ -105,6 +114,7 @@ impl Host {
         signer: LockstepSigner,
         store: Arc<dyn ChainStore>,
         mempool: Arc<Mempool>,
+        fetcher: Arc<dyn BundleFetch>,
         tip_tx: watch::Sender<Tip>,
     ) -> eyre::Result<Host> {
         let set = ValidatorSet::from_bundles(&cfg.validators).map_err(|e| eyre::eyre!(e))?;
@@ -124,11 +134,12 @@ impl Host {
                 chain_id: cfg.chain_id,
             },
             verifier: LockstepVerifier::new(cfg.chain_id),
-            streams: Reassembly::new(cfg.limits.max_block_bytes as usize),
+            streams: Reassembly::new(&cfg.limits),
             set,
             signer,
             store,
             mempool,
+            fetcher,
             tip,
             tip_header,
             tip_tx,
@@ -342,8 +353,9 @@ impl Host {
             now
         };
         for s in ready {
-            let pv = self.validate(s).await;
-            self.remember(pv);
+            if let Some(pv) = self.validate(s).await {
+                self.remember(pv);
+            }
         }
     }
 
@@ -366,7 +378,7 @@ impl Host {
                     .mempool
                     .reap(self.cfg.limits.max_block_bytes as usize, height);
                 let hashes: Vec<Hash> = reaped.iter().map(|a| a.hash).collect();
-                let bundles: Vec<Bytes> = reaped.iter().map(|a| a.encoded.clone()).collect();
+                let encodings: Vec<&[u8]> = reaped.iter().map(|a| &a.encoded[..]).collect();
                 let list: Vec<SignedBundle> = reaped.iter().map(|a| (*a.bundle).clone()).collect();
                 let timestamp = now_ms().max(self.tip.timestamp);
                 let block = Block::build(
@@ -379,10 +391,9 @@ impl Host {
                     &hashes,
                 );
                 let held = Arc::new(Held {
-                    encoded: block.encode(),
+                    encoded: Block::encode_from_parts(&block.header, &encodings),
                     block,
                     hashes,
-                    bundles,
                     from_sync: false,
                 });
                 let pv = ProposedValue {
@@ -415,7 +426,7 @@ impl Host {
             -1,
             self.cfg.address,
             held.block.header.clone(),
-            &held.bundles,
+            &held.hashes,
             sig,
         );
         Ok((id, msgs))
@@ -441,7 +452,7 @@ impl Host {
             valid_round.as_i64(),
             address.0,
             held.block.header.clone(),
-            &held.bundles,
+            &held.hashes,
             sig,
         ))
     }
@@ -469,13 +480,14 @@ impl Host {
             }
             return None;
         }
-        let pv = self.validate(stream).await;
+        let pv = self.validate(stream).await?;
         self.remember(pv.clone());
         Some(pv)
     }
 
-    /// Checks a complete stream; an invalid block yields an `Invalid` value (a nil vote).
-    async fn validate(&mut self, s: CompleteStream) -> ProposedValue<Ctx> {
+    /// Checks a complete stream; an invalid block yields an `Invalid` value (a nil vote), one
+    /// whose bundles cannot all be had yields nothing.
+    async fn validate(&mut self, s: CompleteStream) -> Option<ProposedValue<Ctx>> {
         let block_hash = s.header.hash();
         let pv = |validity| ProposedValue {
             height: Height(s.header.height),
@@ -493,20 +505,79 @@ impl Host {
                 self.blocks.insert(block_hash, Arc::new(held));
                 metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "valid")
                     .increment(1);
-                value
+                Some(value)
             }
-            Err(reason) => {
+            Err(Refused::Invalid(reason)) => {
                 warn!(height = s.header.height, round = s.round, block = %block_hash, "rejecting proposal: {reason}");
                 metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "invalid")
                     .increment(1);
                 let value = pv(Validity::Invalid);
                 self.persist(&value, None);
-                value
+                Some(value)
+            }
+            Err(Refused::Unavailable(reason)) => {
+                warn!(height = s.header.height, round = s.round, block = %block_hash, "cannot vote for proposal: {reason}");
+                metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "unavailable")
+                    .increment(1);
+                None
             }
         }
     }
 
-    async fn check(&self, s: &CompleteStream, block_hash: Hash) -> Result<Held, String> {
+    async fn check(&self, s: &CompleteStream, block_hash: Hash) -> Result<Held, Refused> {
+        self.check_header(s, block_hash).map_err(Refused::Invalid)?;
+        let h = &s.header;
+        let limits = self.cfg.limits;
+        // The list must be the one the header commits to before any bundle is looked for.
+        if s.hashes.len() != h.bundle_count as usize
+            || lockstep_bundles::block::bundles_root(&s.hashes) != h.bundles_root
+        {
+            return Err(Refused::Invalid(
+                "bundle hashes do not match the header".into(),
+            ));
+        }
+        let resolved = resolve(
+            &self.mempool,
+            self.fetcher.as_ref(),
+            &s.hashes,
+            &limits,
+            Waits::default(),
+        )
+        .await
+        .map_err(|e| match e {
+            Unresolved::Included { hash, height } => Refused::Invalid(format!(
+                "bundle {hash} was already included at height {height}"
+            )),
+            Unresolved::Missing(n) => Refused::Unavailable(format!(
+                "{n} of its {} bundles are neither pending here nor at any peer",
+                s.hashes.len()
+            )),
+        })?;
+        let sizes: Vec<usize> = resolved.encoded.iter().map(Bytes::len).collect();
+        let block = Block {
+            header: h.clone(),
+            bundles: resolved.bundles,
+        };
+        block
+            .check_body(&s.hashes, &sizes, &limits)
+            .map_err(|e| Refused::Invalid(e.to_string()))?;
+        if !resolved.fetched.is_empty() {
+            // Verified here: pending like gossiped bundles, so they are not verified again and
+            // this node can hand them on.
+            let fetched: Vec<Hash> = resolved.fetched.iter().map(|a| a.hash).collect();
+            self.mempool.mark_verified(&fetched);
+            self.mempool.insert_many(resolved.fetched, h.height);
+        }
+        Ok(Held {
+            encoded: Block::encode_from_parts(&block.header, &resolved.encoded),
+            block,
+            hashes: s.hashes.clone(),
+            from_sync: false,
+        })
+    }
+
+    /// The checks of a proposal that need only its header and signature.
+    fn check_header(&self, s: &CompleteStream, block_hash: Hash) -> Result<(), String> {
         let h = &s.header;
         let proposer = ValidatorAddress(s.proposer);
         let expected = self
@@ -547,61 +618,7 @@ impl Host {
         if h.timestamp < self.tip.timestamp || h.timestamp > now_ms() + MAX_CLOCK_DRIFT_MS {
             return Err(format!("timestamp {} is out of range", h.timestamp));
         }
-        let limits = self.cfg.limits;
-        let mut list = Vec::with_capacity(s.bundles.len());
-        let mut hashes = Vec::with_capacity(s.bundles.len());
-        let mut sizes = Vec::with_capacity(s.bundles.len());
-        for (i, raw) in s.bundles.iter().enumerate() {
-            let b = SignedBundle::decode(raw, &limits).map_err(|e| format!("bundle {i}: {e}"))?;
-            // It decoded, so `raw` is its canonical encoding: hash it without re-encoding.
-            hashes.push(SignedBundle::hash_of_encoding(raw));
-            sizes.push(raw.len());
-            list.push(b);
-        }
-        let block = Block {
-            header: h.clone(),
-            bundles: list,
-        };
-        block
-            .check_body(&hashes, &sizes, &limits)
-            .map_err(|e| e.to_string())?;
-        let mut unseen = Vec::new();
-        let mut unseen_hashes = Vec::new();
-        let known = self.mempool.known_many(&hashes);
-        for ((b, hash), k) in block.bundles.iter().zip(&hashes).zip(known) {
-            if let Known::Included { height } = k {
-                return Err(format!(
-                    "bundle {hash} was already included at height {height}"
-                ));
-            }
-            if k == Known::New {
-                unseen_hashes.push(*hash);
-                unseen.push(Item {
-                    pk: b.body.signer,
-                    msg: hash.0,
-                    sig: b.signature,
-                });
-            }
-        }
-        metrics::counter!("lockstep_consensus_proposal_signatures_verified_total")
-            .increment(unseen.len() as u64);
-        if !unseen.is_empty() {
-            let verdicts = tokio::task::spawn_blocking(move || sig::verify_batch(&unseen))
-                .await
-                .map_err(|e| format!("verification task failed: {e}"))?;
-            if verdicts.iter().any(|ok| !ok) {
-                return Err("a bundle signature does not verify".into());
-            }
-            self.mempool.mark_verified(&unseen_hashes);
-        }
-        let bundles = s.bundles.iter().map(|b| Bytes::from(b.clone())).collect();
-        Ok(Held {
-            encoded: block.encode(),
-            block,
-            hashes,
-            bundles,
-            from_sync: false,
-        })
+        Ok(())
     }
 
     async fn decide(&mut self, certificate: &CommitCertificate<Ctx>) {
@@ -705,13 +722,10 @@ impl Host {
 fn hold(bytes: &[u8], limits: &Limits, from_sync: bool) -> Result<Held, String> {
     let block = Block::decode(bytes).map_err(|e| e.to_string())?;
     let mut hashes = Vec::with_capacity(block.bundles.len());
-    let mut bundles = Vec::with_capacity(block.bundles.len());
     let mut sizes = Vec::with_capacity(block.bundles.len());
     for b in &block.bundles {
-        let enc = b.encode();
         hashes.push(b.hash());
-        sizes.push(enc.len());
-        bundles.push(Bytes::from(enc));
+        sizes.push(b.encode().len());
     }
     block
         .check_body(&hashes, &sizes, limits)
@@ -720,7 +734,6 @@ fn hold(bytes: &[u8], limits: &Limits, from_sync: bool) -> Result<Held, String> 
         encoded: bytes.to_vec(),
         block,
         hashes,
-        bundles,
         from_sync,
     })
 }

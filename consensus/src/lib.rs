@@ -6,10 +6,12 @@
 pub mod codec;
 pub mod context;
 pub mod host;
+pub mod resolve;
 pub mod signing;
 pub mod store;
 pub mod streaming;
 
 pub use context::{BlockId, Height, LockstepContext, ProposalPart, ValidatorAddress};
 pub use host::{Host, HostConfig, Tip};
+pub use resolve::{BundleFetch, NoFetch};
 pub use store::{ChainStore, StoreError};

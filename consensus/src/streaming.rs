@@ -1,14 +1,14 @@
-//! Splitting a block into proposal parts and putting streams back together, with bounds.
+//! Splitting a block proposal into parts and putting streams back together, with bounds.
 
 use crate::context::ProposalPart;
 use bytes::Bytes;
-use lockstep_bundles::{Address, BlockHeader};
+use lockstep_bundles::{Address, BlockHeader, Hash};
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::PeerId;
 use std::collections::{BTreeMap, HashMap};
 
-/// Target size of one `Bundles` part (gossip messages are capped at 4 MiB).
-pub const PART_BYTES: usize = 512 * 1024;
+/// Most hashes in one `Hashes` part (512 KiB of hashes; gossip messages are capped at 4 MiB).
+pub const PART_HASHES: usize = 16 * 1024;
 /// Most streams being reassembled at once, across all peers.
 pub const MAX_STREAMS: usize = 64;
 
@@ -19,7 +19,7 @@ pub struct CompleteStream {
     pub pol_round: i64,
     pub proposer: Address,
     pub header: BlockHeader,
-    pub bundles: Vec<Vec<u8>>,
+    pub hashes: Vec<Hash>,
     pub signature: [u8; 64],
 }
 
@@ -31,14 +31,14 @@ pub fn stream_id(height: u64, round: u32) -> StreamId {
     StreamId::new(Bytes::from(b))
 }
 
-/// The messages of one proposal stream: `Init`, `Bundles` chunks, `Fin`, end marker.
+/// The messages of one proposal stream: `Init`, `Hashes` chunks, `Fin`, end marker.
 pub fn split(
     height: u64,
     round: u32,
     pol_round: i64,
     proposer: Address,
     header: BlockHeader,
-    bundles: &[Bytes],
+    hashes: &[Hash],
     signature: [u8; 64],
 ) -> Vec<StreamMessage<ProposalPart>> {
     let mut parts = vec![ProposalPart::Init {
@@ -47,19 +47,11 @@ pub fn split(
         proposer,
         header,
     }];
-    let mut chunk: Vec<Vec<u8>> = Vec::new();
-    let mut chunk_bytes = 0;
-    for b in bundles {
-        if chunk_bytes + b.len() > PART_BYTES && !chunk.is_empty() {
-            parts.push(ProposalPart::Bundles(std::mem::take(&mut chunk)));
-            chunk_bytes = 0;
-        }
-        chunk_bytes += b.len();
-        chunk.push(b.to_vec());
-    }
-    if !chunk.is_empty() {
-        parts.push(ProposalPart::Bundles(chunk));
-    }
+    parts.extend(
+        hashes
+            .chunks(PART_HASHES)
+            .map(|c| ProposalPart::Hashes(c.to_vec())),
+    );
     parts.push(ProposalPart::Fin { signature });
     let id = stream_id(height, round);
     let n = parts.len() as u64;
@@ -97,16 +89,19 @@ pub struct Reassembly {
 
 fn part_len(p: &ProposalPart) -> usize {
     match p {
-        ProposalPart::Bundles(b) => b.iter().map(|x| x.len() + 4).sum(),
+        ProposalPart::Hashes(h) => h.len() * 32,
         _ => 256,
     }
 }
 
 impl Reassembly {
-    pub fn new(max_block_bytes: usize) -> Reassembly {
-        // Room for the per-bundle framing and the Init/Fin parts.
+    /// Streams of blocks within `limits`: at most one hash per smallest possible bundle.
+    pub fn new(limits: &lockstep_bundles::Limits) -> Reassembly {
+        let most_bundles =
+            limits.max_block_bytes as usize / lockstep_bundles::bundle::MIN_ENCODED_BYTES;
+        // Room for the Init and Fin parts.
         Reassembly {
-            max_stream_bytes: max_block_bytes + max_block_bytes / 8 + 64 * 1024,
+            max_stream_bytes: most_bundles * 32 + 64 * 1024,
             streams: HashMap::new(),
         }
     }
@@ -185,11 +180,11 @@ fn assemble(
     else {
         return Err(StreamError::Malformed("stream does not start with Init"));
     };
-    let mut bundles = Vec::new();
+    let mut hashes = Vec::new();
     let mut signature = None;
     for p in it {
         match p {
-            ProposalPart::Bundles(b) if signature.is_none() => bundles.extend(b),
+            ProposalPart::Hashes(h) if signature.is_none() => hashes.extend(h),
             ProposalPart::Fin { signature: s } if signature.is_none() => signature = Some(s),
             _ => return Err(StreamError::Malformed("parts out of order")),
         }
@@ -200,7 +195,7 @@ fn assemble(
         pol_round,
         proposer,
         header,
-        bundles,
+        hashes,
         signature,
     }))
 }
@@ -233,12 +228,18 @@ mod tests {
         .unwrap()
     }
 
+    fn hashes(n: usize) -> Vec<Hash> {
+        (0..n)
+            .map(|i| Hash::tagged(b"test", &[&i.to_le_bytes()]))
+            .collect()
+    }
+
     #[test]
     fn reassembles_out_of_order_and_ignores_duplicates() {
-        let bundles: Vec<Bytes> = (0..40u8).map(|i| Bytes::from(vec![i; 40_000])).collect();
+        let bundles = hashes(2 * PART_HASHES + 7);
         let msgs = split(5, 1, -1, Address::default(), header(5), &bundles, [9; 64]);
-        assert!(msgs.len() > 4, "block is split into several parts");
-        let mut r = Reassembly::new(4 << 20);
+        assert_eq!(msgs.len(), 6, "Init, three Hashes parts, Fin, end");
+        let mut r = Reassembly::new(&lockstep_bundles::Limits::default());
         let p = peer();
         let mut out = None;
         for m in msgs.iter().rev().chain(msgs.iter().take(1)) {
@@ -248,16 +249,19 @@ mod tests {
             }
         }
         let done = out.expect("complete");
-        assert_eq!(done.bundles.len(), 40);
-        assert_eq!(done.bundles[7], bundles[7].to_vec());
+        assert_eq!(done.hashes, bundles);
         assert_eq!(done.signature, [9; 64]);
     }
 
     #[test]
     fn oversized_stream_is_dropped() {
-        let bundles: Vec<Bytes> = (0..10u8).map(|i| Bytes::from(vec![i; 100_000])).collect();
+        let limits = lockstep_bundles::Limits {
+            max_block_bytes: 100_000,
+            ..Default::default()
+        };
+        let bundles = hashes(2 * PART_HASHES);
         let msgs = split(5, 0, -1, Address::default(), header(5), &bundles, [0; 64]);
-        let mut r = Reassembly::new(200_000);
+        let mut r = Reassembly::new(&limits);
         let p = peer();
         let errs = msgs
             .into_iter()

@@ -131,6 +131,8 @@ impl State {
 /// The shared mempool handle.
 pub struct Mempool {
     state: Mutex<State>,
+    /// Woken whenever bundles become pending, for [`Mempool::wait_for`].
+    inserted: tokio::sync::Notify,
 }
 
 impl Mempool {
@@ -144,6 +146,7 @@ impl Mempool {
                 verified: HashSet::new(),
                 verified_order: VecDeque::new(),
             }),
+            inserted: tokio::sync::Notify::new(),
         }
     }
 
@@ -170,10 +173,9 @@ impl Mempool {
 
     /// Inserts a verified bundle. `next_height` is the height it could be included at.
     pub fn insert(&self, a: Admitted, next_height: u64) -> Result<Inserted, PoolError> {
-        let mut s = self.state.lock();
-        let r = s.insert(a, next_height);
-        s.publish_size();
-        r
+        self.insert_many(vec![a], next_height)
+            .pop()
+            .unwrap_or(Ok(Inserted::AlreadyPending))
     }
 
     /// Inserts verified bundles in order under one lock; one outcome per bundle.
@@ -182,13 +184,49 @@ impl Mempool {
         bundles: Vec<Admitted>,
         next_height: u64,
     ) -> Vec<Result<Inserted, PoolError>> {
-        let mut s = self.state.lock();
-        let out = bundles
-            .into_iter()
-            .map(|a| s.insert(a, next_height))
-            .collect();
-        s.publish_size();
+        let out: Vec<_> = {
+            let mut s = self.state.lock();
+            let out = bundles
+                .into_iter()
+                .map(|a| s.insert(a, next_height))
+                .collect();
+            s.publish_size();
+            out
+        };
+        if out.iter().any(|r| matches!(r, Ok(Inserted::New))) {
+            self.inserted.notify_waiters();
+        }
         out
+    }
+
+    /// The pending bundles among `hashes` (the others `None`), under one lock.
+    pub fn pending_many(&self, hashes: &[Hash]) -> Vec<Option<Admitted>> {
+        let s = self.state.lock();
+        hashes.iter().map(|h| s.pool.get(h).cloned()).collect()
+    }
+
+    /// Waits until every one of `hashes` is pending or `timeout` passes; returns them as
+    /// [`Mempool::pending_many`] does at that moment. Used by a validator that holds a
+    /// proposal's bundle list but not yet every bundle (gossip may be a moment behind).
+    pub async fn wait_for(
+        &self,
+        hashes: &[Hash],
+        timeout: std::time::Duration,
+    ) -> Vec<Option<Admitted>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before looking, so an insert between the look and the wait wakes us.
+            let inserted = self.inserted.notified();
+            tokio::pin!(inserted);
+            inserted.as_mut().enable();
+            let found = self.pending_many(hashes);
+            if found.iter().all(Option::is_some) {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, inserted).await.is_err() {
+                return self.pending_many(hashes);
+            }
+        }
     }
 
     /// Whole bundles in arrival order, up to `max_bytes` in total, none expiring before

@@ -87,6 +87,11 @@ impl Pool {
         self.slots.contains_key(hash)
     }
 
+    /// The pending bundle with this hash.
+    pub fn get(&self, hash: &Hash) -> Option<&Admitted> {
+        self.slots.get(hash).map(|s| &s.entry)
+    }
+
     fn fits(&self, size: usize) -> bool {
         self.slots.len() < self.config.max_count && self.bytes + size <= self.config.max_bytes
     }

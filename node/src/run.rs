@@ -200,6 +200,8 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         inbound_capacity: lockstep_p2p::DEFAULT_INBOUND_CAPACITY,
         mesh_n: MESH_N,
         message_id: admission::gossip_message_id,
+        store: Arc::new(PendingBundles(mempool.clone())),
+        max_fetch_bytes: limits.max_block_bytes as usize,
     };
     let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;
     let gossip: Arc<dyn BundleGossip> = Arc::new(gossip_handle);
@@ -233,6 +235,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         LockstepSigner::new(private.clone(), chain_id),
         chain_store,
         mempool.clone(),
+        Arc::new(PeerFetch(gossip.clone())),
         tip_tx,
     )?;
 
@@ -323,4 +326,29 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
     host_task.abort();
     info!("stopped");
     result
+}
+
+/// What this node hands to peers that fetch bundles: its pending bundles, by hash.
+struct PendingBundles(Arc<Mempool>);
+
+impl lockstep_p2p::fetch::ItemStore for PendingBundles {
+    fn lookup(&self, ids: &[[u8; 32]]) -> Vec<Option<bytes::Bytes>> {
+        let hashes: Vec<lockstep_bundles::Hash> =
+            ids.iter().map(|id| lockstep_bundles::Hash(*id)).collect();
+        self.0
+            .pending_many(&hashes)
+            .into_iter()
+            .map(|a| a.map(|a| a.encoded))
+            .collect()
+    }
+}
+
+/// Where the consensus host gets a proposal's missing bundles: gossip peers.
+struct PeerFetch(Arc<dyn BundleGossip>);
+
+#[async_trait::async_trait]
+impl lockstep_consensus::BundleFetch for PeerFetch {
+    async fn fetch(&self, hashes: Vec<lockstep_bundles::Hash>) -> Vec<Option<bytes::Bytes>> {
+        self.0.fetch(hashes.iter().map(|h| h.0).collect()).await
+    }
 }

@@ -11,23 +11,29 @@
 //! A gossip message carries one or more items ([`frame`]): what the node publishes together
 //! (say, the bundles of one admission group) travels as one message, so gossipsub's
 //! per-message costs (framing, encryption, duplicate tracking, scoring, wake-ups) are shared.
+//!
+//! The same swarm serves [`fetch`]es: a node asks peers for items it lacks by their 32-byte
+//! ids and answers such requests from an [`ItemStore`] (the node's pending bundles).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod fetch;
 pub mod frame;
 
 use bytes::Bytes;
+use fetch::{FetchCodec, ItemStore};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::identity::Keypair;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, Multiaddr, Swarm};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 pub use libp2p::gossipsub::MessageId;
@@ -42,6 +48,13 @@ pub const DEFAULT_INBOUND_CAPACITY: usize = 1024;
 pub const COMMAND_CAPACITY: usize = 4096;
 /// How often disconnected peers are redialled and scores checked.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
+/// Peers asked at once for the same items; more are asked, one at a time, for what they
+/// did not have.
+pub const FETCH_FANOUT: usize = 2;
+/// How long one peer has to answer a fetch.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Fetch requests one connection may have in progress at once (each direction).
+pub const FETCH_STREAMS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum P2pError {
@@ -83,6 +96,11 @@ pub trait BundleGossip: Send + Sync + 'static {
     async fn report(&self, id: MessageId, from: PeerId, verdict: Verdict);
     /// Number of connected gossip peers.
     fn peers(&self) -> usize;
+    /// Asks peers for items by id; one entry per id, in order: what some peer sent (not
+    /// checked: the caller checks it hashes to its id), or `None` if no peer had it.
+    async fn fetch(&self, ids: Vec<[u8; 32]>) -> Vec<Option<Bytes>> {
+        vec![None; ids.len()]
+    }
 }
 
 /// Configuration of the gossip swarm.
@@ -103,6 +121,10 @@ pub struct GossipConfig {
     /// Message id of a message's items (for one bundle: its bundle hash), so a peer never
     /// re-gossips what it already has. Malformed messages get a tagged hash of their bytes.
     pub message_id: fn(&[&[u8]]) -> Vec<u8>,
+    /// What this node hands out to peers that fetch.
+    pub store: Arc<dyn ItemStore>,
+    /// Most bytes of items in one fetch response (sent or accepted).
+    pub max_fetch_bytes: usize,
 }
 
 /// The libp2p peer id of a gossip secret.
@@ -116,6 +138,7 @@ pub fn peer_id(secret: &[u8; 32]) -> Result<PeerId, P2pError> {
 struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
+    fetch: request_response::Behaviour<FetchCodec>,
     /// Refuses every connection of a banned peer before any protocol runs.
     blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
 }
@@ -123,6 +146,10 @@ struct Behaviour {
 enum Command {
     Publish(Vec<Bytes>),
     Report(MessageId, PeerId, Verdict),
+    Fetch {
+        ids: Vec<[u8; 32]>,
+        reply: oneshot::Sender<Vec<Option<Bytes>>>,
+    },
 }
 
 /// Handle to the running swarm task.
@@ -151,6 +178,18 @@ impl BundleGossip for GossipHandle {
     fn peers(&self) -> usize {
         self.peers.load(Ordering::Relaxed)
     }
+
+    async fn fetch(&self, ids: Vec<[u8; 32]>) -> Vec<Option<Bytes>> {
+        let n = ids.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Fetch { ids, reply }).await.is_err() {
+            return vec![None; n];
+        }
+        rx.await.unwrap_or_else(|_| vec![None; n])
+    }
 }
 
 fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour>, P2pError> {
@@ -160,6 +199,7 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
     let id_fn = cfg.message_id;
     let max = cfg.max_message_bytes;
     let mesh_n = cfg.mesh_n.max(1);
+    let max_fetch = cfg.max_fetch_bytes;
     let topic_hash = topic.hash();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -228,9 +268,19 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                     "/lockstep/gossip/1".into(),
                     key.public(),
                 ));
+                let fetch = request_response::Behaviour::with_codec(
+                    FetchCodec {
+                        max_response_bytes: max_fetch,
+                    },
+                    [(fetch::PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(FETCH_TIMEOUT)
+                        .with_max_concurrent_streams(FETCH_STREAMS),
+                );
                 Ok(Behaviour {
                     gossipsub,
                     identify,
+                    fetch,
                     blocked: Default::default(),
                 })
             },
@@ -267,6 +317,9 @@ pub fn spawn(cfg: GossipConfig) -> Result<(GossipHandle, mpsc::Receiver<Inbound>
         inbound: in_tx,
         peers: peers.clone(),
         banned: HashSet::new(),
+        fetches: HashMap::new(),
+        requests: HashMap::new(),
+        next_fetch: 0,
     };
     tokio::spawn(task.run(rx));
     Ok((
@@ -286,6 +339,28 @@ struct SwarmTask {
     inbound: mpsc::Sender<Inbound>,
     peers: Arc<AtomicUsize>,
     banned: HashSet<PeerId>,
+    /// Fetches in progress, by a local key.
+    fetches: HashMap<u64, Fetch>,
+    /// Requests in flight: the fetch each serves and the positions it asked for.
+    requests: HashMap<OutboundRequestId, (u64, Vec<usize>)>,
+    next_fetch: u64,
+}
+
+/// One fetch: what was asked, what has come back, who else may be asked.
+struct Fetch {
+    ids: Vec<[u8; 32]>,
+    found: Vec<Option<Bytes>>,
+    in_flight: usize,
+    untried: Vec<PeerId>,
+    reply: oneshot::Sender<Vec<Option<Bytes>>>,
+}
+
+impl Fetch {
+    fn missing(&self) -> Vec<usize> {
+        (0..self.ids.len())
+            .filter(|&i| self.found[i].is_none())
+            .collect()
+    }
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -336,6 +411,133 @@ impl SwarmTask {
                 };
                 self.validation_result(&id, &from, acceptance);
             }
+            Command::Fetch { ids, reply } => self.start_fetch(ids, reply),
+        }
+    }
+
+    fn start_fetch(&mut self, ids: Vec<[u8; 32]>, reply: oneshot::Sender<Vec<Option<Bytes>>>) {
+        metrics::counter!("lockstep_gossip_fetches_total").increment(1);
+        let mut peers: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| !self.banned.contains(p))
+            .copied()
+            .collect();
+        // Spread the load: a different first peer each time.
+        if !peers.is_empty() {
+            let k = (self.next_fetch as usize) % peers.len();
+            peers.rotate_left(k);
+        }
+        peers.reverse(); // `untried` is popped from the back.
+        let key = self.next_fetch;
+        self.next_fetch += 1;
+        let n = ids.len();
+        self.fetches.insert(
+            key,
+            Fetch {
+                ids,
+                found: vec![None; n],
+                in_flight: 0,
+                untried: peers,
+                reply,
+            },
+        );
+        for _ in 0..FETCH_FANOUT {
+            self.ask_next(key);
+        }
+        self.finish_if_done(key);
+    }
+
+    /// Asks the next untried peer for what the fetch still misses (the chunks of ids a request
+    /// may carry); false if there is nobody left to ask.
+    fn ask_next(&mut self, key: u64) -> bool {
+        let Some(f) = self.fetches.get_mut(&key) else {
+            return false;
+        };
+        let missing = f.missing();
+        if missing.is_empty() {
+            return false;
+        }
+        let Some(peer) = f.untried.pop() else {
+            return false;
+        };
+        for positions in missing.chunks(fetch::MAX_IDS) {
+            let ids: Vec<[u8; 32]> = positions.iter().map(|&i| f.ids[i]).collect();
+            let id = self.swarm.behaviour_mut().fetch.send_request(&peer, ids);
+            f.in_flight += 1;
+            self.requests.insert(id, (key, positions.to_vec()));
+        }
+        true
+    }
+
+    /// Replies once everything is found or nobody is left to ask.
+    fn finish_if_done(&mut self, key: u64) {
+        let Some(f) = self.fetches.get(&key) else {
+            return;
+        };
+        let complete = f.found.iter().all(Option::is_some);
+        if complete || (f.in_flight == 0 && f.untried.is_empty()) {
+            if let Some(f) = self.fetches.remove(&key) {
+                let got = f.found.iter().filter(|x| x.is_some()).count();
+                metrics::counter!("lockstep_gossip_fetched_items_total").increment(got as u64);
+                if !complete {
+                    debug!(
+                        missing = f.found.len() - got,
+                        "fetch ended without every item"
+                    );
+                }
+                let _ = f.reply.send(f.found);
+            }
+        }
+    }
+
+    /// A request ended (answered or failed): records what came back, asks someone else for
+    /// the rest if needed, replies when done.
+    fn request_ended(&mut self, request: OutboundRequestId, response: Option<Bytes>) {
+        let Some((key, positions)) = self.requests.remove(&request) else {
+            return;
+        };
+        let Some(f) = self.fetches.get_mut(&key) else {
+            return;
+        };
+        f.in_flight = f.in_flight.saturating_sub(1);
+        if let Some(data) = response {
+            match fetch::decode_response(&data, positions.len()) {
+                Some(items) => {
+                    for (pos, item) in positions.into_iter().zip(items) {
+                        if f.found[pos].is_none() {
+                            f.found[pos] = item;
+                        }
+                    }
+                }
+                None => debug!("malformed fetch response"),
+            }
+        }
+        let still_missing = f.found.iter().any(Option::is_none);
+        if still_missing && f.in_flight == 0 {
+            self.ask_next(key);
+        }
+        self.finish_if_done(key);
+    }
+
+    fn serve(
+        &mut self,
+        peer: PeerId,
+        ids: Vec<[u8; 32]>,
+        channel: request_response::ResponseChannel<fetch::Response>,
+    ) {
+        let items = self.cfg.store.lookup(&ids);
+        let served = items.iter().filter(|i| i.is_some()).count();
+        metrics::counter!("lockstep_gossip_fetch_served_items_total").increment(served as u64);
+        let response = Bytes::from(fetch::encode_response(&items, self.cfg.max_fetch_bytes));
+        if self
+            .swarm
+            .behaviour_mut()
+            .fetch
+            .send_response(channel, response)
+            .is_err()
+        {
+            debug!(%peer, "fetch response not sent: the connection closed");
         }
     }
 
@@ -379,6 +581,30 @@ impl SwarmTask {
                     );
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Fetch(e)) => match e {
+                request_response::Event::Message { peer, message, .. } => match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => self.serve(peer, request, channel),
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => self.request_ended(request_id, Some(response)),
+                },
+                request_response::Event::OutboundFailure {
+                    peer,
+                    request_id,
+                    error,
+                    ..
+                } => {
+                    debug!(%peer, "fetch request failed: {error}");
+                    self.request_ended(request_id, None);
+                }
+                request_response::Event::InboundFailure { peer, error, .. } => {
+                    debug!(%peer, "fetch request from a peer failed: {error}");
+                }
+                request_response::Event::ResponseSent { .. } => {}
+            },
             SwarmEvent::ConnectionEstablished { .. } => self.count_peers(),
             SwarmEvent::ConnectionClosed { .. } => self.count_peers(),
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "gossip listening"),
@@ -447,7 +673,58 @@ mod tests {
             inbound_capacity: 16,
             mesh_n: 2,
             message_id: id,
+            store: Arc::new(fetch::NoItems),
+            max_fetch_bytes: 1 << 20,
         }
+    }
+
+    /// Items by id (the id is the item's first byte, repeated).
+    struct Held(Vec<Bytes>);
+
+    impl ItemStore for Held {
+        fn lookup(&self, ids: &[[u8; 32]]) -> Vec<Option<Bytes>> {
+            ids.iter()
+                .map(|id| self.0.iter().find(|b| b[0] == id[0]).cloned())
+                .collect()
+        }
+    }
+
+    /// A node fetches from its peers: each item from whoever holds it, in the order asked,
+    /// and `None` for what nobody holds.
+    #[tokio::test]
+    async fn a_fetch_gathers_items_from_the_peers_that_hold_them() {
+        let (pa, pc, pb) = (free_port(), free_port(), free_port());
+        let (a_id, c_id) = (peer_id(&[31; 32]).unwrap(), peer_id(&[33; 32]).unwrap());
+        let mut a_cfg = cfg(31, pa, vec![]);
+        a_cfg.store = Arc::new(Held(vec![Bytes::from_static(b"xray")]));
+        let mut c_cfg = cfg(33, pc, vec![]);
+        c_cfg.store = Arc::new(Held(vec![Bytes::from_static(b"yankee")]));
+        let (_a, _a_in) = spawn(a_cfg).unwrap();
+        let (_c, _c_in) = spawn(c_cfg).unwrap();
+        let peers = vec![
+            format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
+                .parse()
+                .unwrap(),
+            format!("/ip4/127.0.0.1/tcp/{pc}/p2p/{c_id}")
+                .parse()
+                .unwrap(),
+        ];
+        let (b, _b_in) = spawn(cfg(32, pb, peers)).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while b.peers() < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "never connected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let got = b.fetch(vec![[b'y'; 32], [b'z'; 32], [b'x'; 32]]).await;
+        assert_eq!(
+            got,
+            vec![
+                Some(Bytes::from_static(b"yankee")),
+                None,
+                Some(Bytes::from_static(b"xray"))
+            ]
+        );
+        assert_eq!(b.fetch(vec![]).await, Vec::<Option<Bytes>>::new());
     }
 
     fn free_port() -> u16 {

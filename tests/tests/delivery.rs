@@ -10,7 +10,7 @@ use lockstep_client::follower::Follower;
 use lockstep_client::tracker::{send_and_wait, Outcome};
 use lockstep_client::SeqApiClient;
 use lockstep_testnet::{Cluster, ClusterOptions};
-use lockstep_tests::network_dir;
+use lockstep_tests::{metric, network_dir};
 use std::time::Duration;
 
 const READY: Duration = Duration::from_secs(90);
@@ -80,15 +80,9 @@ async fn one_hundred_subscribers_share_one_encoding_per_batch() -> eyre::Result<
     let cluster = network("fanout", ClusterOptions::default()).await?;
     let url = cluster.nodes[1].ws_url();
     let from = cluster.height(1).await.unwrap_or(0) + 1;
-    let scrape = || async {
-        let body = reqwest_metrics(&cluster.nodes[1].metrics_url()).await;
-        body.lines()
-            .find(|l| l.starts_with("lockstep_rpc_batch_encodings_total"))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let before = scrape().await;
+    let metrics = cluster.nodes[1].metrics_url();
+    let scrape = || metric(&metrics, "lockstep_rpc_batch_encodings_total");
+    let before = scrape().await?;
     let mut subs = Vec::new();
     for _ in 0..100 {
         let c = WsClientBuilder::default().build(&url).await?;
@@ -104,7 +98,7 @@ async fn one_hundred_subscribers_share_one_encoding_per_batch() -> eyre::Result<
             assert_eq!(b.height, h);
         }
     }
-    let encodings = scrape().await - before;
+    let encodings = scrape().await? - before;
     // One encoding per (rollup, height), not one per subscriber: the 100 subscribers received
     // 2000 batches from at most a few more encodings than heights delivered.
     assert!(encodings >= heights as f64, "encodings {encodings}");
@@ -113,22 +107,6 @@ async fn one_hundred_subscribers_share_one_encoding_per_batch() -> eyre::Result<
         "encodings {encodings} for {heights} heights x 100 subscribers"
     );
     Ok(())
-}
-
-async fn reqwest_metrics(url: &str) -> String {
-    // A minimal HTTP GET over a TCP stream (the metrics endpoint speaks HTTP/1.1).
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(
-        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

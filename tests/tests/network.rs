@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! A 4-validator network of real `lockstep` processes: atomic delivery to two rollups,
-//! exactly-once inclusion under round-robin load, crash and catch-up, and bad input.
+//! exactly-once inclusion under round-robin load, crash and catch-up, proposals whose bundles a
+//! validator must fetch, and bad input.
 //!
 //! Multi-process tests: run them one at a time (`--test-threads=1`), as `scripts/test.sh` does.
 
@@ -12,7 +13,7 @@ use lockstep_client::bundle::{sign, to_json, to_raw_hex};
 use lockstep_client::follower::Subscriber;
 use lockstep_client::SeqApiClient;
 use lockstep_testnet::{Cluster, ClusterOptions};
-use lockstep_tests::{assert_identical_blocks, call_error, eventually, network_dir};
+use lockstep_tests::{assert_identical_blocks, call_error, eventually, metric, network_dir};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -294,5 +295,60 @@ async fn bad_input_is_refused_with_protocol_codes_and_the_node_keeps_serving() -
     // Rejected bundles were never admitted anywhere.
     assert_eq!(c.get_bundle_status(bad_sig.hash()).await?.status, "unknown");
     assert_eq!(c.chain_id().await?, chain);
+    Ok(())
+}
+
+/// Proposals name bundles by hash. A validator that does not hold them (here its pool takes one
+/// bundle, so gossip cannot fill it) fetches them from peers and still votes: with one of the
+/// four validators down, no block is decided without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_missing_proposed_bundles_fetches_them_and_still_votes() -> eyre::Result<()> {
+    let mut cluster = Cluster::create(&network_dir("fetch"), &ClusterOptions::default())?;
+    let node2 = &mut cluster.nodes[2];
+    node2.config.mempool.max_count = 1;
+    node2
+        .config
+        .save(&lockstep_node::home::Home::new(&node2.home).config())?;
+    cluster.start_all()?;
+    cluster.wait_ready(READY).await?;
+    cluster.kill(3)?;
+
+    let client = cluster.http(0)?;
+    let valid_until = cluster.height(0).await.unwrap_or(0) + 1000;
+    let k = key();
+    let mut hashes = Vec::new();
+    for n in 0..40u64 {
+        let b = sign(
+            &k,
+            cluster.chain_id,
+            n,
+            valid_until,
+            vec![(1, vec![n as u8; 100])],
+        );
+        hashes.push(client.send_raw_bundle(to_raw_hex(&b)).await?);
+    }
+    let status = cluster.http(2)?;
+    eventually(
+        "all 40 bundles included",
+        Duration::from_secs(120),
+        || async {
+            for h in &hashes {
+                if status.get_bundle_status(*h).await.ok()?.status != "included" {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await?;
+    let metrics = cluster.nodes[2].metrics_url();
+    let fetched = metric(&metrics, "lockstep_consensus_bundles_fetched_total").await?;
+    assert!(
+        fetched >= 20.0,
+        "node2 holds at most one bundle, so it fetched most of the 40 (fetched {fetched})"
+    );
+    let top = cluster.height(0).await.unwrap_or(0);
+    cluster.wait_for_height(&[0, 1, 2], top, READY).await?;
+    assert_identical_blocks(&cluster, &[0, 1, 2], top).await?;
     Ok(())
 }
