@@ -539,6 +539,7 @@ impl Host {
         let resolved = resolve(
             &self.mempool,
             self.fetcher.as_ref(),
+            s.proposer,
             &s.hashes,
             &limits,
             Waits::default(),

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use lockstep_bundles::sig::{self, Item};
-use lockstep_bundles::{Hash, Limits, SignedBundle};
+use lockstep_bundles::{Address, Hash, Limits, SignedBundle};
 use lockstep_mempool::{Admitted, Known, Mempool};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,16 +17,17 @@ use std::time::Duration;
 /// How long a validator waits for gossip to bring a proposal's missing bundles before it
 /// asks peers for them.
 pub const GOSSIP_WAIT: Duration = Duration::from_millis(50);
-/// How long it then waits for peers. The consensus connector waits for the host while it
-/// resolves, so this stays well below the propose timeout.
-pub const FETCH_DEADLINE: Duration = Duration::from_secs(2);
+/// How long it then waits for peers (the proposer first). The consensus connector waits for
+/// the host while it resolves, so this stays below the propose timeout (1 s by default).
+pub const FETCH_DEADLINE: Duration = Duration::from_millis(700);
 
 /// Where a validator gets the bundles a proposal names but it does not hold.
 #[async_trait::async_trait]
 pub trait BundleFetch: Send + Sync + 'static {
-    /// Asks peers for bundles by hash: one entry per hash, in order, as the peer sent it (not
-    /// checked), or `None` if no peer had it.
-    async fn fetch(&self, hashes: Vec<Hash>) -> Vec<Option<Bytes>>;
+    /// Asks peers for bundles by hash, `proposer` first (it proposed them, so it holds them):
+    /// one entry per hash, in order, as the peer sent it (not checked), or `None` if no peer
+    /// had it.
+    async fn fetch(&self, hashes: Vec<Hash>, proposer: Address) -> Vec<Option<Bytes>>;
 }
 
 /// Fetches nothing (a node without peers; tests).
@@ -34,7 +35,7 @@ pub struct NoFetch;
 
 #[async_trait::async_trait]
 impl BundleFetch for NoFetch {
-    async fn fetch(&self, hashes: Vec<Hash>) -> Vec<Option<Bytes>> {
+    async fn fetch(&self, hashes: Vec<Hash>, _: Address) -> Vec<Option<Bytes>> {
         vec![None; hashes.len()]
     }
 }
@@ -75,10 +76,11 @@ impl Default for Waits {
     }
 }
 
-/// The bundles named by `hashes`, in order.
+/// The bundles named by `hashes` in a proposal by `proposer`, in order.
 pub async fn resolve(
     mempool: &Mempool,
     fetcher: &dyn BundleFetch,
+    proposer: Address,
     hashes: &[Hash],
     limits: &Limits,
     waits: Waits,
@@ -111,7 +113,7 @@ pub async fn resolve(
     let missing = positions_missing(&found);
     if !missing.is_empty() {
         let wanted: Vec<Hash> = missing.iter().map(|&i| hashes[i]).collect();
-        let answers = tokio::time::timeout(waits.fetch, fetcher.fetch(wanted))
+        let answers = tokio::time::timeout(waits.fetch, fetcher.fetch(wanted, proposer))
             .await
             .unwrap_or_default();
         // Keep what decodes and hashes to what was asked for; then verify signatures (except
@@ -235,7 +237,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl BundleFetch for Peers {
-        async fn fetch(&self, hashes: Vec<Hash>) -> Vec<Option<Bytes>> {
+        async fn fetch(&self, hashes: Vec<Hash>, _: Address) -> Vec<Option<Bytes>> {
             self.asked.lock().extend(&hashes);
             hashes.iter().map(|h| self.held.get(h).cloned()).collect()
         }
@@ -255,9 +257,16 @@ mod tests {
         m.insert_many(bs.iter().map(admitted).collect(), 1);
         let hashes: Vec<Hash> = bs.iter().rev().map(SignedBundle::hash).collect();
         let peers = Peers::default();
-        let r = resolve(&m, &peers, &hashes, &Limits::default(), quick())
-            .await
-            .unwrap();
+        let r = resolve(
+            &m,
+            &peers,
+            Address::default(),
+            &hashes,
+            &Limits::default(),
+            quick(),
+        )
+        .await
+        .unwrap();
         let got: Vec<Hash> = r.bundles.iter().map(SignedBundle::hash).collect();
         assert_eq!(got, hashes, "block order, not pool order");
         assert_eq!(r.encoded[0], Bytes::from(bs[4].encode()));
@@ -281,9 +290,16 @@ mod tests {
             gossip: Duration::from_secs(10),
             fetch: Duration::from_secs(1),
         };
-        let r = resolve(&m, &peers, &hashes, &Limits::default(), waits)
-            .await
-            .unwrap();
+        let r = resolve(
+            &m,
+            &peers,
+            Address::default(),
+            &hashes,
+            &Limits::default(),
+            waits,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.bundles, vec![b]);
         assert!(peers.asked.lock().is_empty(), "gossip brought it in time");
     }
@@ -307,9 +323,16 @@ mod tests {
             .insert(garbled.hash(), Bytes::from(here.encode()));
 
         let all = vec![here.hash(), away.hash()];
-        let r = resolve(&m, &peers, &all, &Limits::default(), quick())
-            .await
-            .unwrap();
+        let r = resolve(
+            &m,
+            &peers,
+            Address::default(),
+            &all,
+            &Limits::default(),
+            quick(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.bundles, vec![here.clone(), away.clone()]);
         assert_eq!(r.fetched.len(), 1);
         assert_eq!(r.fetched[0].hash, away.hash());
@@ -320,7 +343,15 @@ mod tests {
             (garbled.hash(), "wrong bytes"),
             (nowhere.hash(), "nobody has it"),
         ] {
-            let r = resolve(&m, &peers, &[here.hash(), h], &Limits::default(), quick()).await;
+            let r = resolve(
+                &m,
+                &peers,
+                Address::default(),
+                &[here.hash(), h],
+                &Limits::default(),
+                quick(),
+            )
+            .await;
             assert_eq!(r.unwrap_err(), Unresolved::Missing(1), "{what}");
         }
     }
@@ -330,7 +361,15 @@ mod tests {
         let m = pool();
         let b = bundle(1);
         m.on_commit(3, &[b.hash()]);
-        let r = resolve(&m, &NoFetch, &[b.hash()], &Limits::default(), quick()).await;
+        let r = resolve(
+            &m,
+            &NoFetch,
+            Address::default(),
+            &[b.hash()],
+            &Limits::default(),
+            quick(),
+        )
+        .await;
         assert_eq!(
             r.unwrap_err(),
             Unresolved::Included {

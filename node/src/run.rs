@@ -202,6 +202,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         message_id: admission::gossip_message_id,
         store: Arc::new(PendingBundles(mempool.clone())),
         max_fetch_bytes: limits.max_block_bytes as usize,
+        agent: gossip_agent(&address),
     };
     let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;
     let gossip: Arc<dyn BundleGossip> = Arc::new(gossip_handle);
@@ -348,7 +349,18 @@ struct PeerFetch(Arc<dyn BundleGossip>);
 
 #[async_trait::async_trait]
 impl lockstep_consensus::BundleFetch for PeerFetch {
-    async fn fetch(&self, hashes: Vec<lockstep_bundles::Hash>) -> Vec<Option<bytes::Bytes>> {
-        self.0.fetch(hashes.iter().map(|h| h.0).collect()).await
+    async fn fetch(
+        &self,
+        hashes: Vec<lockstep_bundles::Hash>,
+        proposer: lockstep_bundles::Address,
+    ) -> Vec<Option<bytes::Bytes>> {
+        let ids = hashes.iter().map(|h| h.0).collect();
+        self.0.fetch(ids, Some(gossip_agent(&proposer))).await
     }
+}
+
+/// How a node names itself on the gossip swarm: by its validator address, so peers fetching
+/// a proposal's bundles ask its proposer first.
+fn gossip_agent(address: &lockstep_bundles::Address) -> String {
+    format!("lockstep/{address}")
 }

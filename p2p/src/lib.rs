@@ -48,8 +48,8 @@ pub const DEFAULT_INBOUND_CAPACITY: usize = 1024;
 pub const COMMAND_CAPACITY: usize = 4096;
 /// How often disconnected peers are redialled and scores checked.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
-/// Peers asked at once for the same items; more are asked, one at a time, for what they
-/// did not have.
+/// Peers asked at once for the same items when no peer is preferred; more are asked, one at
+/// a time, for what they did not have.
 pub const FETCH_FANOUT: usize = 2;
 /// How long one peer has to answer a fetch.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -96,9 +96,11 @@ pub trait BundleGossip: Send + Sync + 'static {
     async fn report(&self, id: MessageId, from: PeerId, verdict: Verdict);
     /// Number of connected gossip peers.
     fn peers(&self) -> usize;
-    /// Asks peers for items by id; one entry per id, in order: what some peer sent (not
-    /// checked: the caller checks it hashes to its id), or `None` if no peer had it.
-    async fn fetch(&self, ids: Vec<[u8; 32]>) -> Vec<Option<Bytes>> {
+    /// Asks peers for items by id, first the peer whose agent is `prefer` (if connected), as
+    /// announced by identify; one entry per id, in order: what some peer sent (not checked:
+    /// the caller checks it hashes to its id), or `None` if no peer had it.
+    async fn fetch(&self, ids: Vec<[u8; 32]>, prefer: Option<String>) -> Vec<Option<Bytes>> {
+        let _ = prefer;
         vec![None; ids.len()]
     }
 }
@@ -125,6 +127,9 @@ pub struct GossipConfig {
     pub store: Arc<dyn ItemStore>,
     /// Most bytes of items in one fetch response (sent or accepted).
     pub max_fetch_bytes: usize,
+    /// How this node names itself to peers (identify's agent version), so a peer that wants
+    /// what this node holds can ask it first: for a validator, its address.
+    pub agent: String,
 }
 
 /// The libp2p peer id of a gossip secret.
@@ -148,6 +153,7 @@ enum Command {
     Report(MessageId, PeerId, Verdict),
     Fetch {
         ids: Vec<[u8; 32]>,
+        prefer: Option<String>,
         reply: oneshot::Sender<Vec<Option<Bytes>>>,
     },
 }
@@ -179,13 +185,14 @@ impl BundleGossip for GossipHandle {
         self.peers.load(Ordering::Relaxed)
     }
 
-    async fn fetch(&self, ids: Vec<[u8; 32]>) -> Vec<Option<Bytes>> {
+    async fn fetch(&self, ids: Vec<[u8; 32]>, prefer: Option<String>) -> Vec<Option<Bytes>> {
         let n = ids.len();
         if n == 0 {
             return Vec::new();
         }
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::Fetch { ids, reply }).await.is_err() {
+        let cmd = Command::Fetch { ids, prefer, reply };
+        if self.tx.send(cmd).await.is_err() {
             return vec![None; n];
         }
         rx.await.unwrap_or_else(|_| vec![None; n])
@@ -200,6 +207,7 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
     let max = cfg.max_message_bytes;
     let mesh_n = cfg.mesh_n.max(1);
     let max_fetch = cfg.max_fetch_bytes;
+    let agent = cfg.agent.clone();
     let topic_hash = topic.hash();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -264,10 +272,10 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                     },
                 );
                 gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
-                let identify = identify::Behaviour::new(identify::Config::new(
-                    "/lockstep/gossip/1".into(),
-                    key.public(),
-                ));
+                let identify = identify::Behaviour::new(
+                    identify::Config::new("/lockstep/gossip/1".into(), key.public())
+                        .with_agent_version(agent),
+                );
                 let fetch = request_response::Behaviour::with_codec(
                     FetchCodec {
                         max_response_bytes: max_fetch,
@@ -320,6 +328,7 @@ pub fn spawn(cfg: GossipConfig) -> Result<(GossipHandle, mpsc::Receiver<Inbound>
         fetches: HashMap::new(),
         requests: HashMap::new(),
         next_fetch: 0,
+        agents: HashMap::new(),
     };
     tokio::spawn(task.run(rx));
     Ok((
@@ -344,6 +353,8 @@ struct SwarmTask {
     /// Requests in flight: the fetch each serves and the positions it asked for.
     requests: HashMap<OutboundRequestId, (u64, Vec<usize>)>,
     next_fetch: u64,
+    /// Each connected peer's agent, as identify reported it.
+    agents: HashMap<PeerId, String>,
 }
 
 /// One fetch: what was asked, what has come back, who else may be asked.
@@ -411,11 +422,16 @@ impl SwarmTask {
                 };
                 self.validation_result(&id, &from, acceptance);
             }
-            Command::Fetch { ids, reply } => self.start_fetch(ids, reply),
+            Command::Fetch { ids, prefer, reply } => self.start_fetch(ids, prefer, reply),
         }
     }
 
-    fn start_fetch(&mut self, ids: Vec<[u8; 32]>, reply: oneshot::Sender<Vec<Option<Bytes>>>) {
+    fn start_fetch(
+        &mut self,
+        ids: Vec<[u8; 32]>,
+        prefer: Option<String>,
+        reply: oneshot::Sender<Vec<Option<Bytes>>>,
+    ) {
         metrics::counter!("lockstep_gossip_fetches_total").increment(1);
         let mut peers: Vec<PeerId> = self
             .swarm
@@ -423,10 +439,23 @@ impl SwarmTask {
             .filter(|p| !self.banned.contains(p))
             .copied()
             .collect();
-        // Spread the load: a different first peer each time.
+        // Spread the load: a different first peer each time; but the preferred peer (the one
+        // that surely holds the items, such as a proposal's proposer) goes first.
         if !peers.is_empty() {
             let k = (self.next_fetch as usize) % peers.len();
             peers.rotate_left(k);
+        }
+        // The preferred peer is asked alone: others only for what it lacks, or if it fails.
+        let mut fanout = FETCH_FANOUT;
+        if let Some(want) = prefer {
+            if let Some(i) = peers
+                .iter()
+                .position(|p| self.agents.get(p).is_some_and(|a| *a == want))
+            {
+                let p = peers.remove(i);
+                peers.insert(0, p);
+                fanout = 1;
+            }
         }
         peers.reverse(); // `untried` is popped from the back.
         let key = self.next_fetch;
@@ -442,7 +471,7 @@ impl SwarmTask {
                 reply,
             },
         );
-        for _ in 0..FETCH_FANOUT {
+        for _ in 0..fanout {
             self.ask_next(key);
         }
         self.finish_if_done(key);
@@ -605,8 +634,24 @@ impl SwarmTask {
                 }
                 request_response::Event::ResponseSent { .. } => {}
             },
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                self.agents.insert(peer_id, info.agent_version);
+            }
             SwarmEvent::ConnectionEstablished { .. } => self.count_peers(),
-            SwarmEvent::ConnectionClosed { .. } => self.count_peers(),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.agents.remove(&peer_id);
+                }
+                self.count_peers();
+            }
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "gossip listening"),
             _ => {}
         }
@@ -675,6 +720,7 @@ mod tests {
             message_id: id,
             store: Arc::new(fetch::NoItems),
             max_fetch_bytes: 1 << 20,
+            agent: format!("test/{secret}"),
         }
     }
 
@@ -689,8 +735,8 @@ mod tests {
         }
     }
 
-    /// A node fetches from its peers: each item from whoever holds it, in the order asked,
-    /// and `None` for what nobody holds.
+    /// A node fetches from its peers: the preferred peer first, each item from whoever holds
+    /// it, in the order asked, and `None` for what nobody holds.
     #[tokio::test]
     async fn a_fetch_gathers_items_from_the_peers_that_hold_them() {
         let (pa, pc, pb) = (free_port(), free_port(), free_port());
@@ -698,7 +744,10 @@ mod tests {
         let mut a_cfg = cfg(31, pa, vec![]);
         a_cfg.store = Arc::new(Held(vec![Bytes::from_static(b"xray")]));
         let mut c_cfg = cfg(33, pc, vec![]);
-        c_cfg.store = Arc::new(Held(vec![Bytes::from_static(b"yankee")]));
+        c_cfg.store = Arc::new(Held(vec![
+            Bytes::from_static(b"yankee"),
+            Bytes::from_static(b"xylophone"),
+        ]));
         let (_a, _a_in) = spawn(a_cfg).unwrap();
         let (_c, _c_in) = spawn(c_cfg).unwrap();
         let peers = vec![
@@ -715,16 +764,29 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "never connected");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let got = b.fetch(vec![[b'y'; 32], [b'z'; 32], [b'x'; 32]]).await;
+        // Identify tells B each peer's agent shortly after connecting.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let ask = || vec![[b'y'; 32], [b'z'; 32], [b'x'; 32]];
+        let from_c = b.fetch(ask(), Some("test/33".into())).await;
         assert_eq!(
-            got,
+            from_c,
+            vec![
+                Some(Bytes::from_static(b"yankee")),
+                None,
+                Some(Bytes::from_static(b"xylophone"))
+            ]
+        );
+        // A first: its x, and C's y, which A lacks.
+        let from_a = b.fetch(ask(), Some("test/31".into())).await;
+        assert_eq!(
+            from_a,
             vec![
                 Some(Bytes::from_static(b"yankee")),
                 None,
                 Some(Bytes::from_static(b"xray"))
             ]
         );
-        assert_eq!(b.fetch(vec![]).await, Vec::<Option<Bytes>>::new());
+        assert_eq!(b.fetch(vec![], None).await, Vec::<Option<Bytes>>::new());
     }
 
     fn free_port() -> u16 {
