@@ -243,6 +243,24 @@ mod tests {
         }
     }
 
+    /// Resolves `hashes` as a proposal by any proposer, within the default limits.
+    async fn run(
+        m: &Mempool,
+        peers: &dyn BundleFetch,
+        hashes: &[Hash],
+        waits: Waits,
+    ) -> Result<Resolved, Unresolved> {
+        resolve(
+            m,
+            peers,
+            Address::default(),
+            hashes,
+            &Limits::default(),
+            waits,
+        )
+        .await
+    }
+
     fn quick() -> Waits {
         Waits {
             gossip: Duration::from_millis(20),
@@ -257,16 +275,7 @@ mod tests {
         m.insert_many(bs.iter().map(admitted).collect(), 1);
         let hashes: Vec<Hash> = bs.iter().rev().map(SignedBundle::hash).collect();
         let peers = Peers::default();
-        let r = resolve(
-            &m,
-            &peers,
-            Address::default(),
-            &hashes,
-            &Limits::default(),
-            quick(),
-        )
-        .await
-        .unwrap();
+        let r = run(&m, &peers, &hashes, quick()).await.unwrap();
         let got: Vec<Hash> = r.bundles.iter().map(SignedBundle::hash).collect();
         assert_eq!(got, hashes, "block order, not pool order");
         assert_eq!(r.encoded[0], Bytes::from(bs[4].encode()));
@@ -290,16 +299,7 @@ mod tests {
             gossip: Duration::from_secs(10),
             fetch: Duration::from_secs(1),
         };
-        let r = resolve(
-            &m,
-            &peers,
-            Address::default(),
-            &hashes,
-            &Limits::default(),
-            waits,
-        )
-        .await
-        .unwrap();
+        let r = run(&m, &peers, &hashes, waits).await.unwrap();
         assert_eq!(r.bundles, vec![b]);
         assert!(peers.asked.lock().is_empty(), "gossip brought it in time");
     }
@@ -323,16 +323,7 @@ mod tests {
             .insert(garbled.hash(), Bytes::from(here.encode()));
 
         let all = vec![here.hash(), away.hash()];
-        let r = resolve(
-            &m,
-            &peers,
-            Address::default(),
-            &all,
-            &Limits::default(),
-            quick(),
-        )
-        .await
-        .unwrap();
+        let r = run(&m, &peers, &all, quick()).await.unwrap();
         assert_eq!(r.bundles, vec![here.clone(), away.clone()]);
         assert_eq!(r.fetched.len(), 1);
         assert_eq!(r.fetched[0].hash, away.hash());
@@ -343,15 +334,7 @@ mod tests {
             (garbled.hash(), "wrong bytes"),
             (nowhere.hash(), "nobody has it"),
         ] {
-            let r = resolve(
-                &m,
-                &peers,
-                Address::default(),
-                &[here.hash(), h],
-                &Limits::default(),
-                quick(),
-            )
-            .await;
+            let r = run(&m, &peers, &[here.hash(), h], quick()).await;
             assert_eq!(r.unwrap_err(), Unresolved::Missing(1), "{what}");
         }
     }
@@ -361,15 +344,7 @@ mod tests {
         let m = pool();
         let b = bundle(1);
         m.on_commit(3, &[b.hash()]);
-        let r = resolve(
-            &m,
-            &NoFetch,
-            Address::default(),
-            &[b.hash()],
-            &Limits::default(),
-            quick(),
-        )
-        .await;
+        let r = run(&m, &NoFetch, &[b.hash()], quick()).await;
         assert_eq!(
             r.unwrap_err(),
             Unresolved::Included {
