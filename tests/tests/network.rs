@@ -130,7 +130,15 @@ async fn two_hundred_bundles_sent_round_robin_are_each_included_exactly_once() -
     )
     .await?;
 
+    // The status came from node1; node2 may not have decided the last of those
+    // heights yet. Wait for every node to reach it, then read node2's chain up to
+    // wherever it is by then, so a second inclusion after the first would show.
+    let last_included = included.values().copied().max().unwrap_or(0);
+    cluster
+        .wait_for_height(&[0, 1, 2, 3], last_included, READY)
+        .await?;
     let top = cluster.height(2).await.unwrap_or(0);
+    assert!(top >= last_included);
     let mut seen: HashMap<Hash, Vec<u64>> = HashMap::new();
     for h in 1..=top {
         let b = clients[2].get_block(h).await?.expect("decided block");
