@@ -152,7 +152,7 @@ impl Signer<LockstepContext> for LockstepSigner {
     }
 }
 
-/// Verifies with validators' public keys (ZIP-215 rules, via `ed25519-consensus`).
+/// Verifies with validators' public keys (ZIP-215 rules, via Malachite's keys, which use `ed25519-consensus`).
 pub struct LockstepVerifier {
     chain_id: u64,
 }
