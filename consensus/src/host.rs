@@ -46,6 +46,19 @@ pub struct HostConfig {
     pub timeouts: LinearTimeouts,
     /// Minimum time per height (Malachite's `target_time`); `None` decides as fast as it can.
     pub target_block_time: Option<Duration>,
+    /// How long a proposer whose pool is empty waits for a bundle before proposing an empty
+    /// block. The first bundle to arrive ends the wait, so on a quiet network a bundle is
+    /// proposed as soon as it arrives instead of at the next block-time tick, while an idle
+    /// chain still makes (empty) blocks at about this pace. Zero proposes at once. It is kept
+    /// below half the propose timeout whatever is configured.
+    pub propose_wait: Duration,
+}
+
+/// A proposal put off until the pool has a bundle (or the wait is over).
+struct Deferred {
+    height: u64,
+    round: Round,
+    reply: tokio::sync::oneshot::Sender<LocallyProposedValue<Ctx>>,
 }
 
 /// The latest decided block, published to RPC and subscribers after it is durable.
@@ -106,6 +119,9 @@ pub struct Host {
     blocks: HashMap<Hash, Arc<Held>>,
     proposals: BTreeMap<u64, Vec<ProposedValue<Ctx>>>,
     committed: Option<u64>,
+    /// Proposals put off by [`HostConfig::propose_wait`] come back here when their wait ends.
+    deferred_tx: mpsc::UnboundedSender<Deferred>,
+    deferred_rx: mpsc::UnboundedReceiver<Deferred>,
 }
 
 impl Host {
@@ -129,6 +145,7 @@ impl Host {
             })
             .unwrap_or_default();
         tip_tx.send_replace(tip.clone());
+        let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         Ok(Host {
             ctx: Ctx {
                 chain_id: cfg.chain_id,
@@ -149,6 +166,8 @@ impl Host {
             blocks: HashMap::new(),
             proposals: BTreeMap::new(),
             committed: None,
+            deferred_tx,
+            deferred_rx,
             cfg,
         })
     }
@@ -163,10 +182,75 @@ impl Host {
 
     /// Runs until the engine goes away.
     pub async fn run(mut self, mut channels: Channels<Ctx>) -> eyre::Result<()> {
-        while let Some(msg) = channels.consensus.recv().await {
-            self.handle(msg, &channels.network).await?;
+        loop {
+            tokio::select! {
+                msg = channels.consensus.recv() => match msg {
+                    Some(msg) => self.handle(msg, &channels.network).await?,
+                    None => break,
+                },
+                Some(d) = self.deferred_rx.recv() => {
+                    self.propose_deferred(d, &channels.network).await?;
+                }
+            }
         }
         Err(eyre::eyre!("consensus engine stopped"))
+    }
+
+    /// Answers a `GetValue` now if the pool has bundles (or waiting is off); otherwise waits,
+    /// off the host loop, for the first bundle or the end of the propose wait.
+    async fn get_value(
+        &mut self,
+        height: u64,
+        round: Round,
+        timeout: Duration,
+        reply: tokio::sync::oneshot::Sender<LocallyProposedValue<Ctx>>,
+        network: &mpsc::Sender<NetworkMsg<Ctx>>,
+    ) -> eyre::Result<()> {
+        let wait = self.cfg.propose_wait.min(timeout / 2);
+        let already = self
+            .proposals
+            .get(&height)
+            .is_some_and(|l| l.iter().any(|p| p.round == round));
+        if wait.is_zero() || already || self.mempool.size().0 > 0 {
+            return self.propose_and_reply(height, round, reply, network).await;
+        }
+        let mempool = self.mempool.clone();
+        let back = self.deferred_tx.clone();
+        tokio::spawn(async move {
+            mempool.wait_for_any(wait).await;
+            let _ = back.send(Deferred {
+                height,
+                round,
+                reply,
+            });
+        });
+        Ok(())
+    }
+
+    async fn propose_deferred(
+        &mut self,
+        d: Deferred,
+        network: &mpsc::Sender<NetworkMsg<Ctx>>,
+    ) -> eyre::Result<()> {
+        if (d.height, round_u32(d.round)) != (self.height, self.round) || d.reply.is_closed() {
+            // Consensus moved on while this proposer waited: the value is no longer wanted.
+            debug!(height = d.height, round = %d.round, "deferred proposal no longer wanted");
+            return Ok(());
+        }
+        self.propose_and_reply(d.height, d.round, d.reply, network)
+            .await
+    }
+
+    async fn propose_and_reply(
+        &mut self,
+        height: u64,
+        round: Round,
+        reply: tokio::sync::oneshot::Sender<LocallyProposedValue<Ctx>>,
+        network: &mpsc::Sender<NetworkMsg<Ctx>>,
+    ) -> eyre::Result<()> {
+        let (value, msgs) = self.propose(height, round_u32(round))?;
+        let _ = reply.send(LocallyProposedValue::new(Height(height), round, value));
+        self.publish(network, msgs).await
     }
 
     async fn publish(
@@ -211,12 +295,11 @@ impl Host {
             AppMsg::GetValue {
                 height,
                 round,
-                timeout: _,
+                timeout,
                 reply,
             } => {
-                let (value, msgs) = self.propose(height.0, round_u32(round))?;
-                let _ = reply.send(LocallyProposedValue::new(height, round, value));
-                self.publish(network, msgs).await?;
+                self.get_value(height.0, round, timeout, reply, network)
+                    .await?;
             }
             AppMsg::ExtendVote { reply, .. } => {
                 // Vote extensions are disabled (never requested under that policy).

@@ -229,6 +229,25 @@ impl Mempool {
         }
     }
 
+    /// Waits until the pool holds at least one pending bundle or `timeout` passes; returns
+    /// whether it does. Used by a proposer with nothing to propose: the first bundle to arrive
+    /// ends the wait, so a quiet network does not make it wait out a whole block time.
+    pub async fn wait_for_any(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before looking, as in `wait_for`.
+            let inserted = self.inserted.notified();
+            tokio::pin!(inserted);
+            inserted.as_mut().enable();
+            if self.size().0 > 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, inserted).await.is_err() {
+                return self.size().0 > 0;
+            }
+        }
+    }
+
     /// Whole bundles in arrival order, up to `max_bytes` in total, none expiring before
     /// `height`.
     pub fn reap(&self, max_bytes: usize, height: u64) -> Vec<Admitted> {
@@ -275,5 +294,35 @@ impl Mempool {
     pub fn size(&self) -> (usize, usize) {
         let s = self.state.lock();
         (s.pool.len(), s.pool.bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::included::IncludedSet;
+    use crate::pool::tests::admitted;
+    use crate::pool::PoolConfig;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_proposer_waiting_for_work_is_woken_by_the_first_bundle() {
+        let m = Arc::new(Mempool::new(PoolConfig::default(), IncludedSet::new(10)));
+        // Nothing arrives: the wait ends at its timeout, with nothing.
+        assert!(!m.wait_for_any(Duration::from_millis(20)).await);
+
+        // A bundle arrives while it waits: the wait ends with it, long before the hour is up
+        // (the outer timeout only keeps a broken wake-up from hanging the suite).
+        let waiter = {
+            let m = m.clone();
+            tokio::spawn(async move { m.wait_for_any(Duration::from_secs(3600)).await })
+        };
+        tokio::task::yield_now().await;
+        m.insert(admitted(1, 1, 100, 10), 1).unwrap();
+        let woke = tokio::time::timeout(Duration::from_secs(60), waiter).await;
+        assert!(matches!(woke, Ok(Ok(true))), "{woke:?}");
+
+        // Already there: no wait at all.
+        assert!(m.wait_for_any(Duration::from_secs(3600)).await);
     }
 }

@@ -184,14 +184,14 @@ impl Pool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
     use lockstep_bundles::{BundleBody, Leg, SignedBundle};
     use proptest::prelude::*;
     use std::sync::Arc;
 
-    fn admitted(signer: u8, nonce: u64, valid_until: u64, data_len: usize) -> Admitted {
+    pub(crate) fn admitted(signer: u8, nonce: u64, valid_until: u64, data_len: usize) -> Admitted {
         let bundle = SignedBundle {
             body: BundleBody {
                 chain_id: 1,

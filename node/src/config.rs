@@ -9,8 +9,12 @@ pub const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:8545";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9100";
 pub const DEFAULT_CONSENSUS_LISTEN: &str = "/ip4/127.0.0.1/tcp/26656";
 pub const DEFAULT_GOSSIP_LISTEN: &str = "/ip4/127.0.0.1/tcp/26756";
-/// Minimum time per height. Empty heights still produce a (verifiable, empty) batch each.
-pub const DEFAULT_TARGET_BLOCK_TIME_MS: u64 = 100;
+/// Minimum time per height. Empty heights still produce a (verifiable, empty) batch each;
+/// an idle network's pace is set by [`DEFAULT_PROPOSE_WAIT_MS`] instead.
+pub const DEFAULT_TARGET_BLOCK_TIME_MS: u64 = 30;
+/// How long a proposer with an empty pool waits for a bundle before proposing an empty block
+/// (the first bundle ends the wait).
+pub const DEFAULT_PROPOSE_WAIT_MS: u64 = 100;
 pub const DEFAULT_TIMEOUT_PROPOSE_MS: u64 = 1_000;
 pub const DEFAULT_TIMEOUT_VOTE_MS: u64 = 500;
 pub const DEFAULT_TIMEOUT_DELTA_MS: u64 = 250;
@@ -56,6 +60,11 @@ pub struct ConsensusConfig {
     pub peers: Vec<String>,
     #[serde(default = "d_block_time")]
     pub target_block_time_ms: u64,
+    /// A proposer whose pool is empty waits up to this long for a bundle, then proposes an
+    /// empty block; the first bundle to arrive ends the wait. Below half of
+    /// `timeout_propose_ms`; 0 proposes at once.
+    #[serde(default = "d_propose_wait")]
+    pub propose_wait_ms: u64,
     #[serde(default = "d_propose")]
     pub timeout_propose_ms: u64,
     #[serde(default = "d_vote")]
@@ -139,6 +148,9 @@ fn d_buffer() -> u32 {
 fn d_block_time() -> u64 {
     DEFAULT_TARGET_BLOCK_TIME_MS
 }
+fn d_propose_wait() -> u64 {
+    DEFAULT_PROPOSE_WAIT_MS
+}
 fn d_propose() -> u64 {
     DEFAULT_TIMEOUT_PROPOSE_MS
 }
@@ -177,6 +189,7 @@ impl Config {
                 listen: DEFAULT_CONSENSUS_LISTEN.into(),
                 peers: vec![],
                 target_block_time_ms: d_block_time(),
+                propose_wait_ms: d_propose_wait(),
                 timeout_propose_ms: d_propose(),
                 timeout_vote_ms: d_vote(),
                 timeout_delta_ms: d_delta(),
@@ -224,6 +237,13 @@ impl Config {
         if self.consensus.timeout_propose_ms == 0 || self.consensus.timeout_vote_ms == 0 {
             return Err("consensus timeouts must be positive".into());
         }
+        if self.consensus.propose_wait_ms >= self.consensus.timeout_propose_ms / 2 {
+            return Err(format!(
+                "consensus.propose_wait_ms ({}) must be below half of consensus.timeout_propose_ms ({}): \
+                 the others would time out waiting for the proposal",
+                self.consensus.propose_wait_ms, self.consensus.timeout_propose_ms
+            ));
+        }
         if self.mempool.max_count == 0
             || self.mempool.max_bytes == 0
             || self.mempool.max_per_signer == 0
@@ -259,5 +279,20 @@ mod tests {
         bad.save(&p).unwrap();
         let err = Config::load(&p).unwrap_err().to_string();
         assert!(err.contains("gossip.peers"), "{err}");
+    }
+
+    #[test]
+    fn a_propose_wait_the_others_would_time_out_on_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let mut c = Config::new("n0");
+        c.consensus.timeout_propose_ms = 1_000;
+        c.consensus.propose_wait_ms = 500;
+        c.save(&p).unwrap();
+        let err = Config::load(&p).unwrap_err().to_string();
+        assert!(err.contains("propose_wait_ms"), "{err}");
+        c.consensus.propose_wait_ms = 499;
+        c.save(&p).unwrap();
+        assert_eq!(Config::load(&p).unwrap().consensus.propose_wait_ms, 499);
     }
 }

@@ -229,6 +229,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         timeouts: timeouts(&config.consensus),
         target_block_time: Some(Duration::from_millis(config.consensus.target_block_time_ms))
             .filter(|d| !d.is_zero()),
+        propose_wait: Duration::from_millis(config.consensus.propose_wait_ms),
     };
     let chain_store: Arc<dyn ChainStore> = store.clone();
     let host = Host::new(

@@ -35,6 +35,11 @@ pub struct RunSpec {
     pub duration: Duration,
     /// How long to wait for the last deliveries after the load stops.
     pub drain: Duration,
+    /// The validators' `consensus.target_block_time_ms` (a network setting, recorded with
+    /// the results because latency depends on it).
+    pub block_time_ms: u64,
+    /// The validators' `consensus.propose_wait_ms`.
+    pub propose_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +60,8 @@ pub struct NodeUsage {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
     pub validators: usize,
+    pub target_block_time_ms: u64,
+    pub propose_wait_ms: u64,
     pub legs: usize,
     pub leg_bytes: usize,
     pub offered_per_s: f64,
@@ -370,6 +377,8 @@ pub async fn run_once(
     let ceiling = raw_verify_per_s / n as f64;
     Ok(RunResult {
         validators: n,
+        target_block_time_ms: spec.block_time_ms,
+        propose_wait_ms: spec.propose_wait_ms,
         legs: spec.legs,
         leg_bytes: spec.leg_bytes,
         offered_per_s: spec.rate,
@@ -571,6 +580,8 @@ mod tests {
     fn result(rate: f64, p50: f64) -> RunResult {
         RunResult {
             validators: 4,
+            target_block_time_ms: 100,
+            propose_wait_ms: 100,
             legs: 2,
             leg_bytes: 256,
             offered_per_s: rate,

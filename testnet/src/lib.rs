@@ -145,6 +145,7 @@ pub struct ClusterOptions {
     pub validators: usize,
     pub chain_id: u64,
     pub target_block_time_ms: u64,
+    pub propose_wait_ms: u64,
     /// Protocol limits written into the genesis file.
     pub limits: lockstep_bundles::Limits,
     /// Applied to each node's config before it is written.
@@ -157,6 +158,7 @@ impl Default for ClusterOptions {
             validators: 4,
             chain_id: LOCAL_CHAIN_ID,
             target_block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
+            propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
             limits: lockstep_bundles::Limits::default(),
             tweak: None,
         }
@@ -235,6 +237,7 @@ impl Cluster {
             c.metrics.listen = format!("127.0.0.1:{metrics}").parse()?;
             c.consensus.listen = format!("/ip4/127.0.0.1/tcp/{consensus}");
             c.consensus.target_block_time_ms = opts.target_block_time_ms;
+            c.consensus.propose_wait_ms = opts.propose_wait_ms;
             c.gossip.listen = format!("/ip4/127.0.0.1/tcp/{gossip}");
             for (j, p) in ports.iter().enumerate() {
                 if j != i {

@@ -68,6 +68,12 @@ enum Cmd {
         /// Where to put the networks (default: a new temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The validators' target block time (`consensus.target_block_time_ms`).
+        #[arg(long, default_value_t = lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS)]
+        block_time_ms: u64,
+        /// The validators' propose wait (`consensus.propose_wait_ms`).
+        #[arg(long, default_value_t = lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS)]
+        propose_wait_ms: u64,
     },
     /// Start a fresh 4-validator network, send atomic bundles across rollups 1 and 2, and
     /// print what each rollup's verifying follower receives and its example ledger executes.
@@ -121,6 +127,8 @@ fn main() -> std::process::ExitCode {
                 step,
                 out,
                 dir,
+                block_time_ms,
+                propose_wait_ms,
             } => {
                 // Networks go under --dir (kept), or a temporary directory removed afterwards
                 // (a saturated run writes gigabytes of blocks).
@@ -134,6 +142,8 @@ fn main() -> std::process::ExitCode {
                     rate,
                     duration: Duration::from_secs(duration),
                     drain: Duration::from_secs(30),
+                    block_time_ms,
+                    propose_wait_ms,
                 };
                 let result = if smoke {
                     bench_smoke(&base, &out).await
@@ -383,13 +393,19 @@ fn spinner() -> indicatif::ProgressBar {
     p
 }
 
-async fn bench_network(base: &std::path::Path, validators: usize) -> eyre::Result<Cluster> {
+async fn bench_network(
+    base: &std::path::Path,
+    validators: usize,
+    spec: &bench::RunSpec,
+) -> eyre::Result<Cluster> {
     let dir = base.join(format!("{validators}v"));
     let _ = std::fs::remove_dir_all(&dir);
     let mut c = Cluster::create(
         &dir,
         &ClusterOptions {
             validators,
+            target_block_time_ms: spec.block_time_ms,
+            propose_wait_ms: spec.propose_wait_ms,
             ..Default::default()
         },
     )?;
@@ -408,7 +424,7 @@ async fn bench_single(
     p.set_message("measuring raw batch verification");
     let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(20_000)).await?;
     p.set_message(format!("starting {validators} validators"));
-    let mut cluster = bench_network(base, validators).await?;
+    let mut cluster = bench_network(base, validators, spec).await?;
     let r = bench::run_once(&cluster, spec, raw, 1, Some(&p)).await?;
     cluster.stop_all()?;
     p.finish_and_clear();
@@ -429,9 +445,11 @@ async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -> eyre::Res
         rate: 50.0,
         duration: Duration::from_secs(5),
         drain: Duration::from_secs(30),
+        block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
+        propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
     };
     let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(2_000)).await?;
-    let mut cluster = bench_network(base, 4).await?;
+    let mut cluster = bench_network(base, 4, &spec).await?;
     let r = bench::run_once(&cluster, &spec, raw, 1, None).await?;
     cluster.stop_all()?;
     let path = bench::write_json(out, &format!("smoke-{}.json", stamp()), &r)?;
@@ -456,7 +474,7 @@ async fn bench_soak(
     let p = spinner();
     p.set_message("measuring raw batch verification");
     let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(40_000)).await?;
-    let mut cluster = bench_network(base, validators).await?;
+    let mut cluster = bench_network(base, validators, spec).await?;
     let pids: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
     let t0 = std::time::Instant::now();
     let timeline = std::sync::Arc::new(std::sync::Mutex::new(Vec::<RssSample>::new()));
@@ -552,7 +570,7 @@ async fn bench_full(
     let mut all_runs = Vec::new();
     for validators in [4usize, 7, 10] {
         p.set_message(format!("starting {validators} validators"));
-        let mut cluster = bench_network(base, validators).await?;
+        let mut cluster = bench_network(base, validators, spec).await?;
         let sat_spec = bench::RunSpec {
             duration: step,
             ..spec.clone()
