@@ -50,6 +50,30 @@ pub struct Percentiles {
     pub max: f64,
 }
 
+impl Percentiles {
+    /// From a histogram of microseconds.
+    fn of(h: &Histogram<u64>) -> Percentiles {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Percentiles {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            max: h.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// Latency cut at the block's timestamp (the proposer's clock when it built the block; every
+/// process shares this machine's clock, at millisecond resolution).
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySplit {
+    /// From when the bundle was due to the proposal that included it: sending, admission,
+    /// gossip, and waiting in the pool for a proposer.
+    pub due_to_block: Percentiles,
+    /// From the proposal to the subscriber: consensus, commit, and delivery.
+    pub block_to_delivery: Percentiles,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeUsage {
     pub name: String,
@@ -72,6 +96,7 @@ pub struct RunResult {
     pub delivered_bundles_per_s: f64,
     pub delivered_mb_per_s: f64,
     pub latency_ms: Percentiles,
+    pub latency_split_ms: LatencySplit,
     pub raw_verify_per_s: f64,
     pub ceiling_bundles_per_s: f64,
     pub ratio_to_ceiling: f64,
@@ -257,6 +282,9 @@ pub async fn run_once(
     // JSON-RPC batch request per validator (split at BATCH_CALLS calls or BATCH_BYTES), the
     // way a busy front end forwards its users' bundles.
     let t0 = Instant::now();
+    let t0_wall_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_micros() as f64;
     let sender = {
         let (sent, accepted, rejected) = (sent.clone(), accepted.clone(), rejected.clone());
         let rate = spec.rate;
@@ -306,6 +334,8 @@ pub async fn run_once(
     };
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut to_block = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut to_delivery = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut delivered = 0u64;
     let mut delivered_bytes = 0u64;
     let mut last_delivery = t0;
@@ -334,12 +364,19 @@ pub async fn run_once(
         let v = v?;
         heights += 1;
         let now = Instant::now();
+        let now_wall_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_micros() as f64;
+        let block_us = v.batch.header.timestamp as f64 * 1000.0;
         for e in v.batch.entries.iter().filter(|e| e.leg_index == 0) {
             let Some(i) = index.get(&e.bundle_hash) else {
                 continue;
             };
             let due = t0 + Duration::from_secs_f64(*i as f64 / spec.rate);
             hist.record(now.saturating_duration_since(due).as_micros().max(1) as u64)?;
+            let due_wall_us = t0_wall_us + *i as f64 * 1e6 / spec.rate;
+            to_block.record((block_us - due_wall_us).max(1.0) as u64)?;
+            to_delivery.record((now_wall_us - block_us).max(1.0) as u64)?;
             delivered += 1;
             delivered_bytes += (spec.legs * spec.leg_bytes) as u64;
             last_delivery = now;
@@ -372,7 +409,6 @@ pub async fn run_once(
             rss_mb_max: rss.get(i).copied().unwrap_or(0.0),
         })
         .collect();
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let delivered_per_s = delivered as f64 / elapsed;
     let ceiling = raw_verify_per_s / n as f64;
     Ok(RunResult {
@@ -388,11 +424,10 @@ pub async fn run_once(
         delivered,
         delivered_bundles_per_s: delivered_per_s,
         delivered_mb_per_s: delivered_bytes as f64 / elapsed / 1e6,
-        latency_ms: Percentiles {
-            p50: ms(0.5),
-            p90: ms(0.9),
-            p99: ms(0.99),
-            max: hist.max() as f64 / 1000.0,
+        latency_ms: Percentiles::of(&hist),
+        latency_split_ms: LatencySplit {
+            due_to_block: Percentiles::of(&to_block),
+            block_to_delivery: Percentiles::of(&to_delivery),
         },
         raw_verify_per_s,
         ceiling_bundles_per_s: ceiling,
@@ -596,6 +631,20 @@ mod tests {
                 p90: p50 * 1.5,
                 p99: p50 * 2.0,
                 max: p50 * 3.0,
+            },
+            latency_split_ms: LatencySplit {
+                due_to_block: Percentiles {
+                    p50: 1.0,
+                    p90: 1.0,
+                    p99: 1.0,
+                    max: 1.0,
+                },
+                block_to_delivery: Percentiles {
+                    p50: 1.0,
+                    p90: 1.0,
+                    p99: 1.0,
+                    max: 1.0,
+                },
             },
             raw_verify_per_s: 1.0,
             ceiling_bundles_per_s: 1.0,
