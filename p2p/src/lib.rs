@@ -252,6 +252,13 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                 let mut params = gossipsub::PeerScoreParams {
                     // Local networks put every peer on one IP address.
                     ip_colocation_factor_weight: 0.0,
+                    // No behaviour penalty (P7). Its main source is broken IWANT promises,
+                    // which an honest validator breaks when it is overloaded: with 64 KiB
+                    // bundles and full pools, peers reached scores of -44,878 and -255,988
+                    // (the penalty is squared) within seconds, were graylisted, and were
+                    // banned for good, splitting the gossip network while it was busiest.
+                    // Misbehaviour that matters here is invalid bundles, scored by P4 below.
+                    behaviour_penalty_weight: 0.0,
                     ..Default::default()
                 };
                 params.topics.insert(
