@@ -259,6 +259,10 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                     // banned for good, splitting the gossip network while it was busiest.
                     // Misbehaviour that matters here is invalid bundles, scored by P4 below.
                     behaviour_penalty_weight: 0.0,
+                    // Nor the slow-peer penalty (a message that cannot be queued to a peer
+                    // whose send queue is full): the same overload then took a peer to -95.9
+                    // (about 480 such messages) and a ban.
+                    slow_peer_weight: 0.0,
                     ..Default::default()
                 };
                 params.topics.insert(
