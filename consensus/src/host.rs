@@ -207,10 +207,7 @@ impl Host {
         network: &mpsc::Sender<NetworkMsg<Ctx>>,
     ) -> eyre::Result<()> {
         let wait = self.cfg.propose_wait.min(timeout / 2);
-        let already = self
-            .proposals
-            .get(&height)
-            .is_some_and(|l| l.iter().any(|p| p.round == round));
+        let already = self.own_proposal(height, round_u32(round)).is_some();
         if wait.is_zero() || already || self.mempool.size().0 > 0 {
             return self.propose_and_reply(height, round, reply, network).await;
         }
@@ -443,17 +440,23 @@ impl Host {
     }
 
     /// Builds (or rebuilds, after a restart) this node's block for `(height, round)`.
+    /// The value this node already proposed at `height` and `round`, if any.
+    fn own_proposal(&self, height: u64, round: u32) -> Option<BlockId> {
+        let me = ValidatorAddress(self.cfg.address);
+        self.proposals.get(&height).and_then(|l| {
+            l.iter()
+                .find(|p| p.round == Round::new(round) && p.proposer == me)
+                .map(|p| p.value)
+        })
+    }
+
     fn propose(
         &mut self,
         height: u64,
         round: u32,
     ) -> eyre::Result<(BlockId, Vec<StreamMessage<ProposalPart>>)> {
         let me = ValidatorAddress(self.cfg.address);
-        let previous = self.proposals.get(&height).and_then(|l| {
-            l.iter()
-                .find(|p| p.round == Round::new(round) && p.proposer == me)
-                .map(|p| p.value)
-        });
+        let previous = self.own_proposal(height, round);
         let held = match previous.and_then(|v| self.blocks.get(&v.0).cloned()) {
             Some(h) => h,
             None => {

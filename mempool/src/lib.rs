@@ -131,7 +131,8 @@ impl State {
 /// The shared mempool handle.
 pub struct Mempool {
     state: Mutex<State>,
-    /// Woken whenever bundles become pending, for [`Mempool::wait_for`].
+    /// Woken whenever bundles become pending, for [`Mempool::wait_for`] and
+    /// [`Mempool::wait_for_any`].
     inserted: tokio::sync::Notify,
 }
 
@@ -213,37 +214,43 @@ impl Mempool {
         hashes: &[Hash],
         timeout: std::time::Duration,
     ) -> Vec<Option<Admitted>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Registered before looking, so an insert between the look and the wait wakes us.
-            let inserted = self.inserted.notified();
-            tokio::pin!(inserted);
-            inserted.as_mut().enable();
+        self.wait_until(timeout, || {
             let found = self.pending_many(hashes);
-            if found.iter().all(Option::is_some) {
-                return found;
-            }
-            if tokio::time::timeout_at(deadline, inserted).await.is_err() {
-                return self.pending_many(hashes);
-            }
-        }
+            (found.iter().all(Option::is_some), found)
+        })
+        .await
     }
 
     /// Waits until the pool holds at least one pending bundle or `timeout` passes; returns
     /// whether it does. Used by a proposer with nothing to propose: the first bundle to arrive
     /// ends the wait, so a quiet network does not make it wait out a whole block time.
     pub async fn wait_for_any(&self, timeout: std::time::Duration) -> bool {
+        self.wait_until(timeout, || {
+            let any = self.size().0 > 0;
+            (any, any)
+        })
+        .await
+    }
+
+    /// Looks (`look` returns whether to stop, and what it saw) after every insert until it
+    /// says stop or `timeout` passes; returns what the last look saw.
+    async fn wait_until<T>(
+        &self,
+        timeout: std::time::Duration,
+        mut look: impl FnMut() -> (bool, T),
+    ) -> T {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            // Registered before looking, as in `wait_for`.
+            // Registered before looking, so an insert between the look and the wait wakes us.
             let inserted = self.inserted.notified();
             tokio::pin!(inserted);
             inserted.as_mut().enable();
-            if self.size().0 > 0 {
-                return true;
+            let (done, seen) = look();
+            if done {
+                return seen;
             }
             if tokio::time::timeout_at(deadline, inserted).await.is_err() {
-                return self.size().0 > 0;
+                return look().1;
             }
         }
     }

@@ -63,6 +63,13 @@ impl Percentiles {
     }
 }
 
+/// This machine's wall clock in microseconds (block timestamps are wall-clock milliseconds).
+fn wall_clock_us() -> eyre::Result<f64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_micros() as f64)
+}
+
 /// Latency cut at the block's timestamp (the proposer's clock when it built the block; every
 /// process shares this machine's clock, at millisecond resolution).
 #[derive(Debug, Clone, Serialize)]
@@ -282,9 +289,7 @@ pub async fn run_once(
     // JSON-RPC batch request per validator (split at BATCH_CALLS calls or BATCH_BYTES), the
     // way a busy front end forwards its users' bundles.
     let t0 = Instant::now();
-    let t0_wall_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_micros() as f64;
+    let t0_wall_us = wall_clock_us()?;
     let sender = {
         let (sent, accepted, rejected) = (sent.clone(), accepted.clone(), rejected.clone());
         let rate = spec.rate;
@@ -364,9 +369,7 @@ pub async fn run_once(
         let v = v?;
         heights += 1;
         let now = Instant::now();
-        let now_wall_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_micros() as f64;
+        let now_wall_us = wall_clock_us()?;
         let block_us = v.batch.header.timestamp as f64 * 1000.0;
         for e in v.batch.entries.iter().filter(|e| e.leg_index == 0) {
             let Some(i) = index.get(&e.bundle_hash) else {
@@ -613,6 +616,12 @@ mod tests {
     }
 
     fn result(rate: f64, p50: f64) -> RunResult {
+        let flat = Percentiles {
+            p50: 1.0,
+            p90: 1.0,
+            p99: 1.0,
+            max: 1.0,
+        };
         RunResult {
             validators: 4,
             target_block_time_ms: 100,
@@ -633,18 +642,8 @@ mod tests {
                 max: p50 * 3.0,
             },
             latency_split_ms: LatencySplit {
-                due_to_block: Percentiles {
-                    p50: 1.0,
-                    p90: 1.0,
-                    p99: 1.0,
-                    max: 1.0,
-                },
-                block_to_delivery: Percentiles {
-                    p50: 1.0,
-                    p90: 1.0,
-                    p99: 1.0,
-                    max: 1.0,
-                },
+                due_to_block: flat.clone(),
+                block_to_delivery: flat,
             },
             raw_verify_per_s: 1.0,
             ceiling_bundles_per_s: 1.0,
