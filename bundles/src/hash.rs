@@ -5,6 +5,13 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
+/// A map keyed by hashes or public keys: foldhash with a per-process random seed. Keys are
+/// SHA-256 outputs, so SipHash's extra strength buys nothing an attacker could not get by
+/// grinding anyway, and it was the largest single cost of admission's bookkeeping.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// A set of hashes or public keys; see [`FastMap`].
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// A SHA-256 digest.
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize,

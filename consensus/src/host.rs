@@ -13,6 +13,7 @@ use crate::signing::{LockstepSigner, LockstepVerifier};
 use crate::store::{ChainStore, Committed, UndecidedRecord};
 use crate::streaming::{split, CompleteStream, Reassembly};
 use bytes::Bytes;
+use lockstep_bundles::hash::FastMap;
 use lockstep_bundles::{Block, BlockHeader, Hash, Limits, SignedBundle};
 use lockstep_mempool::Mempool;
 use malachitebft_app_channel::app::consensus::ProposedValue;
@@ -27,7 +28,7 @@ use malachitebft_app_channel::app::types::core::{
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -116,7 +117,7 @@ pub struct Host {
     streams: Reassembly,
     /// Future-height streams, validated when their height starts.
     future: Vec<CompleteStream>,
-    blocks: HashMap<Hash, Arc<Held>>,
+    blocks: FastMap<Hash, Arc<Held>>,
     proposals: BTreeMap<u64, Vec<ProposedValue<Ctx>>>,
     committed: Option<u64>,
     /// Proposals put off by [`HostConfig::propose_wait`] come back here when their wait ends.
@@ -163,7 +164,7 @@ impl Host {
             height: 0,
             round: 0,
             future: Vec::new(),
-            blocks: HashMap::new(),
+            blocks: FastMap::default(),
             proposals: BTreeMap::new(),
             committed: None,
             deferred_tx,

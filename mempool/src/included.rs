@@ -4,27 +4,40 @@
 //! valid again once the chain passes `h - 1 + max_ttl`: remembering `max_ttl` heights of
 //! inclusions is enough to refuse every replay.
 
+use lockstep_bundles::hash::FastMap;
 use lockstep_bundles::Hash;
-use std::collections::{BTreeMap, HashMap};
 
-/// What is remembered of an included hash: its first 128 bits. At a few thousand bundles a
-/// second the window holds about a million hashes, and half of a 32-byte key is half of the
-/// set's memory. Two distinct bundles share a prefix with probability about `n / 2^128` for
-/// a window of `n` (and finding a bundle whose hash starts like a given one is a 2^128
-/// search), so the set still answers exactly for any realistic input.
-type Key = [u8; 16];
+/// What is remembered of an included hash: its first 96 bits. At a few thousand bundles a
+/// second the window holds over a million hashes, so every byte of an entry counts. Two
+/// distinct bundles share a prefix with probability about `n / 2^96` for a window of `n`
+/// (about 10^-23 for a million), and finding a bundle whose hash starts like a given one is
+/// a 2^96 search, so the set still answers exactly for any realistic input.
+type Key = [u8; 12];
 
 fn key(hash: &Hash) -> Key {
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&hash.0[..16]);
+    let mut k = [0u8; 12];
+    k.copy_from_slice(&hash.0[..12]);
     k
 }
 
+/// Inclusion heights are stored modulo 2^32 (a window is far shorter than 2^32 heights) and
+/// widened again against the latest height: an entry is 16 bytes.
+type Stored = u32;
+
+/// Included hashes of the last `max_ttl` heights, with the height each was included at.
+///
+/// One hash table and nothing else: heights that leave the window are swept out of the table
+/// in one pass every [`IncludedSet::sweep_every`] heights rather than tracked per height,
+/// which would cost another copy of every key. Entries past the window but not yet swept are
+/// never reported.
 #[derive(Debug, Clone, Default)]
 pub struct IncludedSet {
     max_ttl: u64,
-    by_hash: HashMap<Key, u64>,
-    by_height: BTreeMap<u64, Vec<Key>>,
+    by_hash: FastMap<Key, Stored>,
+    /// The highest height inserted or pruned at.
+    latest: u64,
+    /// Every entry below this height has been swept out.
+    swept_below: u64,
 }
 
 impl IncludedSet {
@@ -36,29 +49,41 @@ impl IncludedSet {
     }
 
     pub fn insert(&mut self, hash: Hash, height: u64) {
+        self.latest = self.latest.max(height);
         // The first inclusion is the one remembered (a hash is never included twice).
-        let k = key(&hash);
-        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(k) {
-            e.insert(height);
-            self.by_height.entry(height).or_default().push(k);
-        }
+        self.by_hash.entry(key(&hash)).or_insert(height as Stored);
     }
 
+    /// The height `hash` was included at, if that is within the last `max_ttl` heights.
     pub fn height_of(&self, hash: &Hash) -> Option<u64> {
-        self.by_hash.get(&key(hash)).copied()
+        let stored = *self.by_hash.get(&key(hash))?;
+        let height = self.widen(stored);
+        (height >= self.window_start(self.latest)).then_some(height)
+    }
+
+    /// The full height of a stored one: the latest height at or below `self.latest` that is
+    /// congruent to it modulo 2^32.
+    fn widen(&self, stored: Stored) -> u64 {
+        self.latest - u64::from((self.latest as Stored).wrapping_sub(stored))
+    }
+
+    /// How many heights may leave the window before they are swept out of the table.
+    fn sweep_every(&self) -> u64 {
+        (self.max_ttl / 16).max(1)
     }
 
     /// Forgets inclusions that can no longer be replayed once `latest` is decided.
     pub fn prune(&mut self, latest: u64) {
-        let keep_from = latest.saturating_sub(self.max_ttl) + 1;
-        let old: Vec<u64> = self.by_height.range(..keep_from).map(|(h, _)| *h).collect();
-        for h in old {
-            if let Some(keys) = self.by_height.remove(&h) {
-                for k in keys {
-                    self.by_hash.remove(&k);
-                }
-            }
+        self.latest = self.latest.max(latest);
+        let keep_from = self.window_start(self.latest);
+        if keep_from < self.swept_below + self.sweep_every() {
+            return;
         }
+        let latest = self.latest;
+        self.by_hash.retain(|_, stored| {
+            latest - u64::from((latest as Stored).wrapping_sub(*stored)) >= keep_from
+        });
+        self.swept_below = keep_from;
         // Give back the table's spare room once it is far larger than what it holds.
         if self.by_hash.capacity() > 4 * self.by_hash.len().max(1024) {
             self.by_hash.shrink_to_fit();
@@ -70,6 +95,7 @@ impl IncludedSet {
         latest.saturating_sub(self.max_ttl) + 1
     }
 
+    /// Hashes held, including those that left the window since the last sweep.
     pub fn len(&self) -> usize {
         self.by_hash.len()
     }
@@ -98,13 +124,49 @@ mod tests {
     }
 
     #[test]
-    fn a_hash_differing_only_in_its_second_half_is_the_same_entry() {
+    fn sweeps_what_left_the_window_and_never_reports_it_before() {
+        let max_ttl = 64;
+        let mut s = IncludedSet::new(max_ttl);
+        let h = |i: u64| Hash::tagged(b"x", &[&i.to_le_bytes()]);
+        for height in 1..=1_000u64 {
+            s.insert(h(height), height);
+            s.prune(height);
+            let start = s.window_start(height);
+            // Exactly the window answers, whatever has been swept so far…
+            for back in 0..(max_ttl + 8).min(height) {
+                let probe = height - back;
+                let expect = (probe >= start).then_some(probe);
+                assert_eq!(s.height_of(&h(probe)), expect, "at {height}, {probe}");
+            }
+            // …and at most one sweep interval of stale entries is held.
+            assert!(s.len() as u64 <= max_ttl + s.sweep_every());
+        }
+    }
+
+    #[test]
+    fn heights_beyond_32_bits_widen_back_exactly() {
+        let base = (1u64 << 32) - 3;
+        let mut s = IncludedSet::new(10);
+        for i in 0..8 {
+            s.insert(Hash::tagged(b"x", &[&[i]]), base + u64::from(i));
+        }
+        s.prune(base + 7);
+        for i in 0..8u8 {
+            assert_eq!(
+                s.height_of(&Hash::tagged(b"x", &[&[i]])),
+                Some(base + u64::from(i))
+            );
+        }
+    }
+
+    #[test]
+    fn a_hash_differing_only_after_its_first_96_bits_is_the_same_entry() {
         let mut s = IncludedSet::new(10);
         let a = Hash::tagged(b"x", &[b"a"]);
         let mut b = a;
-        b.0[31] ^= 1;
+        b.0[12] ^= 1;
         let mut c = a;
-        c.0[15] ^= 1;
+        c.0[11] ^= 1;
         s.insert(a, 1);
         s.insert(b, 2);
         assert_eq!(s.len(), 1);

@@ -15,10 +15,11 @@ pub mod pool;
 
 use bytes::Bytes;
 use included::IncludedSet;
+use lockstep_bundles::hash::{FastMap, FastSet};
 use lockstep_bundles::{Hash, SignedBundle};
 use parking_lot::Mutex;
 use pool::{Pool, PoolConfig, PoolError};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// A bundle that passed admission: decoded, checked, signature verified.
@@ -72,9 +73,9 @@ pub enum Known {
 struct State {
     pool: Pool,
     included: IncludedSet,
-    dropped: HashMap<Hash, String>,
+    dropped: FastMap<Hash, String>,
     dropped_order: VecDeque<Hash>,
-    verified: HashSet<Hash>,
+    verified: FastSet<Hash>,
     verified_order: VecDeque<Hash>,
 }
 
@@ -114,6 +115,7 @@ impl State {
     fn publish_size(&self) {
         metrics::gauge!("lockstep_mempool_bundles").set(self.pool.len() as f64);
         metrics::gauge!("lockstep_mempool_bytes").set(self.pool.bytes() as f64);
+        metrics::gauge!("lockstep_mempool_replay_window").set(self.included.len() as f64);
     }
 
     fn remember_dropped(&mut self, hash: Hash, reason: String) {
@@ -142,9 +144,9 @@ impl Mempool {
             state: Mutex::new(State {
                 pool: Pool::new(config),
                 included,
-                dropped: HashMap::new(),
+                dropped: FastMap::default(),
                 dropped_order: VecDeque::new(),
-                verified: HashSet::new(),
+                verified: FastSet::default(),
                 verified_order: VecDeque::new(),
             }),
             inserted: tokio::sync::Notify::new(),

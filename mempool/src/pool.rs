@@ -9,8 +9,9 @@
 //! space left in a block is skipped for that block but keeps its place.
 
 use crate::Admitted;
+use lockstep_bundles::hash::FastMap;
 use lockstep_bundles::Hash;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Default maximum number of pending bundles.
 pub const DEFAULT_MAX_COUNT: usize = 50_000;
@@ -54,8 +55,8 @@ pub struct Pool {
     config: PoolConfig,
     next_seq: u64,
     order: BTreeMap<u64, Hash>,
-    slots: HashMap<Hash, Slot>,
-    per_signer: HashMap<[u8; 32], usize>,
+    slots: FastMap<Hash, Slot>,
+    per_signer: FastMap<[u8; 32], usize>,
     bytes: usize,
 }
 
@@ -65,8 +66,8 @@ impl Pool {
             config,
             next_seq: 0,
             order: BTreeMap::new(),
-            slots: HashMap::new(),
-            per_signer: HashMap::new(),
+            slots: FastMap::default(),
+            per_signer: FastMap::default(),
             bytes: 0,
         }
     }

@@ -54,6 +54,14 @@ fn describe() {
     );
     describe_gauge!("lockstep_mempool_bundles", "Pending bundles");
     describe_gauge!("lockstep_mempool_bytes", "Pending bundle bytes");
+    describe_gauge!(
+        "lockstep_mempool_replay_window",
+        "Included bundle hashes remembered (the last max_ttl heights)"
+    );
+    describe_gauge!(
+        "lockstep_store_memory_bytes",
+        "Bytes the store holds in memory, by kind (memtables, table_readers, read_cache, decoded_cache)"
+    );
     describe_histogram!(
         "lockstep_mempool_verify_batch_size",
         "Signatures per verification batch"

@@ -144,6 +144,24 @@ async fn shutdown_signal() {
 }
 
 /// Runs the node in `home` until a shutdown signal or a fatal error.
+/// Sets the store's memory gauges every few seconds, until the store is gone.
+async fn report_store_memory(store: std::sync::Weak<Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        let m = store.memory();
+        for (kind, bytes) in [
+            ("memtables", m.memtable_bytes),
+            ("table_readers", m.table_readers_bytes),
+            ("read_cache", m.read_cache_bytes),
+            ("decoded_cache", m.decoded_cache_bytes),
+        ] {
+            metrics::gauge!("lockstep_store_memory_bytes", "kind" => kind).set(bytes as f64);
+        }
+    }
+}
+
 pub async fn start(home_dir: &Path) -> eyre::Result<()> {
     let home = Home::new(home_dir);
     let config = Config::load(&home.config())?;
@@ -166,6 +184,7 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
         );
     }
     let store = Arc::new(Store::open(&home.db(), keep)?);
+    tokio::spawn(report_store_memory(Arc::downgrade(&store)));
     let latest = store.latest_height()?;
     let mut included = IncludedSet::new(limits.max_ttl);
     for (h, hashes) in store.included_since(included.window_start(latest))? {

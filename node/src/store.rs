@@ -43,6 +43,20 @@ const SMALL_MEMTABLE: usize = 8 * 1024 * 1024;
 /// RocksDB's block cache for reads, shared by every column family.
 pub const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
+/// Bytes the store holds in memory, by kind.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreMemory {
+    /// RocksDB memtables, all column families (bounded by [`MEMTABLE_BUDGET`]).
+    pub memtable_bytes: u64,
+    /// Index and filter blocks held outside the read cache (only level-0 tables' pinned ones
+    /// are counted in the cache instead).
+    pub table_readers_bytes: u64,
+    /// RocksDB's read cache, index and filter blocks included (bounded by [`READ_CACHE_BYTES`]).
+    pub read_cache_bytes: u64,
+    /// Decoded recent blocks (bounded by [`BLOCK_CACHE_BYTES`]).
+    pub decoded_cache_bytes: u64,
+}
+
 /// A decided block, decoded, with what readers need.
 pub struct Decided {
     pub block: Block,
@@ -53,6 +67,7 @@ pub struct Decided {
 
 pub struct Store {
     db: DB,
+    read_cache: rocksdb::Cache,
     cache: Mutex<FifoCache<u64, Arc<Decided>>>,
     /// Decided heights kept; older ones are pruned (0 keeps everything).
     keep_heights: u64,
@@ -89,6 +104,11 @@ impl Store {
         let cfs = CFS.iter().map(|n| {
             let mut table = rocksdb::BlockBasedOptions::default();
             table.set_block_cache(&read_cache);
+            // Index and filter blocks live in the read cache too, so they are bounded by it;
+            // otherwise every open table file keeps its own in memory, and that grows with
+            // the database (which keeps every height by default). Level-0 ones stay pinned.
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             let mut cf = Options::default();
             cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
             cf.set_block_based_table_factory(&table);
@@ -104,9 +124,32 @@ impl Store {
             .map_err(|e| StoreError(format!("cannot open RocksDB at {}: {e}", path.display())))?;
         Ok(Store {
             db,
+            read_cache,
             cache: Mutex::new(FifoCache::new(BLOCK_CACHE_HEIGHTS, BLOCK_CACHE_BYTES)),
             keep_heights,
         })
+    }
+
+    /// What the store holds in memory now, for the node's memory gauges.
+    pub fn memory(&self) -> StoreMemory {
+        let mut m = StoreMemory {
+            read_cache_bytes: self.read_cache.get_usage() as u64,
+            decoded_cache_bytes: self.cache.lock().bytes() as u64,
+            ..StoreMemory::default()
+        };
+        for name in CFS {
+            let Ok(cf) = self.cf(name) else { continue };
+            let prop = |p: &str| {
+                self.db
+                    .property_int_value_cf(cf, p)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            m.memtable_bytes += prop("rocksdb.cur-size-all-mem-tables");
+            m.table_readers_bytes += prop("rocksdb.estimate-table-readers-mem");
+        }
+        m
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {

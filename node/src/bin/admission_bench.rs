@@ -16,14 +16,16 @@ use lockstep_consensus::Tip;
 use lockstep_mempool::included::IncludedSet;
 use lockstep_mempool::pool::PoolConfig;
 use lockstep_mempool::Mempool;
-use lockstep_node::admission::{raw_verify_rate, run_gossip_inbound, Admission, Source};
+use lockstep_node::admission::{
+    raw_verify_rate, run_gossip_inbound, Admission, AdmitError, Source,
+};
 use lockstep_p2p::{BundleGossip, Inbound, MessageId, PeerId, Verdict};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 #[derive(Parser)]
 #[command(about = "Benchmark bundle admission against raw signature verification")]
@@ -52,6 +54,10 @@ struct Args {
     /// Skip the gossip path (for profiling the RPC path alone).
     #[arg(long)]
     no_gossip: bool,
+    /// RPC path: one tokio task per call (as a server that spawns a task per request) instead
+    /// of the calls multiplexed in one task (as the node's batch handler runs a batch request).
+    #[arg(long)]
+    rpc_task_per_call: bool,
 }
 
 /// Gossip that goes nowhere and counts the verdicts admission reports.
@@ -112,24 +118,38 @@ fn fresh(args: &Args, gossip: Arc<CountingGossip>) -> (Arc<Mempool>, Arc<Admissi
     (mempool, admission)
 }
 
-/// RPC path: one `submit_bytes` per bundle, `concurrency` at a time. Bundles/s admitted.
+/// RPC path: one `submit_bytes` per bundle, `concurrency` calls in flight at once, driven
+/// from one task the way the node's JSON-RPC batch handler drives the calls of a batch
+/// request. With `--rpc-task-per-call`, each call is its own task instead (as a server that
+/// spawns a task per request; that task is the server's cost, not admission's).
+/// Bundles/s admitted.
 async fn rpc_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
+    use futures::stream::{FuturesUnordered, StreamExt as _};
     let (mempool, admission) = fresh(args, Arc::new(CountingGossip::default()));
-    let permits = Arc::new(Semaphore::new(args.concurrency));
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(encoded.len());
-    for e in encoded {
-        let permit = permits.clone().acquire_owned().await?;
-        let a = admission.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = a.submit_bytes(e, Source::Rpc).await;
-            drop(permit);
-            r
-        }));
-    }
-    for t in tasks {
-        t.await?
-            .map_err(|e| eyre::eyre!("admission refused a valid bundle: {e}"))?;
+    let mut in_flight = FuturesUnordered::new();
+    let mut encoded = encoded.into_iter();
+    loop {
+        while in_flight.len() < args.concurrency.max(1) {
+            let Some(e) = encoded.next() else { break };
+            let a = admission.clone();
+            let call = async move { a.submit_bytes(e, Source::Rpc).await };
+            in_flight.push(if args.rpc_task_per_call {
+                futures::future::Either::Left(async move {
+                    tokio::spawn(call)
+                        .await
+                        .unwrap_or_else(|e| Err(AdmitError::Busy(format!("task failed: {e}"))))
+                })
+            } else {
+                futures::future::Either::Right(call)
+            });
+        }
+        match in_flight.next().await {
+            Some(r) => {
+                r.map_err(|e| eyre::eyre!("admission refused a valid bundle: {e}"))?;
+            }
+            None => break,
+        }
     }
     Ok(mempool.size().0 as f64 / started.elapsed().as_secs_f64())
 }
