@@ -1,12 +1,19 @@
 //! The RocksDB store: decided blocks, certificates, bundle index, undecided proposals.
 //!
 //! Column families (integer keys big-endian, so byte order is numeric order):
-//! - `headers`, `blocks`, `certs`, `hashes`: height → header / block / certificate / bundle hashes
+//! - `headers`, `blocks`, `certs`, `hashes`: height → header / block hash / certificate /
+//!   bundle hashes
+//! - `bodies`: block hash → encoded block, for decided blocks and undecided proposals alike
 //! - `bundles`: bundle hash → height ++ index
-//! - `undecided`: height ++ round ++ block hash → proposal record
-//! - `meta`: `latest`, `earliest` → height
+//! - `undecided`: height ++ round ++ block hash → proposal record (its body in `bodies`)
+//! - `meta`: `latest`, `earliest` → height; `schema` → [`SCHEMA`]
 //!
-//! A decided block is written in one synced write batch, before anyone is told about it.
+//! A block's body is written once: when it is proposed (a validator records every proposal
+//! before voting, for crash recovery), or at commit if it arrived some other way (sync).
+//! Committing it writes only its height → hash entry and what indexes it, so a block is not
+//! copied through RocksDB twice. A decided block is written in one synced write batch, before
+//! anyone is told about it; that sync also makes the body durable, since it went to the same
+//! write-ahead log earlier. Bodies of proposals that lost are deleted at commit.
 
 use crate::cache::FifoCache;
 use borsh::BorshDeserialize;
@@ -19,9 +26,10 @@ use rocksdb::{
 use std::path::Path;
 use std::sync::Arc;
 
-const CFS: [&str; 7] = [
+const CFS: [&str; 8] = [
     "headers",
     "blocks",
+    "bodies",
     "certs",
     "hashes",
     "bundles",
@@ -30,6 +38,10 @@ const CFS: [&str; 7] = [
 ];
 const LATEST: &[u8] = b"latest";
 const EARLIEST: &[u8] = b"earliest";
+const SCHEMA_KEY: &[u8] = b"schema";
+/// The store's layout version. 2: block bodies by hash, written once (1 kept them by height,
+/// and kept undecided proposals' bodies in their records).
+pub const SCHEMA: u64 = 2;
 /// Decided blocks kept decoded in memory for subscribers and RPC reads: at most this many…
 pub const BLOCK_CACHE_HEIGHTS: usize = 256;
 /// …and about this many encoded bytes (decoded, a block takes up to about twice that).
@@ -72,6 +84,9 @@ pub struct Store {
     /// Decided heights kept; older ones are pruned (0 keeps everything).
     keep_heights: u64,
 }
+
+/// Keys of the `undecided` family: height (8) ++ round (4) ++ block hash (32).
+const UNDECIDED_KEY: usize = 44;
 
 /// Most heights pruned in one commit, so a large backlog is pruned gradually.
 pub const PRUNE_PER_COMMIT: u64 = 64;
@@ -122,12 +137,50 @@ impl Store {
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| StoreError(format!("cannot open RocksDB at {}: {e}", path.display())))?;
-        Ok(Store {
+        let store = Store {
             db,
             read_cache,
             cache: Mutex::new(FifoCache::new(BLOCK_CACHE_HEIGHTS, BLOCK_CACHE_BYTES)),
             keep_heights,
-        })
+        };
+        match store.meta(SCHEMA_KEY)? {
+            Some(SCHEMA) => {}
+            None if store.meta(LATEST)?.is_none() && store.undecided_is_empty()? => {
+                store
+                    .db
+                    .put_cf(store.cf("meta")?, SCHEMA_KEY, be(SCHEMA))
+                    .map_err(err)?;
+            }
+            found => {
+                return Err(StoreError(format!(
+                    "the store at {} has layout {} and this node reads layout {SCHEMA}; \
+                     move it aside and let the node sync from its peers",
+                    path.display(),
+                    found.unwrap_or(1)
+                )))
+            }
+        }
+        Ok(store)
+    }
+
+    fn undecided_is_empty(&self) -> Result<bool> {
+        let mut it = self
+            .db
+            .iterator_cf(self.cf("undecided")?, IteratorMode::Start);
+        Ok(it.next().is_none())
+    }
+
+    /// A block body by block hash.
+    fn body(&self, hash: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf("bodies")?, hash).map_err(err)
+    }
+
+    fn has_body(&self, hash: &Hash) -> Result<bool> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf("bodies")?, hash.0)
+            .map_err(err)?
+            .is_some())
     }
 
     /// What the store holds in memory now, for the node's memory gauges.
@@ -233,6 +286,9 @@ impl Store {
             for x in self.hashes(h)?.unwrap_or_default() {
                 batch.delete_cf(self.cf("bundles")?, x.0);
             }
+            if let Some(hash) = self.db.get_cf(self.cf("blocks")?, be(h)).map_err(err)? {
+                batch.delete_cf(self.cf("bodies")?, hash);
+            }
         }
         for cf in ["headers", "blocks", "certs", "hashes"] {
             batch.delete_range_cf(self.cf(cf)?, be(earliest), be(to));
@@ -282,7 +338,19 @@ impl ChainStore for Store {
     }
 
     fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>> {
-        self.db.get_cf(self.cf("blocks")?, be(height)).map_err(err)
+        match self
+            .db
+            .get_cf(self.cf("blocks")?, be(height))
+            .map_err(err)?
+        {
+            Some(hash) => match self.body(&hash)? {
+                Some(body) => Ok(Some(body)),
+                None => Err(StoreError(format!(
+                    "missing body of decided height {height}"
+                ))),
+            },
+            None => Ok(None),
+        }
     }
 
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>> {
@@ -310,9 +378,14 @@ impl ChainStore for Store {
                 header.hash()
             )));
         }
+        let hash = header.hash();
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf("headers")?, be(h), header.encode());
-        batch.put_cf(self.cf("blocks")?, be(h), block);
+        batch.put_cf(self.cf("blocks")?, be(h), hash.0);
+        // Usually recorded already, as a proposal; only a block that came by sync is new here.
+        if !self.has_body(&hash)? {
+            batch.put_cf(self.cf("bodies")?, hash.0, block);
+        }
         batch.put_cf(
             self.cf("certs")?,
             be(h),
@@ -339,6 +412,16 @@ impl ChainStore for Store {
         };
         let pruned = self.prune_into(&mut batch, earliest, h)?;
         let undecided = self.cf("undecided")?;
+        // Proposals up to this height that were not decided: their bodies go with them.
+        for item in self.db.iterator_cf(undecided, IteratorMode::Start) {
+            let (k, _) = item.map_err(err)?;
+            if k.len() != UNDECIDED_KEY || k[..8] > be(h)[..] {
+                break;
+            }
+            if k[12..] != hash.0[..] {
+                batch.delete_cf(self.cf("bodies")?, &k[12..]);
+            }
+        }
         batch.delete_range_cf(undecided, be(0), be(h + 1));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -350,13 +433,31 @@ impl ChainStore for Store {
     }
 
     fn put_undecided(&self, r: &UndecidedRecord) -> Result<()> {
-        let mut key = Vec::with_capacity(44);
+        let mut key = Vec::with_capacity(UNDECIDED_KEY);
         key.extend_from_slice(&be(r.height));
         key.extend_from_slice(&r.round.to_be_bytes());
         key.extend_from_slice(&r.block_hash.0);
-        self.db
-            .put_cf(self.cf("undecided")?, key, borsh::to_vec(r).map_err(err)?)
-            .map_err(err)
+        let mut batch = WriteBatch::default();
+        // The record without its body; the body once, by hash (a block proposed again in a
+        // later round is not written again).
+        let record = UndecidedRecord {
+            height: r.height,
+            round: r.round,
+            valid_round: r.valid_round,
+            proposer: r.proposer,
+            block_hash: r.block_hash,
+            valid: r.valid,
+            block: Vec::new(),
+        };
+        batch.put_cf(
+            self.cf("undecided")?,
+            key,
+            borsh::to_vec(&record).map_err(err)?,
+        );
+        if !r.block.is_empty() && !self.has_body(&r.block_hash)? {
+            batch.put_cf(self.cf("bodies")?, r.block_hash.0, &r.block);
+        }
+        self.db.write(batch).map_err(err)
     }
 
     fn undecided(&self, height: u64) -> Result<Vec<UndecidedRecord>> {
@@ -371,7 +472,11 @@ impl ChainStore for Store {
             if k.len() < 8 || k[..8] != start {
                 break;
             }
-            out.push(UndecidedRecord::try_from_slice(&v).map_err(err)?);
+            let mut r = UndecidedRecord::try_from_slice(&v).map_err(err)?;
+            if r.valid {
+                r.block = self.body(&r.block_hash.0)?.unwrap_or_default();
+            }
+            out.push(r);
         }
         Ok(out)
     }
@@ -450,6 +555,69 @@ mod tests {
         assert!(s.decided(1).unwrap().is_some());
     }
 
+    fn count(s: &Store, cf: &str) -> usize {
+        s.db.iterator_cf(s.cf(cf).unwrap(), IteratorMode::Start)
+            .count()
+    }
+
+    #[test]
+    fn a_body_is_written_once_and_losing_proposals_leave_with_their_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 0).unwrap();
+        let won = block(1, Hash::ZERO, 10);
+        let lost = block(1, Hash::ZERO, 11);
+        for (round, b) in [(0, &lost), (1, &won), (2, &won)] {
+            s.put_undecided(&UndecidedRecord {
+                height: 1,
+                round,
+                valid_round: -1,
+                proposer: Address::default(),
+                block_hash: b.hash(),
+                valid: true,
+                block: b.encode(),
+            })
+            .unwrap();
+        }
+        // Three records, two bodies (the block proposed in two rounds is stored once).
+        assert_eq!(count(&s, "bodies"), 2);
+        let back = s.undecided(1).unwrap();
+        assert_eq!(back.len(), 3);
+        assert!(back
+            .iter()
+            .all(|r| Block::decode(&r.block).unwrap().hash() == r.block_hash));
+        s.commit(&won.header, &won.encode(), &[], &cert(&won))
+            .unwrap();
+        assert_eq!(
+            count(&s, "bodies"),
+            1,
+            "the losing proposal's body is deleted"
+        );
+        assert_eq!(s.block_bytes(1).unwrap(), Some(won.encode()));
+        // A block that arrives by sync (never recorded as a proposal) gets its body at commit.
+        let next = block(2, won.hash(), 12);
+        s.commit(&next.header, &next.encode(), &[], &cert(&next))
+            .unwrap();
+        assert_eq!(s.block_bytes(2).unwrap(), Some(next.encode()));
+        assert_eq!(count(&s, "bodies"), 2);
+    }
+
+    #[test]
+    fn a_store_of_an_older_layout_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), 0).unwrap();
+            let b = block(1, Hash::ZERO, 10);
+            s.commit(&b.header, &b.encode(), &[], &cert(&b)).unwrap();
+            s.db.delete_cf(s.cf("meta").unwrap(), SCHEMA_KEY).unwrap();
+        }
+        let e = Store::open(dir.path(), 0).err().unwrap();
+        assert!(e.0.contains("has layout 1"), "{}", e.0);
+        // A fresh store is stamped with the current layout and reopens.
+        let fresh = tempfile::tempdir().unwrap();
+        drop(Store::open(fresh.path(), 0).unwrap());
+        assert!(Store::open(fresh.path(), 0).is_ok());
+    }
+
     #[test]
     fn history_beyond_keep_heights_is_pruned_with_its_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -472,5 +640,6 @@ mod tests {
         assert!(s.block_bytes(4).unwrap().is_some());
         assert_eq!(s.bundle_location(&first_bundle.unwrap()).unwrap(), None);
         assert_eq!(s.latest_height().unwrap(), 6);
+        assert_eq!(count(&s, "bodies"), 3, "pruned heights' bodies are deleted");
     }
 }
