@@ -48,8 +48,15 @@ pub const BLOCK_CACHE_HEIGHTS: usize = 256;
 pub const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// RocksDB memtables, all column families together (one shared budget, not 64 MiB × 2 each).
 pub const MEMTABLE_BUDGET: usize = 64 * 1024 * 1024;
-/// One memtable of the `blocks` column family (the only one that sees block bodies).
-const BLOCKS_MEMTABLE: usize = 32 * 1024 * 1024;
+/// One memtable of the `bodies` column family (the only one that sees block bodies).
+const BODIES_MEMTABLE: usize = 32 * 1024 * 1024;
+/// Bodies at least this large go to blob files: written once at flush and never rewritten
+/// by compaction (which otherwise copied and LZ4-compressed every body again at each level).
+const MIN_BLOB_BYTES: u64 = 4096;
+/// Bodies whose block hashes the store wrote in this process, so a commit or a proposal in a
+/// later round need not read a body back (RocksDB copies a value out to answer) to know it is
+/// there.
+const WRITTEN_BODIES: usize = 1024;
 /// One memtable of every other column family.
 const SMALL_MEMTABLE: usize = 8 * 1024 * 1024;
 /// RocksDB's block cache for reads, shared by every column family.
@@ -81,6 +88,8 @@ pub struct Store {
     db: DB,
     read_cache: rocksdb::Cache,
     cache: Mutex<FifoCache<u64, Arc<Decided>>>,
+    /// See [`WRITTEN_BODIES`].
+    written: Mutex<FifoCache<Hash, ()>>,
     /// Decided heights kept; older ones are pruned (0 keeps everything).
     keep_heights: u64,
 }
@@ -128,11 +137,17 @@ impl Store {
             cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
             cf.set_block_based_table_factory(&table);
             cf.set_max_write_buffer_number(2);
-            cf.set_write_buffer_size(if *n == "blocks" {
-                BLOCKS_MEMTABLE
+            cf.set_write_buffer_size(if *n == "bodies" {
+                BODIES_MEMTABLE
             } else {
                 SMALL_MEMTABLE
             });
+            if *n == "bodies" {
+                cf.set_enable_blob_files(true);
+                cf.set_min_blob_size(MIN_BLOB_BYTES);
+                // Deleted bodies (proposals that lost, pruned heights) are reclaimed.
+                cf.set_enable_blob_gc(true);
+            }
             ColumnFamilyDescriptor::new(*n, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
@@ -141,6 +156,7 @@ impl Store {
             db,
             read_cache,
             cache: Mutex::new(FifoCache::new(BLOCK_CACHE_HEIGHTS, BLOCK_CACHE_BYTES)),
+            written: Mutex::new(FifoCache::new(WRITTEN_BODIES, usize::MAX)),
             keep_heights,
         };
         match store.meta(SCHEMA_KEY)? {
@@ -176,6 +192,9 @@ impl Store {
     }
 
     fn has_body(&self, hash: &Hash) -> Result<bool> {
+        if self.written.lock().get(hash).is_some() {
+            return Ok(true);
+        }
         Ok(self
             .db
             .get_pinned_cf(self.cf("bodies")?, hash.0)
@@ -413,6 +432,7 @@ impl ChainStore for Store {
         let pruned = self.prune_into(&mut batch, earliest, h)?;
         let undecided = self.cf("undecided")?;
         // Proposals up to this height that were not decided: their bodies go with them.
+        let mut lost = Vec::new();
         for item in self.db.iterator_cf(undecided, IteratorMode::Start) {
             let (k, _) = item.map_err(err)?;
             if k.len() != UNDECIDED_KEY || k[..8] > be(h)[..] {
@@ -420,12 +440,16 @@ impl ChainStore for Store {
             }
             if k[12..] != hash.0[..] {
                 batch.delete_cf(self.cf("bodies")?, &k[12..]);
+                lost.push(Hash(k[12..].try_into().unwrap_or([0; 32])));
             }
         }
         batch.delete_range_cf(undecided, be(0), be(h + 1));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(err)?;
+        if !lost.is_empty() {
+            self.written.lock().retain(|x| !lost.contains(x));
+        }
         if let Some(to) = pruned {
             self.cache.lock().retain(|height| *height >= to);
         }
@@ -454,10 +478,15 @@ impl ChainStore for Store {
             key,
             borsh::to_vec(&record).map_err(err)?,
         );
-        if !r.block.is_empty() && !self.has_body(&r.block_hash)? {
+        let new_body = !r.block.is_empty() && !self.has_body(&r.block_hash)?;
+        if new_body {
             batch.put_cf(self.cf("bodies")?, r.block_hash.0, &r.block);
         }
-        self.db.write(batch).map_err(err)
+        self.db.write(batch).map_err(err)?;
+        if new_body {
+            self.written.lock().insert(r.block_hash, (), 0);
+        }
+        Ok(())
     }
 
     fn undecided(&self, height: u64) -> Result<Vec<UndecidedRecord>> {
@@ -599,6 +628,28 @@ mod tests {
             .unwrap();
         assert_eq!(s.block_bytes(2).unwrap(), Some(next.encode()));
         assert_eq!(count(&s, "bodies"), 2);
+    }
+
+    #[test]
+    fn large_bodies_go_to_blob_files_and_read_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+        let b = lockstep_client::bundle::sign(&k, 1, 1, 100, vec![(1, vec![7; 64 * 1024])]);
+        let hashes = vec![b.hash()];
+        let blk = Block::build(1, 1, 1, Address::default(), Hash::ZERO, vec![b], &hashes);
+        {
+            let s = Store::open(dir.path(), 0).unwrap();
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+                .unwrap();
+            s.db.flush_cf(s.cf("bodies").unwrap()).unwrap();
+            let blobs =
+                s.db.property_int_value_cf(s.cf("bodies").unwrap(), "rocksdb.num-blob-files")
+                    .unwrap();
+            assert_eq!(blobs, Some(1), "the body went to a blob file at flush");
+        }
+        let s = Store::open(dir.path(), 0).unwrap();
+        assert_eq!(s.block_bytes(1).unwrap(), Some(blk.encode()));
+        assert_eq!(s.decided(1).unwrap().unwrap().hashes, hashes);
     }
 
     #[test]
