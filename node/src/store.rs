@@ -90,6 +90,10 @@ pub struct Store {
     cache: Mutex<FifoCache<u64, Arc<Decided>>>,
     /// See [`WRITTEN_BODIES`].
     written: Mutex<FifoCache<Hash, ()>>,
+    /// The keys of the `undecided` family, so a commit deletes exactly those records (point
+    /// deletes: range deletions there made every later iterator over the family slower, and
+    /// a commit would have needed one).
+    undecided_keys: Mutex<std::collections::BTreeSet<[u8; UNDECIDED_KEY]>>,
     /// Decided heights kept; older ones are pruned (0 keeps everything).
     keep_heights: u64,
 }
@@ -157,11 +161,22 @@ impl Store {
             read_cache,
             cache: Mutex::new(FifoCache::new(BLOCK_CACHE_HEIGHTS, BLOCK_CACHE_BYTES)),
             written: Mutex::new(FifoCache::new(WRITTEN_BODIES, usize::MAX)),
+            undecided_keys: Mutex::new(Default::default()),
             keep_heights,
         };
+        let keys = store
+            .db
+            .iterator_cf(store.cf("undecided")?, IteratorMode::Start)
+            .map(|item| {
+                let (k, _) = item.map_err(err)?;
+                <[u8; UNDECIDED_KEY]>::try_from(&k[..])
+                    .map_err(|_| StoreError("corrupt undecided proposal key".into()))
+            })
+            .collect::<Result<_>>()?;
+        *store.undecided_keys.lock() = keys;
         match store.meta(SCHEMA_KEY)? {
             Some(SCHEMA) => {}
-            None if store.meta(LATEST)?.is_none() && store.undecided_is_empty()? => {
+            None if store.meta(LATEST)?.is_none() && store.undecided_keys.lock().is_empty() => {
                 store
                     .db
                     .put_cf(store.cf("meta")?, SCHEMA_KEY, be(SCHEMA))
@@ -177,13 +192,6 @@ impl Store {
             }
         }
         Ok(store)
-    }
-
-    fn undecided_is_empty(&self) -> Result<bool> {
-        let mut it = self
-            .db
-            .iterator_cf(self.cf("undecided")?, IteratorMode::Start);
-        Ok(it.next().is_none())
     }
 
     /// A block body by block hash.
@@ -431,22 +439,30 @@ impl ChainStore for Store {
         };
         let pruned = self.prune_into(&mut batch, earliest, h)?;
         let undecided = self.cf("undecided")?;
-        // Proposals up to this height that were not decided: their bodies go with them.
+        // Proposals up to this height leave; those not decided take their bodies with them.
+        let done: Vec<[u8; UNDECIDED_KEY]> = {
+            let keys = self.undecided_keys.lock();
+            let mut after = [0u8; UNDECIDED_KEY];
+            after[..8].copy_from_slice(&be(h + 1));
+            keys.range(..after).copied().collect()
+        };
         let mut lost = Vec::new();
-        for item in self.db.iterator_cf(undecided, IteratorMode::Start) {
-            let (k, _) = item.map_err(err)?;
-            if k.len() != UNDECIDED_KEY || k[..8] > be(h)[..] {
-                break;
-            }
+        for k in &done {
+            batch.delete_cf(undecided, k);
             if k[12..] != hash.0[..] {
                 batch.delete_cf(self.cf("bodies")?, &k[12..]);
                 lost.push(Hash(k[12..].try_into().unwrap_or([0; 32])));
             }
         }
-        batch.delete_range_cf(undecided, be(0), be(h + 1));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(err)?;
+        {
+            let mut keys = self.undecided_keys.lock();
+            for k in &done {
+                keys.remove(k);
+            }
+        }
         if !lost.is_empty() {
             self.written.lock().retain(|x| !lost.contains(x));
         }
@@ -457,10 +473,10 @@ impl ChainStore for Store {
     }
 
     fn put_undecided(&self, r: &UndecidedRecord) -> Result<()> {
-        let mut key = Vec::with_capacity(UNDECIDED_KEY);
-        key.extend_from_slice(&be(r.height));
-        key.extend_from_slice(&r.round.to_be_bytes());
-        key.extend_from_slice(&r.block_hash.0);
+        let mut key = [0u8; UNDECIDED_KEY];
+        key[..8].copy_from_slice(&be(r.height));
+        key[8..12].copy_from_slice(&r.round.to_be_bytes());
+        key[12..].copy_from_slice(&r.block_hash.0);
         let mut batch = WriteBatch::default();
         // The record without its body; the body once, by hash (a block proposed again in a
         // later round is not written again).
@@ -483,6 +499,7 @@ impl ChainStore for Store {
             batch.put_cf(self.cf("bodies")?, r.block_hash.0, &r.block);
         }
         self.db.write(batch).map_err(err)?;
+        self.undecided_keys.lock().insert(key);
         if new_body {
             self.written.lock().insert(r.block_hash, (), 0);
         }
@@ -607,8 +624,11 @@ mod tests {
             })
             .unwrap();
         }
-        // Three records, two bodies (the block proposed in two rounds is stored once).
+        // Three records, two bodies (the block proposed in two rounds is stored once); they
+        // survive a restart.
         assert_eq!(count(&s, "bodies"), 2);
+        drop(s);
+        let s = Store::open(dir.path(), 0).unwrap();
         let back = s.undecided(1).unwrap();
         assert_eq!(back.len(), 3);
         assert!(back
@@ -621,6 +641,7 @@ mod tests {
             1,
             "the losing proposal's body is deleted"
         );
+        assert_eq!(count(&s, "undecided"), 0, "and every record of the height");
         assert_eq!(s.block_bytes(1).unwrap(), Some(won.encode()));
         // A block that arrives by sync (never recorded as a proposal) gets its body at commit.
         let next = block(2, won.hash(), 12);
