@@ -34,6 +34,10 @@ enum Command {
     Start {
         #[arg(long)]
         home: PathBuf,
+        /// Also shut down when the process that started this one exits (for harnesses that
+        /// run nodes as child processes).
+        #[arg(long)]
+        exit_with_parent: bool,
     },
     /// Rollup tools.
     Rollup {
@@ -111,8 +115,11 @@ fn main() -> std::process::ExitCode {
             h.init(&Config::new(&moniker), None, None)
                 .map(|_| println!("initialised {}", home.display()))
         }
-        Command::Start { home } => {
-            runtime().and_then(|rt| rt.block_on(lockstep_node::run::start(&home)))
+        Command::Start {
+            home,
+            exit_with_parent,
+        } => {
+            runtime().and_then(|rt| rt.block_on(lockstep_node::run::start(&home, exit_with_parent)))
         }
         Command::Rollup {
             command:

@@ -33,7 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Clone)]
 struct EngineConfig {
@@ -143,7 +143,6 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Runs the node in `home` until a shutdown signal or a fatal error.
 /// Sets the store's memory gauges every few seconds, until the store is gone.
 async fn report_store_memory(store: std::sync::Weak<Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -162,7 +161,29 @@ async fn report_store_memory(store: std::sync::Weak<Store>) {
     }
 }
 
-pub async fn start(home_dir: &Path) -> eyre::Result<()> {
+/// Resolves once the process that started this one has exited (this process is re-parented).
+/// Checked twice a second; `std`'s `parent_id` is all it needs, and unlike the kernel's
+/// parent-death signal it does not fire when merely the spawning *thread* of a parent exits.
+async fn parent_gone() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if std::os::unix::process::parent_id() != parent {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}
+
+/// Runs the node in `home` until a shutdown signal or a fatal error; with `exit_with_parent`,
+/// also when the process that started it exits (local networks and benchmarks start nodes as
+/// child processes, and a killed harness must not leave validators running).
+pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> {
     let home = Home::new(home_dir);
     let config = Config::load(&home.config())?;
     let genesis = Genesis::load(&home.genesis())?;
@@ -329,6 +350,10 @@ pub async fn start(home_dir: &Path) -> eyre::Result<()> {
 
     let result = tokio::select! {
         _ = shutdown_signal() => { info!("shutdown requested"); Ok(()) }
+        _ = parent_gone(), if exit_with_parent => {
+            warn!("the process that started this node has exited; shutting down");
+            Ok(())
+        }
         r = &mut host_task => {
             let e = match r { Ok(Err(e)) => e.to_string(), Ok(Ok(())) => "host stopped".into(), Err(e) => e.to_string() };
             error!("consensus host stopped: {e}");

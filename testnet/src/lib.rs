@@ -281,6 +281,7 @@ impl Cluster {
             .arg("start")
             .arg("--home")
             .arg(&node.home)
+            .arg("--exit-with-parent")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

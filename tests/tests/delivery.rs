@@ -174,3 +174,74 @@ async fn the_bundle_send_cli_waits_for_inclusion() -> eyre::Result<()> {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("leg `1:nothex`"));
     Ok(())
 }
+
+/// `lockstep start --exit-with-parent` (how the harness starts nodes) shuts the node down when
+/// the process that started it goes away, so a killed harness leaves no validator behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_with_exit_with_parent_stops_when_its_parent_exits() -> eyre::Result<()> {
+    let bin = lockstep_testnet::lockstep_binary()?;
+    let home = network_dir("orphan").join("node");
+    let init = std::process::Command::new(&bin)
+        .args(["init", "--home"])
+        .arg(&home)
+        .output()?;
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    // Any free ports, not the defaults.
+    let config = home.join("config.toml");
+    let text = std::fs::read_to_string(&config)?;
+    let text = ["8545", "9100", "26656", "26756"]
+        .iter()
+        .fold(text, |t, port| {
+            t.replace(&format!(":{port}\""), ":0\"")
+                .replace(&format!("/tcp/{port}\""), "/tcp/0\"")
+        });
+    std::fs::write(&config, text)?;
+    // A shell starts the node in the background, prints its pid, lives three more seconds
+    // and exits.
+    let mut shell = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" start --home "$1" --exit-with-parent >"$1/node.log" 2>&1 & echo $!; sleep 3"#)
+        .arg(&bin)
+        .arg(&home)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(shell.stdout.take().unwrap()),
+        &mut line,
+    )?;
+    let pid: u32 = line.trim().parse()?;
+    let exited = |pid: u32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie nobody reaps has exited too.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = || std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+    assert!(
+        !exited(pid),
+        "the node stopped while its parent lived:\n{}",
+        log()
+    );
+    shell.wait()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !exited(pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stopped = exited(pid);
+    if !stopped {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    assert!(stopped, "node {pid} kept running after its parent exited");
+    assert!(log().contains("shutting down"), "{}", log());
+    Ok(())
+}
