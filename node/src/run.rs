@@ -161,13 +161,25 @@ async fn report_store_memory(store: std::sync::Weak<Store>) {
     }
 }
 
-/// Resolves once the process that started this one has exited (this process is re-parented).
-/// Checked twice a second; `std`'s `parent_id` is all it needs, and unlike the kernel's
-/// parent-death signal it does not fire when merely the spawning *thread* of a parent exits.
-async fn parent_gone() {
+/// This process's parent, as it was when the node started.
+fn parent_now() -> u32 {
     #[cfg(unix)]
     {
-        let parent = std::os::unix::process::parent_id();
+        std::os::unix::process::parent_id()
+    }
+    #[cfg(not(unix))]
+    {
+        0
+    }
+}
+
+/// Resolves once `parent`, the process that started this one, has exited (this process is
+/// re-parented). Checked twice a second; `std`'s `parent_id` is all it needs, and unlike the
+/// kernel's parent-death signal it does not fire when merely the spawning *thread* of a parent
+/// exits.
+async fn parent_gone(parent: u32) {
+    #[cfg(unix)]
+    {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
@@ -184,6 +196,7 @@ async fn parent_gone() {
 /// also when the process that started it exits (local networks and benchmarks start nodes as
 /// child processes, and a killed harness must not leave validators running).
 pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> {
+    let parent = parent_now();
     let home = Home::new(home_dir);
     let config = Config::load(&home.config())?;
     let genesis = Genesis::load(&home.genesis())?;
@@ -350,7 +363,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
 
     let result = tokio::select! {
         _ = shutdown_signal() => { info!("shutdown requested"); Ok(()) }
-        _ = parent_gone(), if exit_with_parent => {
+        _ = parent_gone(parent), if exit_with_parent => {
             warn!("the process that started this node has exited; shutting down");
             Ok(())
         }
