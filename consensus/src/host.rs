@@ -440,7 +440,6 @@ impl Host {
         }
     }
 
-    /// Builds (or rebuilds, after a restart) this node's block for `(height, round)`.
     /// The value this node already proposed at `height` and `round`, if any.
     fn own_proposal(&self, height: u64, round: u32) -> Option<BlockId> {
         let me = ValidatorAddress(self.cfg.address);
@@ -451,6 +450,7 @@ impl Host {
         })
     }
 
+    /// Builds (or rebuilds, after a restart) this node's block for `(height, round)`.
     fn propose(
         &mut self,
         height: u64,

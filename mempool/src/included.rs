@@ -24,6 +24,12 @@ fn key(hash: &Hash) -> Key {
 /// widened again against the latest height: an entry is 16 bytes.
 type Stored = u32;
 
+/// The full height of a stored one: the latest height at or below `latest` that is congruent
+/// to it modulo 2^32.
+fn widen(latest: u64, stored: Stored) -> u64 {
+    latest - u64::from((latest as Stored).wrapping_sub(stored))
+}
+
 /// Included hashes of the last `max_ttl` heights, with the height each was included at.
 ///
 /// One hash table and nothing else: heights that leave the window are swept out of the table
@@ -57,14 +63,8 @@ impl IncludedSet {
     /// The height `hash` was included at, if that is within the last `max_ttl` heights.
     pub fn height_of(&self, hash: &Hash) -> Option<u64> {
         let stored = *self.by_hash.get(&key(hash))?;
-        let height = self.widen(stored);
+        let height = widen(self.latest, stored);
         (height >= self.window_start(self.latest)).then_some(height)
-    }
-
-    /// The full height of a stored one: the latest height at or below `self.latest` that is
-    /// congruent to it modulo 2^32.
-    fn widen(&self, stored: Stored) -> u64 {
-        self.latest - u64::from((self.latest as Stored).wrapping_sub(stored))
     }
 
     /// How many heights may leave the window before they are swept out of the table.
@@ -80,9 +80,8 @@ impl IncludedSet {
             return;
         }
         let latest = self.latest;
-        self.by_hash.retain(|_, stored| {
-            latest - u64::from((latest as Stored).wrapping_sub(*stored)) >= keep_from
-        });
+        self.by_hash
+            .retain(|_, stored| widen(latest, *stored) >= keep_from);
         self.swept_below = keep_from;
         // Give back the table's spare room once it is far larger than what it holds.
         if self.by_hash.capacity() > 4 * self.by_hash.len().max(1024) {

@@ -101,6 +101,21 @@ pub struct Store {
 /// Keys of the `undecided` family: height (8) ++ round (4) ++ block hash (32).
 const UNDECIDED_KEY: usize = 44;
 
+fn undecided_key(height: u64, round: u32, block_hash: &Hash) -> [u8; UNDECIDED_KEY] {
+    let mut key = [0u8; UNDECIDED_KEY];
+    key[..8].copy_from_slice(&be(height));
+    key[8..12].copy_from_slice(&round.to_be_bytes());
+    key[12..].copy_from_slice(&block_hash.0);
+    key
+}
+
+/// The block hash in an `undecided` key.
+fn undecided_key_hash(key: &[u8; UNDECIDED_KEY]) -> Hash {
+    let mut h = [0u8; 32];
+    h.copy_from_slice(&key[12..]);
+    Hash(h)
+}
+
 /// Most heights pruned in one commit, so a large backlog is pruned gradually.
 pub const PRUNE_PER_COMMIT: u64 = 64;
 
@@ -442,16 +457,17 @@ impl ChainStore for Store {
         // Proposals up to this height leave; those not decided take their bodies with them.
         let done: Vec<[u8; UNDECIDED_KEY]> = {
             let keys = self.undecided_keys.lock();
-            let mut after = [0u8; UNDECIDED_KEY];
-            after[..8].copy_from_slice(&be(h + 1));
-            keys.range(..after).copied().collect()
+            keys.range(..undecided_key(h + 1, 0, &Hash::ZERO))
+                .copied()
+                .collect()
         };
         let mut lost = Vec::new();
         for k in &done {
             batch.delete_cf(undecided, k);
-            if k[12..] != hash.0[..] {
-                batch.delete_cf(self.cf("bodies")?, &k[12..]);
-                lost.push(Hash(k[12..].try_into().unwrap_or([0; 32])));
+            let body = undecided_key_hash(k);
+            if body != hash {
+                batch.delete_cf(self.cf("bodies")?, body.0);
+                lost.push(body);
             }
         }
         let mut wo = WriteOptions::default();
@@ -473,10 +489,7 @@ impl ChainStore for Store {
     }
 
     fn put_undecided(&self, r: &UndecidedRecord) -> Result<()> {
-        let mut key = [0u8; UNDECIDED_KEY];
-        key[..8].copy_from_slice(&be(r.height));
-        key[8..12].copy_from_slice(&r.round.to_be_bytes());
-        key[12..].copy_from_slice(&r.block_hash.0);
+        let key = undecided_key(r.height, r.round, &r.block_hash);
         let mut batch = WriteBatch::default();
         // The record without its body; the body once, by hash (a block proposed again in a
         // later round is not written again).

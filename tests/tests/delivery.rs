@@ -191,15 +191,13 @@ async fn a_node_started_with_exit_with_parent_stops_when_its_parent_exits() -> e
         String::from_utf8_lossy(&init.stderr)
     );
     // Any free ports, not the defaults.
-    let config = home.join("config.toml");
-    let text = std::fs::read_to_string(&config)?;
-    let text = ["8545", "9100", "26656", "26756"]
-        .iter()
-        .fold(text, |t, port| {
-            t.replace(&format!(":{port}\""), ":0\"")
-                .replace(&format!("/tcp/{port}\""), "/tcp/0\"")
-        });
-    std::fs::write(&config, text)?;
+    let config_path = home.join("config.toml");
+    let mut config = lockstep_node::config::Config::load(&config_path)?;
+    config.rpc.listen = "127.0.0.1:0".parse()?;
+    config.metrics.listen = "127.0.0.1:0".parse()?;
+    config.consensus.listen = "/ip4/127.0.0.1/tcp/0".into();
+    config.gossip.listen = "/ip4/127.0.0.1/tcp/0".into();
+    config.save(&config_path)?;
     // A shell starts the node in the background, prints its pid, lives three more seconds
     // and exits.
     let mut shell = std::process::Command::new("sh")
