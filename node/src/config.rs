@@ -15,6 +15,8 @@ pub const DEFAULT_TARGET_BLOCK_TIME_MS: u64 = 30;
 /// How long a proposer with an empty pool waits for a bundle before proposing an empty block
 /// (the first bundle ends the wait).
 pub const DEFAULT_PROPOSE_WAIT_MS: u64 = 100;
+/// Default `gossip.publish_linger_ms`.
+pub const DEFAULT_PUBLISH_LINGER_MS: u64 = 20;
 pub const DEFAULT_TIMEOUT_PROPOSE_MS: u64 = 1_000;
 pub const DEFAULT_TIMEOUT_VOTE_MS: u64 = 500;
 pub const DEFAULT_TIMEOUT_DELTA_MS: u64 = 250;
@@ -81,6 +83,11 @@ pub struct GossipConfig {
     /// Peers as `/ip4/…/tcp/…/p2p/<peer id>`.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Least time between two gossip messages of newly admitted bundles: bundles admitted
+    /// sooner after the last message wait out the rest of it and go together in the next
+    /// (0: each admission group at once). An idle node gossips at once.
+    #[serde(default = "d_publish_linger")]
+    pub publish_linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +155,9 @@ fn d_buffer() -> u32 {
 fn d_block_time() -> u64 {
     DEFAULT_TARGET_BLOCK_TIME_MS
 }
+fn d_publish_linger() -> u64 {
+    DEFAULT_PUBLISH_LINGER_MS
+}
 fn d_propose_wait() -> u64 {
     DEFAULT_PROPOSE_WAIT_MS
 }
@@ -197,6 +207,7 @@ impl Config {
             gossip: GossipConfig {
                 listen: DEFAULT_GOSSIP_LISTEN.into(),
                 peers: vec![],
+                publish_linger_ms: d_publish_linger(),
             },
             mempool: MempoolConfig::default(),
             history: HistoryConfig {

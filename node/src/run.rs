@@ -252,6 +252,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
         max_message_bytes: limits.max_bundle_bytes as usize + 4096,
         inbound_capacity: lockstep_p2p::DEFAULT_INBOUND_CAPACITY,
         mesh_n: MESH_N,
+        publish_linger: Duration::from_millis(config.gossip.publish_linger_ms),
         message_id: admission::gossip_message_id,
         store: Arc::new(PendingBundles(mempool.clone())),
         max_fetch_bytes: limits.max_block_bytes as usize,

@@ -120,6 +120,13 @@ pub struct GossipConfig {
     /// publish); the mesh only relays, so a small degree avoids receiving each message once per
     /// mesh peer.
     pub mesh_n: usize,
+    /// Least time between two publishes (0: each goes at once). A publish that comes sooner
+    /// after the previous one waits out the rest of it, and what is published meanwhile goes
+    /// in the same message; an idle node's publish goes at once, and a message that reaches
+    /// `max_message_bytes` goes at once. Each gossip message costs every peer framing,
+    /// encryption, duplicate tracking and system calls whatever it carries, so under load
+    /// this puts many admission groups in one message.
+    pub publish_linger: Duration,
     /// Message id of a message's items (for one bundle: its bundle hash), so a peer never
     /// re-gossips what it already has. Malformed messages get a tagged hash of their bytes.
     pub message_id: fn(&[&[u8]]) -> Vec<u8>,
@@ -340,6 +347,8 @@ pub fn spawn(cfg: GossipConfig) -> Result<(GossipHandle, mpsc::Receiver<Inbound>
         requests: HashMap::new(),
         next_fetch: 0,
         agents: HashMap::new(),
+        pending: Vec::new(),
+        pending_bytes: 0,
     };
     tokio::spawn(task.run(rx));
     Ok((
@@ -366,6 +375,9 @@ struct SwarmTask {
     next_fetch: u64,
     /// Each connected peer's agent, as identify reported it.
     agents: HashMap<PeerId, String>,
+    /// Items waiting to be published (see [`GossipConfig::publish_linger`]), and their bytes.
+    pending: Vec<Bytes>,
+    pending_bytes: usize,
 }
 
 /// One fetch: what was asked, what has come back, who else may be asked.
@@ -395,35 +407,50 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 impl SwarmTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+        let linger = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(linger);
+        // A publish goes at once if the last one went at least `publish_linger` ago (an idle
+        // node adds no delay); otherwise it waits until then, and whatever else is published
+        // meanwhile goes with it: at most one message per `publish_linger` under load.
+        let mut lingering = false;
+        let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
+                    Some(Command::Publish(items)) => {
+                        let full = self.queue_publish(items);
+                        let due = last_flush + self.cfg.publish_linger;
+                        let now = tokio::time::Instant::now();
+                        if full || due <= now {
+                            lingering = false;
+                            self.flush_publish();
+                            last_flush = now;
+                        } else if !lingering {
+                            lingering = true;
+                            linger.as_mut().reset(due);
+                        }
+                    }
                     Some(c) => self.command(c),
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.event(event),
+                _ = &mut linger, if lingering => {
+                    lingering = false;
+                    self.flush_publish();
+                    last_flush = tokio::time::Instant::now();
+                }
                 _ = tick.tick() => self.maintain(),
             }
         }
+        self.flush_publish();
         debug!("gossip task stopped");
     }
 
     fn command(&mut self, c: Command) {
         match c {
             Command::Publish(items) => {
-                for message in frame::pack(&items, self.cfg.max_message_bytes) {
-                    let n = message.len();
-                    match self
-                        .swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .publish(self.topic.clone(), message)
-                    {
-                        Ok(_) => metrics::counter!("lockstep_gossip_published_total").increment(1),
-                        Err(gossipsub::PublishError::Duplicate) => {}
-                        Err(e) => debug!(bytes = n, "gossip publish: {e}"),
-                    }
-                }
+                self.queue_publish(items);
+                self.flush_publish();
             }
             Command::Report(id, from, verdict) => {
                 let acceptance = match verdict {
@@ -434,6 +461,40 @@ impl SwarmTask {
                 self.validation_result(&id, &from, acceptance);
             }
             Command::Fetch { ids, prefer, reply } => self.start_fetch(ids, prefer, reply),
+        }
+    }
+
+    /// Adds `items` to what waits to be published; true if that should go now (no linger
+    /// configured, or a full message's worth waiting).
+    fn queue_publish(&mut self, items: Vec<Bytes>) -> bool {
+        self.pending_bytes += items.iter().map(Bytes::len).sum::<usize>();
+        self.pending.extend(items);
+        self.cfg.publish_linger.is_zero()
+            || self.pending_bytes >= self.cfg.max_message_bytes
+            || self.pending.len() >= frame::MAX_ITEMS
+    }
+
+    fn flush_publish(&mut self) {
+        if !self.pending.is_empty() {
+            let items = std::mem::take(&mut self.pending);
+            self.pending_bytes = 0;
+            self.publish(items);
+        }
+    }
+
+    fn publish(&mut self, items: Vec<Bytes>) {
+        for message in frame::pack(&items, self.cfg.max_message_bytes) {
+            let n = message.len();
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), message)
+            {
+                Ok(_) => metrics::counter!("lockstep_gossip_published_total").increment(1),
+                Err(gossipsub::PublishError::Duplicate) => {}
+                Err(e) => debug!(bytes = n, "gossip publish: {e}"),
+            }
         }
     }
 
@@ -728,6 +789,7 @@ mod tests {
             max_message_bytes: 1 << 20,
             inbound_capacity: 16,
             mesh_n: 2,
+            publish_linger: Duration::ZERO,
             message_id: id,
             store: Arc::new(fetch::NoItems),
             max_fetch_bytes: 1 << 20,
@@ -839,6 +901,51 @@ mod tests {
         assert_eq!(got.from, b.local_peer_id);
         a.report(got.id, got.from, Verdict::Accept).await;
         assert!(a.peers() >= 1);
+    }
+
+    /// Under load, publishes share messages: one that comes less than `publish_linger` after
+    /// the previous message waits for the rest of it, and what is published meanwhile goes
+    /// with it, in order.
+    #[tokio::test]
+    async fn publishes_close_together_travel_in_one_message() {
+        let (pa, pb) = (free_port(), free_port());
+        let a_id = peer_id(&[1; 32]).unwrap();
+        let (_a, mut a_in) = spawn(cfg(1, pa, vec![])).unwrap();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
+            .parse()
+            .unwrap();
+        let mut b_cfg = cfg(2, pb, vec![addr]);
+        b_cfg.publish_linger = Duration::from_secs(1);
+        let (b, _b_in) = spawn(b_cfg).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            b.publish(vec![Bytes::from(format!("probe {n}"))]).await;
+            if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(2), a_in.recv()).await {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never connected");
+        }
+        // x may go at once (or join a probe still waiting); y and z come right after a
+        // message went out, so they wait for the next one, together.
+        for item in [&b"x"[..], b"y", b"z"] {
+            b.publish(vec![Bytes::from_static(item)]).await;
+        }
+        let mut messages: Vec<Vec<Bytes>> = Vec::new();
+        while !messages.iter().flatten().any(|i| &i[..] == b"z") {
+            let m = tokio::time::timeout(Duration::from_secs(10), a_in.recv())
+                .await
+                .expect("z never arrived")
+                .expect("gossip stopped");
+            messages.push(m.items);
+        }
+        let with_y = messages
+            .iter()
+            .find(|m| m.iter().any(|i| &i[..] == b"y"))
+            .expect("y never arrived");
+        let ends: Vec<&[u8]> = with_y.iter().rev().take(2).map(|i| &i[..]).collect();
+        assert_eq!(ends, vec![&b"z"[..], b"y"], "{messages:?}");
     }
 
     /// Two honest nodes that publish the same messages (the same bundles submitted to both)

@@ -40,6 +40,8 @@ pub struct RunSpec {
     pub block_time_ms: u64,
     /// The validators' `consensus.propose_wait_ms`.
     pub propose_wait_ms: u64,
+    /// The validators' `gossip.publish_linger_ms`.
+    pub publish_linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +95,7 @@ pub struct RunResult {
     pub validators: usize,
     pub target_block_time_ms: u64,
     pub propose_wait_ms: u64,
+    pub publish_linger_ms: u64,
     pub legs: usize,
     pub leg_bytes: usize,
     pub offered_per_s: f64,
@@ -418,6 +421,7 @@ pub async fn run_once(
         validators: n,
         target_block_time_ms: spec.block_time_ms,
         propose_wait_ms: spec.propose_wait_ms,
+        publish_linger_ms: spec.publish_linger_ms,
         legs: spec.legs,
         leg_bytes: spec.leg_bytes,
         offered_per_s: spec.rate,
@@ -626,6 +630,7 @@ mod tests {
             validators: 4,
             target_block_time_ms: 100,
             propose_wait_ms: 100,
+            publish_linger_ms: 10,
             legs: 2,
             leg_bytes: 256,
             offered_per_s: rate,

@@ -146,6 +146,8 @@ pub struct ClusterOptions {
     pub chain_id: u64,
     pub target_block_time_ms: u64,
     pub propose_wait_ms: u64,
+    /// Each node's `gossip.publish_linger_ms`.
+    pub publish_linger_ms: u64,
     /// Protocol limits written into the genesis file.
     pub limits: lockstep_bundles::Limits,
     /// Applied to each node's config before it is written.
@@ -159,6 +161,7 @@ impl Default for ClusterOptions {
             chain_id: LOCAL_CHAIN_ID,
             target_block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
             propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
+            publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
             limits: lockstep_bundles::Limits::default(),
             tweak: None,
         }
@@ -239,6 +242,7 @@ impl Cluster {
             c.consensus.target_block_time_ms = opts.target_block_time_ms;
             c.consensus.propose_wait_ms = opts.propose_wait_ms;
             c.gossip.listen = format!("/ip4/127.0.0.1/tcp/{gossip}");
+            c.gossip.publish_linger_ms = opts.publish_linger_ms;
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
                     c.consensus

@@ -74,6 +74,10 @@ enum Cmd {
         /// The validators' propose wait (`consensus.propose_wait_ms`).
         #[arg(long, default_value_t = lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS)]
         propose_wait_ms: u64,
+        /// How long the validators hold admitted bundles to gossip them together
+        /// (`gossip.publish_linger_ms`).
+        #[arg(long, default_value_t = lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS)]
+        publish_linger_ms: u64,
     },
     /// Start a fresh 4-validator network, send atomic bundles across rollups 1 and 2, and
     /// print what each rollup's verifying follower receives and its example ledger executes.
@@ -129,6 +133,7 @@ fn main() -> std::process::ExitCode {
                 dir,
                 block_time_ms,
                 propose_wait_ms,
+                publish_linger_ms,
             } => {
                 // Networks go under --dir (kept), or a temporary directory removed afterwards
                 // (a saturated run writes gigabytes of blocks).
@@ -144,6 +149,7 @@ fn main() -> std::process::ExitCode {
                     drain: Duration::from_secs(30),
                     block_time_ms,
                     propose_wait_ms,
+                    publish_linger_ms,
                 };
                 let result = if smoke {
                     bench_smoke(&base, &out).await
@@ -406,6 +412,7 @@ async fn bench_network(
             validators,
             target_block_time_ms: spec.block_time_ms,
             propose_wait_ms: spec.propose_wait_ms,
+            publish_linger_ms: spec.publish_linger_ms,
             ..Default::default()
         },
     )?;
@@ -447,6 +454,7 @@ async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -> eyre::Res
         drain: Duration::from_secs(30),
         block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
         propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
+        publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
     };
     let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(2_000)).await?;
     let mut cluster = bench_network(base, 4, &spec).await?;
