@@ -183,7 +183,7 @@ async fn parent_gone(parent: u32) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
-            if std::os::unix::process::parent_id() != parent {
+            if parent_now() != parent {
                 return;
             }
         }

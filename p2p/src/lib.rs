@@ -30,6 +30,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, Multiaddr, Swarm};
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -349,6 +350,9 @@ pub fn spawn(cfg: GossipConfig) -> Result<(GossipHandle, mpsc::Receiver<Inbound>
         agents: HashMap::new(),
         pending: Vec::new(),
         pending_bytes: 0,
+        last_publish: tokio::time::Instant::now(),
+        linger: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        lingering: false,
     };
     tokio::spawn(task.run(rx));
     Ok((
@@ -378,6 +382,11 @@ struct SwarmTask {
     /// Items waiting to be published (see [`GossipConfig::publish_linger`]), and their bytes.
     pending: Vec<Bytes>,
     pending_bytes: usize,
+    /// When the last message went out, and the timer (armed while items wait) that sends
+    /// the next one `publish_linger` later.
+    last_publish: tokio::time::Instant,
+    linger: Pin<Box<tokio::time::Sleep>>,
+    lingering: bool,
 }
 
 /// One fetch: what was asked, what has come back, who else may be asked.
@@ -407,38 +416,14 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 impl SwarmTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
-        let linger = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(linger);
-        // A publish goes at once if the last one went at least `publish_linger` ago (an idle
-        // node adds no delay); otherwise it waits until then, and whatever else is published
-        // meanwhile goes with it: at most one message per `publish_linger` under load.
-        let mut lingering = false;
-        let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Publish(items)) => {
-                        let full = self.queue_publish(items);
-                        let due = last_flush + self.cfg.publish_linger;
-                        let now = tokio::time::Instant::now();
-                        if full || due <= now {
-                            lingering = false;
-                            self.flush_publish();
-                            last_flush = now;
-                        } else if !lingering {
-                            lingering = true;
-                            linger.as_mut().reset(due);
-                        }
-                    }
                     Some(c) => self.command(c),
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.event(event),
-                _ = &mut linger, if lingering => {
-                    lingering = false;
-                    self.flush_publish();
-                    last_flush = tokio::time::Instant::now();
-                }
+                _ = &mut self.linger, if self.lingering => self.flush_publish(),
                 _ = tick.tick() => self.maintain(),
             }
         }
@@ -448,10 +433,7 @@ impl SwarmTask {
 
     fn command(&mut self, c: Command) {
         match c {
-            Command::Publish(items) => {
-                self.queue_publish(items);
-                self.flush_publish();
-            }
+            Command::Publish(items) => self.queue_publish(items),
             Command::Report(id, from, verdict) => {
                 let acceptance = match verdict {
                     Verdict::Accept => MessageAcceptance::Accept,
@@ -464,21 +446,31 @@ impl SwarmTask {
         }
     }
 
-    /// Adds `items` to what waits to be published; true if that should go now (no linger
-    /// configured, or a full message's worth waiting).
-    fn queue_publish(&mut self, items: Vec<Bytes>) -> bool {
+    /// Adds `items` to what waits to be published, and publishes it all if the last message
+    /// went at least `publish_linger` ago (an idle node adds no delay) or a full message's
+    /// worth waits; otherwise the timer sends it when `publish_linger` has passed, with
+    /// whatever else is published meanwhile: at most one message per `publish_linger`.
+    fn queue_publish(&mut self, items: Vec<Bytes>) {
         self.pending_bytes += items.iter().map(Bytes::len).sum::<usize>();
         self.pending.extend(items);
-        self.cfg.publish_linger.is_zero()
-            || self.pending_bytes >= self.cfg.max_message_bytes
-            || self.pending.len() >= frame::MAX_ITEMS
+        let full = self.pending_bytes >= self.cfg.max_message_bytes
+            || self.pending.len() >= frame::MAX_ITEMS;
+        let due = self.last_publish + self.cfg.publish_linger;
+        if full || due <= tokio::time::Instant::now() {
+            self.flush_publish();
+        } else if !self.lingering {
+            self.lingering = true;
+            self.linger.as_mut().reset(due);
+        }
     }
 
     fn flush_publish(&mut self) {
+        self.lingering = false;
         if !self.pending.is_empty() {
             let items = std::mem::take(&mut self.pending);
             self.pending_bytes = 0;
             self.publish(items);
+            self.last_publish = tokio::time::Instant::now();
         }
     }
 
@@ -813,7 +805,6 @@ mod tests {
     #[tokio::test]
     async fn a_fetch_gathers_items_from_the_peers_that_hold_them() {
         let (pa, pc, pb) = (free_port(), free_port(), free_port());
-        let (a_id, c_id) = (peer_id(&[31; 32]).unwrap(), peer_id(&[33; 32]).unwrap());
         let mut a_cfg = cfg(31, pa, vec![]);
         a_cfg.store = Arc::new(Held(vec![Bytes::from_static(b"xray")]));
         let mut c_cfg = cfg(33, pc, vec![]);
@@ -823,14 +814,7 @@ mod tests {
         ]));
         let (_a, _a_in) = spawn(a_cfg).unwrap();
         let (_c, _c_in) = spawn(c_cfg).unwrap();
-        let peers = vec![
-            format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
-                .parse()
-                .unwrap(),
-            format!("/ip4/127.0.0.1/tcp/{pc}/p2p/{c_id}")
-                .parse()
-                .unwrap(),
-        ];
+        let peers = vec![address(31, pa), address(33, pc)];
         let (b, _b_in) = spawn(cfg(32, pb, peers)).unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while b.peers() < 2 {
@@ -862,6 +846,14 @@ mod tests {
         assert_eq!(b.fetch(vec![], None).await, Vec::<Option<Bytes>>::new());
     }
 
+    /// Where to dial the node with `secret` listening on `port`.
+    fn address(secret: u8, port: u16) -> Multiaddr {
+        let id = peer_id(&[secret; 32]).unwrap();
+        format!("/ip4/127.0.0.1/tcp/{port}/p2p/{id}")
+            .parse()
+            .unwrap()
+    }
+
     fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -873,11 +865,8 @@ mod tests {
     #[tokio::test]
     async fn a_published_message_reaches_a_peer_and_valid_ones_are_forwarded() {
         let (pa, pb) = (free_port(), free_port());
-        let a_id = peer_id(&[1; 32]).unwrap();
         let (a, mut a_in) = spawn(cfg(1, pa, vec![])).unwrap();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
-            .parse()
-            .unwrap();
+        let addr = address(1, pa);
         let (b, _b_in) = spawn(cfg(2, pb, vec![addr])).unwrap();
         // Wait for the connection and the mesh, then publish until delivered.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -909,11 +898,8 @@ mod tests {
     #[tokio::test]
     async fn publishes_close_together_travel_in_one_message() {
         let (pa, pb) = (free_port(), free_port());
-        let a_id = peer_id(&[1; 32]).unwrap();
         let (_a, mut a_in) = spawn(cfg(1, pa, vec![])).unwrap();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
-            .parse()
-            .unwrap();
+        let addr = address(1, pa);
         let mut b_cfg = cfg(2, pb, vec![addr]);
         b_cfg.publish_linger = Duration::from_secs(1);
         let (b, _b_in) = spawn(b_cfg).unwrap();
@@ -954,11 +940,8 @@ mod tests {
     #[tokio::test]
     async fn peers_publishing_the_same_messages_are_not_penalised() {
         let (pa, pb) = (free_port(), free_port());
-        let a_id = peer_id(&[21; 32]).unwrap();
         let (a, a_in) = spawn(cfg(21, pa, vec![])).unwrap();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
-            .parse()
-            .unwrap();
+        let addr = address(21, pa);
         let (b, b_in) = spawn(cfg(22, pb, vec![addr])).unwrap();
         for (h, mut rx) in [(a.clone(), a_in), (b.clone(), b_in)] {
             tokio::spawn(async move {
@@ -990,11 +973,8 @@ mod tests {
     #[tokio::test]
     async fn a_peer_sending_invalid_messages_is_disconnected_and_kept_out() {
         let (pa, pb) = (free_port(), free_port());
-        let a_id = peer_id(&[11; 32]).unwrap();
         let (a, mut a_in) = spawn(cfg(11, pa, vec![])).unwrap();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{pa}/p2p/{a_id}")
-            .parse()
-            .unwrap();
+        let addr = address(11, pa);
         let (bad, _bad_in) = spawn(cfg(12, pb, vec![addr])).unwrap();
 
         // The honest validator on A rejects anything starting with "bad".
