@@ -81,6 +81,9 @@ pub struct LatencySplit {
     pub due_to_block: Percentiles,
     /// From the proposal to the subscriber: consensus, commit, and delivery.
     pub block_to_delivery: Percentiles,
+    /// Between consecutive blocks' timestamps, every height of the run counted (empty ones
+    /// too): long intervals are heights that were slow to decide, not bundles slow to arrive.
+    pub block_interval: Percentiles,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -344,6 +347,8 @@ pub async fn run_once(
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut to_block = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut to_delivery = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut interval = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut prev_block_ms: Option<u64> = None;
     let mut delivered = 0u64;
     let mut delivered_bytes = 0u64;
     let mut last_delivery = t0;
@@ -374,6 +379,15 @@ pub async fn run_once(
         let now = Instant::now();
         let now_wall_us = wall_clock_us()?;
         let block_us = v.batch.header.timestamp as f64 * 1000.0;
+        if let Some(prev) = prev_block_ms.replace(v.batch.header.timestamp) {
+            let gap_us = v
+                .batch
+                .header
+                .timestamp
+                .saturating_sub(prev)
+                .saturating_mul(1000);
+            interval.record(gap_us.max(1))?;
+        }
         for e in v.batch.entries.iter().filter(|e| e.leg_index == 0) {
             let Some(i) = index.get(&e.bundle_hash) else {
                 continue;
@@ -435,6 +449,7 @@ pub async fn run_once(
         latency_split_ms: LatencySplit {
             due_to_block: Percentiles::of(&to_block),
             block_to_delivery: Percentiles::of(&to_delivery),
+            block_interval: Percentiles::of(&interval),
         },
         raw_verify_per_s,
         ceiling_bundles_per_s: ceiling,
@@ -648,7 +663,8 @@ mod tests {
             },
             latency_split_ms: LatencySplit {
                 due_to_block: flat.clone(),
-                block_to_delivery: flat,
+                block_to_delivery: flat.clone(),
+                block_interval: flat,
             },
             raw_verify_per_s: 1.0,
             ceiling_bundles_per_s: 1.0,

@@ -39,17 +39,22 @@ fn bench_smoke_run_delivers_every_bundle_and_reports_ordered_percentiles() {
         "every sent bundle delivered: {r}"
     );
     assert_eq!(num("rejected"), 0.0);
-    let l = &r["latency_ms"];
-    let (p50, p90, p99, max) = (
-        l["p50"].as_f64().unwrap(),
-        l["p90"].as_f64().unwrap(),
-        l["p99"].as_f64().unwrap(),
-        l["max"].as_f64().unwrap(),
-    );
-    assert!(
-        0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= max,
-        "percentiles ordered: {l}"
-    );
+    let ordered = |l: &serde_json::Value| {
+        let q = |k: &str| {
+            l[k].as_f64()
+                .unwrap_or_else(|| panic!("{k} missing in {l}"))
+        };
+        let (p50, p90, p99, max) = (q("p50"), q("p90"), q("p99"), q("max"));
+        assert!(
+            0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= max,
+            "percentiles ordered: {l}"
+        );
+    };
+    ordered(&r["latency_ms"]);
+    let split = &r["latency_split_ms"];
+    for k in ["due_to_block", "block_to_delivery", "block_interval"] {
+        ordered(&split[k]);
+    }
     for k in [
         "delivered_bundles_per_s",
         "raw_verify_per_s",
