@@ -65,6 +65,11 @@ impl Percentiles {
     }
 }
 
+/// A histogram of microseconds, from 1 µs to 10 minutes at 3 significant digits.
+fn micros_histogram() -> eyre::Result<Histogram<u64>> {
+    Ok(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?)
+}
+
 /// This machine's wall clock in microseconds (block timestamps are wall-clock milliseconds).
 fn wall_clock_us() -> eyre::Result<f64> {
     Ok(std::time::SystemTime::now()
@@ -344,10 +349,10 @@ pub async fn run_once(
         })
     };
 
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let mut to_block = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let mut to_delivery = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let mut interval = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut hist = micros_histogram()?;
+    let mut to_block = micros_histogram()?;
+    let mut to_delivery = micros_histogram()?;
+    let mut interval = micros_histogram()?;
     let mut prev_block_ms: Option<u64> = None;
     let mut delivered = 0u64;
     let mut delivered_bytes = 0u64;
@@ -378,15 +383,10 @@ pub async fn run_once(
         heights += 1;
         let now = Instant::now();
         let now_wall_us = wall_clock_us()?;
-        let block_us = v.batch.header.timestamp as f64 * 1000.0;
-        if let Some(prev) = prev_block_ms.replace(v.batch.header.timestamp) {
-            let gap_us = v
-                .batch
-                .header
-                .timestamp
-                .saturating_sub(prev)
-                .saturating_mul(1000);
-            interval.record(gap_us.max(1))?;
+        let block_ms = v.batch.header.timestamp;
+        let block_us = block_ms as f64 * 1000.0;
+        if let Some(prev) = prev_block_ms.replace(block_ms) {
+            interval.record(block_ms.saturating_sub(prev).saturating_mul(1000).max(1))?;
         }
         for e in v.batch.entries.iter().filter(|e| e.leg_index == 0) {
             let Some(i) = index.get(&e.bundle_hash) else {
