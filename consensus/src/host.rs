@@ -558,7 +558,9 @@ impl Host {
             }
         };
         let h = stream.header.height;
-        if h < self.height || (self.height == 0 && h <= self.tip.height) {
+        // A height already committed is past, even before consensus moves to the next one
+        // (a late round's proposal for it, often the decided block itself, is no news).
+        if h < self.height || h <= self.tip.height {
             return None;
         }
         if h > self.height {
@@ -799,6 +801,12 @@ impl Host {
             value: BlockId(held.block.hash()),
             validity: Validity::Valid,
         };
+        if height <= self.tip.height {
+            // Consensus decided this height while the synced copy was on its way: there is
+            // nothing left to hold or record (consensus ignores the verdict).
+            info!(height, "synced value arrived for a height already decided");
+            return SyncedValueOutcome::Verdict(pv);
+        }
         self.persist(&pv, Some(&held));
         self.blocks.insert(held.block.hash(), Arc::new(held));
         self.remember(pv.clone());

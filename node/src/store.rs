@@ -225,6 +225,17 @@ impl Store {
             .is_some())
     }
 
+    /// Whether the block named by an `undecided` key is the block decided at the key's
+    /// height (a record left from before that height's commit must not take its body away).
+    fn is_decided_body(&self, key: &[u8; UNDECIDED_KEY], body: &Hash) -> Result<bool> {
+        let height = &key[..8];
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf("blocks")?, height)
+            .map_err(err)?
+            .is_some_and(|decided| decided[..] == body.0[..]))
+    }
+
     /// What the store holds in memory now, for the node's memory gauges.
     pub fn memory(&self) -> StoreMemory {
         let mut m = StoreMemory {
@@ -465,7 +476,7 @@ impl ChainStore for Store {
         for k in &done {
             batch.delete_cf(undecided, k);
             let body = undecided_key_hash(k);
-            if body != hash {
+            if body != hash && !self.is_decided_body(k, &body)? {
                 batch.delete_cf(self.cf("bodies")?, body.0);
                 lost.push(body);
             }
@@ -489,6 +500,13 @@ impl ChainStore for Store {
     }
 
     fn put_undecided(&self, r: &UndecidedRecord) -> Result<()> {
+        // A proposal for a height already decided needs no record for recovery, and its key
+        // would outlive that height's commit: the next commit would take it for a proposal
+        // that lost, and delete its body, which may be the decided block's (a value that
+        // arrives by sync just after consensus decided it is exactly that).
+        if r.height <= self.latest_height()? {
+            return Ok(());
+        }
         let key = undecided_key(r.height, r.round, &r.block_hash);
         let mut batch = WriteBatch::default();
         // The record without its body; the body once, by hash (a block proposed again in a
@@ -662,6 +680,40 @@ mod tests {
             .unwrap();
         assert_eq!(s.block_bytes(2).unwrap(), Some(next.encode()));
         assert_eq!(count(&s, "bodies"), 2);
+    }
+
+    #[test]
+    fn a_proposal_recorded_after_its_height_was_decided_never_takes_the_decided_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 0).unwrap();
+        let b1 = block(1, Hash::ZERO, 10);
+        let record = |b: &Block, round| UndecidedRecord {
+            height: b.header.height,
+            round,
+            valid_round: -1,
+            proposer: Address::default(),
+            block_hash: b.hash(),
+            valid: true,
+            block: b.encode(),
+        };
+        s.put_undecided(&record(&b1, 0)).unwrap();
+        s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap();
+        // The decided block arrives again, by sync, after the commit.
+        s.put_undecided(&record(&b1, 1)).unwrap();
+        assert_eq!(count(&s, "undecided"), 0, "a decided height gets no record");
+        // A record left from an earlier version (or written behind a commit's back) does not
+        // take the decided body away either.
+        let stale = undecided_key(1, 2, &b1.hash());
+        s.db.put_cf(s.cf("undecided").unwrap(), stale, []).unwrap();
+        s.undecided_keys.lock().insert(stale);
+        let b2 = block(2, b1.hash(), 11);
+        s.commit(&b2.header, &b2.encode(), &[], &cert(&b2)).unwrap();
+        assert_eq!(s.block_bytes(1).unwrap(), Some(b1.encode()));
+        assert_eq!(s.block_bytes(2).unwrap(), Some(b2.encode()));
+        assert_eq!(count(&s, "undecided"), 0, "the stale record is gone");
+        drop(s);
+        let s = Store::open(dir.path(), 0).unwrap();
+        assert_eq!(s.block_bytes(1).unwrap(), Some(b1.encode()));
     }
 
     #[test]
