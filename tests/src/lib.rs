@@ -69,12 +69,25 @@ where
     }
 }
 
-/// A fresh network directory under the target dir (kept for inspection after a failure).
+/// A fresh network directory under the system's temporary directory (kept for inspection
+/// after a failure). The directories earlier runs left for the same `name` are removed first,
+/// once the process that made them has exited, so each test keeps only its latest run's.
 pub fn network_dir(name: &str) -> std::path::PathBuf {
-    let base = std::env::var("CARGO_TARGET_TMPDIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::env::temp_dir());
-    let dir = base.join(format!("lockstep-e2e-{name}-{}", std::process::id()));
+    let base = std::env::temp_dir();
+    let prefix = format!("lockstep-e2e-{name}-");
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            let file = e.file_name();
+            let pid = file.to_str().and_then(|f| f.strip_prefix(&prefix));
+            let exited = pid
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists());
+            if exited {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{prefix}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
