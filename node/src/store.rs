@@ -13,7 +13,8 @@
 //! Committing it writes only its height → hash entry and what indexes it, so a block is not
 //! copied through RocksDB twice. A decided block is written in one synced write batch, before
 //! anyone is told about it; that sync also makes the body durable, since it went to the same
-//! write-ahead log earlier. Bodies of proposals that lost are deleted at commit.
+//! write-ahead log earlier. Bodies of proposals that lost are deleted at commit, never a body that
+//! is some height's decided block; no proposal is recorded for a height already decided.
 
 use crate::cache::FifoCache;
 use borsh::BorshDeserialize;
