@@ -592,22 +592,26 @@ mod tests {
         }
     }
 
+    /// `b` recorded as a valid proposal of its height in `round`.
+    fn proposal(b: &Block, round: u32) -> UndecidedRecord {
+        UndecidedRecord {
+            height: b.header.height,
+            round,
+            valid_round: -1,
+            proposer: Address::default(),
+            block_hash: b.hash(),
+            valid: true,
+            block: b.encode(),
+        }
+    }
+
     #[test]
     fn commit_is_durable_idempotent_and_refuses_a_conflicting_block() {
         let dir = tempfile::tempdir().unwrap();
         let b1 = block(1, Hash::ZERO, 10);
         {
             let s = Store::open(dir.path(), 0).unwrap();
-            s.put_undecided(&UndecidedRecord {
-                height: 1,
-                round: 0,
-                valid_round: -1,
-                proposer: Address::default(),
-                block_hash: b1.hash(),
-                valid: true,
-                block: b1.encode(),
-            })
-            .unwrap();
+            s.put_undecided(&proposal(&b1, 0)).unwrap();
             assert_eq!(s.undecided(1).unwrap().len(), 1);
             assert_eq!(
                 s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(),
@@ -645,16 +649,7 @@ mod tests {
         let won = block(1, Hash::ZERO, 10);
         let lost = block(1, Hash::ZERO, 11);
         for (round, b) in [(0, &lost), (1, &won), (2, &won)] {
-            s.put_undecided(&UndecidedRecord {
-                height: 1,
-                round,
-                valid_round: -1,
-                proposer: Address::default(),
-                block_hash: b.hash(),
-                valid: true,
-                block: b.encode(),
-            })
-            .unwrap();
+            s.put_undecided(&proposal(b, round)).unwrap();
         }
         // Three records, two bodies (the block proposed in two rounds is stored once); they
         // survive a restart.
@@ -688,19 +683,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 0).unwrap();
         let b1 = block(1, Hash::ZERO, 10);
-        let record = |b: &Block, round| UndecidedRecord {
-            height: b.header.height,
-            round,
-            valid_round: -1,
-            proposer: Address::default(),
-            block_hash: b.hash(),
-            valid: true,
-            block: b.encode(),
-        };
-        s.put_undecided(&record(&b1, 0)).unwrap();
+        s.put_undecided(&proposal(&b1, 0)).unwrap();
         s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap();
         // The decided block arrives again, by sync, after the commit.
-        s.put_undecided(&record(&b1, 1)).unwrap();
+        s.put_undecided(&proposal(&b1, 1)).unwrap();
         assert_eq!(count(&s, "undecided"), 0, "a decided height gets no record");
         // A record left from an earlier version (or written behind a commit's back) does not
         // take the decided body away either.
