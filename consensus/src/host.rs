@@ -15,7 +15,7 @@ use crate::streaming::{split, CompleteStream, Reassembly};
 use bytes::Bytes;
 use lockstep_bundles::hash::FastMap;
 use lockstep_bundles::{Block, BlockHeader, Hash, Limits, SignedBundle};
-use lockstep_mempool::Mempool;
+use lockstep_mempool::{Mempool, Origin};
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::streaming::StreamMessage;
@@ -461,9 +461,11 @@ impl Host {
         let held = match previous.and_then(|v| self.blocks.get(&v.0).cloned()) {
             Some(h) => h,
             None => {
+                let started = std::time::Instant::now();
                 let reaped = self
                     .mempool
                     .reap(self.cfg.limits.max_block_bytes as usize, height);
+                let reap_ms = started.elapsed().as_secs_f64() * 1e3;
                 let hashes: Vec<Hash> = reaped.iter().map(|a| a.hash).collect();
                 let encodings: Vec<&[u8]> = reaped.iter().map(|a| &a.encoded[..]).collect();
                 let list: Vec<SignedBundle> = reaped.iter().map(|a| (*a.bundle).clone()).collect();
@@ -499,6 +501,8 @@ impl Host {
                     round,
                     bundles = held.hashes.len(),
                     bytes = held.encoded.len(),
+                    reap_ms,
+                    total_ms = started.elapsed().as_secs_f64() * 1e3,
                     "proposing block"
                 );
                 held
@@ -586,11 +590,21 @@ impl Host {
             value: BlockId(block_hash),
             validity,
         };
+        let started = std::time::Instant::now();
         let verdict = self.check(&s, block_hash).await;
         match verdict {
             Ok(held) => {
+                let checked = started.elapsed();
                 let value = pv(Validity::Valid);
                 self.persist(&value, Some(&held));
+                debug!(
+                    height = s.header.height,
+                    round = s.round,
+                    bundles = held.hashes.len(),
+                    check_ms = checked.as_secs_f64() * 1e3,
+                    total_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "proposal valid"
+                );
                 self.blocks.insert(block_hash, Arc::new(held));
                 metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "valid")
                     .increment(1);
@@ -656,7 +670,14 @@ impl Host {
             // this node can hand them on.
             let fetched: Vec<Hash> = resolved.fetched.iter().map(|a| a.hash).collect();
             self.mempool.mark_verified(&fetched);
-            self.mempool.insert_many(resolved.fetched, h.height);
+            self.mempool.insert_many(
+                resolved
+                    .fetched
+                    .into_iter()
+                    .map(|a| (a, Origin::Peer))
+                    .collect(),
+                h.height,
+            );
         }
         Ok(Held {
             encoded: Block::encode_from_parts(&block.header, &resolved.encoded),

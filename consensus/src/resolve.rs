@@ -85,6 +85,7 @@ pub async fn resolve(
     limits: &Limits,
     waits: Waits,
 ) -> Result<Resolved, Unresolved> {
+    let started = std::time::Instant::now();
     let known = mempool.known_many(hashes);
     if let Some((hash, height)) = hashes.iter().zip(&known).find_map(|(h, k)| match k {
         Known::Included { height } => Some((*h, *height)),
@@ -100,6 +101,7 @@ pub async fn resolve(
     let mut fetched = Vec::new();
 
     let missing = positions_missing(&found);
+    let not_pending = missing.len();
     if !missing.is_empty() {
         metrics::counter!("lockstep_consensus_bundles_awaited_total")
             .increment(missing.len() as u64);
@@ -110,7 +112,9 @@ pub async fn resolve(
         }
     }
 
+    let waited = started.elapsed();
     let missing = positions_missing(&found);
+    let after_wait = missing.len();
     if !missing.is_empty() {
         let wanted: Vec<Hash> = missing.iter().map(|&i| hashes[i]).collect();
         let answers = tokio::time::timeout(waits.fetch, fetcher.fetch(wanted, proposer))
@@ -166,6 +170,18 @@ pub async fn resolve(
     }
 
     let missing = positions_missing(&found).len();
+    if not_pending > 0 {
+        tracing::debug!(
+            bundles = hashes.len(),
+            not_pending,
+            after_gossip_wait = after_wait,
+            fetched = fetched.len(),
+            missing,
+            wait_ms = waited.as_secs_f64() * 1e3,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "resolved proposal bundles"
+        );
+    }
     if missing > 0 {
         return Err(Unresolved::Missing(missing));
     }
@@ -197,6 +213,7 @@ mod tests {
     use lockstep_bundles::bundle::{BundleBody, Leg};
     use lockstep_mempool::included::IncludedSet;
     use lockstep_mempool::pool::PoolConfig;
+    use lockstep_mempool::Origin;
     use parking_lot::Mutex;
     use std::collections::HashMap;
 
@@ -272,7 +289,7 @@ mod tests {
     async fn pending_bundles_resolve_without_asking_peers() {
         let m = pool();
         let bs: Vec<SignedBundle> = (0..5).map(bundle).collect();
-        m.insert_many(bs.iter().map(admitted).collect(), 1);
+        m.insert_many(bs.iter().map(|b| (admitted(b), Origin::Peer)).collect(), 1);
         let hashes: Vec<Hash> = bs.iter().rev().map(SignedBundle::hash).collect();
         let peers = Peers::default();
         let r = run(&m, &peers, &hashes, quick()).await.unwrap();
@@ -292,7 +309,7 @@ mod tests {
         let late = admitted(&b);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            m2.insert_many(vec![late], 1);
+            m2.insert_many(vec![(late, Origin::Peer)], 1);
         });
         let peers = Peers::default();
         let waits = Waits {
@@ -309,7 +326,7 @@ mod tests {
         let m = pool();
         let (here, away, forged, garbled, nowhere) =
             (bundle(1), bundle(2), bundle(3), bundle(4), bundle(5));
-        m.insert_many(vec![admitted(&here)], 1);
+        m.insert_many(vec![(admitted(&here), Origin::Peer)], 1);
         let mut bad_sig = forged.clone();
         bad_sig.signature[3] ^= 1;
         let mut peers = Peers::default();

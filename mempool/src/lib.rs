@@ -18,6 +18,7 @@ use included::IncludedSet;
 use lockstep_bundles::hash::{FastMap, FastSet};
 use lockstep_bundles::{Hash, SignedBundle};
 use parking_lot::Mutex;
+pub use pool::Origin;
 use pool::{Pool, PoolConfig, PoolError};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -92,7 +93,12 @@ impl State {
         }
     }
 
-    fn insert(&mut self, a: Admitted, next_height: u64) -> Result<Inserted, PoolError> {
+    fn insert(
+        &mut self,
+        a: Admitted,
+        next_height: u64,
+        origin: Origin,
+    ) -> Result<Inserted, PoolError> {
         if let Some(height) = self.included.height_of(&a.hash) {
             return Ok(Inserted::AlreadyIncluded { height });
         }
@@ -100,7 +106,7 @@ impl State {
             return Ok(Inserted::AlreadyPending);
         }
         let hash = a.hash;
-        let evicted = self.pool.insert(a, next_height)?;
+        let evicted = self.pool.insert(a, next_height, origin)?;
         if !evicted.is_empty() {
             metrics::counter!("lockstep_mempool_evicted_total").increment(evicted.len() as u64);
         }
@@ -175,23 +181,29 @@ impl Mempool {
     }
 
     /// Inserts a verified bundle. `next_height` is the height it could be included at.
-    pub fn insert(&self, a: Admitted, next_height: u64) -> Result<Inserted, PoolError> {
-        self.insert_many(vec![a], next_height)
+    pub fn insert(
+        &self,
+        a: Admitted,
+        next_height: u64,
+        origin: Origin,
+    ) -> Result<Inserted, PoolError> {
+        self.insert_many(vec![(a, origin)], next_height)
             .pop()
             .unwrap_or(Ok(Inserted::AlreadyPending))
     }
 
-    /// Inserts verified bundles in order under one lock; one outcome per bundle.
+    /// Inserts verified bundles, each with its origin (which bounds apply, see [`pool`]), in
+    /// order under one lock; one outcome per bundle.
     pub fn insert_many(
         &self,
-        bundles: Vec<Admitted>,
+        bundles: Vec<(Admitted, Origin)>,
         next_height: u64,
     ) -> Vec<Result<Inserted, PoolError>> {
         let out: Vec<_> = {
             let mut s = self.state.lock();
             let out = bundles
                 .into_iter()
-                .map(|a| s.insert(a, next_height))
+                .map(|(a, origin)| s.insert(a, next_height, origin))
                 .collect();
             s.publish_size();
             out
@@ -327,7 +339,7 @@ mod tests {
             tokio::spawn(async move { m.wait_for_any(Duration::from_secs(3600)).await })
         };
         tokio::task::yield_now().await;
-        m.insert(admitted(1, 1, 100, 10), 1).unwrap();
+        m.insert(admitted(1, 1, 100, 10), 1, Origin::Peer).unwrap();
         let woke = tokio::time::timeout(Duration::from_secs(60), waiter).await;
         assert!(matches!(woke, Ok(Ok(true))), "{woke:?}");
 

@@ -5,6 +5,15 @@
 //! refused with [`PoolError::Full`] (protocol error 4006). A pending bundle is never displaced
 //! by a newer one, so a bundle a user was told is pending is never silently lost.
 //!
+//! Room for peers: bundles submitted to this node ([`Origin::Local`]) may fill the pool only
+//! up to three quarters of its count and byte bounds; the last quarter takes only bundles
+//! from peers ([`Origin::Peer`]: gossiped, or fetched for a proposal). Under overload the
+//! pools of all validators fill together, and without the reserve each would be full of its
+//! own submissions and refuse the others' gossip: every proposal would then name bundles its
+//! voters lack and must fetch, making heights slow just when the load is highest. With it,
+//! submitters are told 4006 first and bundles already admitted somewhere keep reaching
+//! every pool.
+//!
 //! Reaping order is arrival order (first admitted, first reaped); a bundle too large for the
 //! space left in a block is skipped for that block but keeps its place.
 
@@ -37,11 +46,29 @@ impl Default for PoolConfig {
     }
 }
 
+/// Who brought a bundle to this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Submitted here (JSON-RPC): may fill the pool up to three quarters of its bounds.
+    Local,
+    /// From a peer (gossip, or fetched for a proposal): may fill it all.
+    Peer,
+}
+
 /// Why the pool refused a bundle (protocol error 4006: retry later).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
-    #[error("node busy: mempool full ({count} bundles, {bytes} bytes pending); retry later")]
-    Full { count: usize, bytes: usize },
+    #[error(
+        "node busy: mempool full for {origin} bundles ({count} bundles, {bytes} bytes pending; \
+         at most {max_count} and {max_bytes} bytes); retry later"
+    )]
+    Full {
+        origin: &'static str,
+        count: usize,
+        bytes: usize,
+        max_count: usize,
+        max_bytes: usize,
+    },
     #[error("node busy: signer already has {pending} pending bundles (limit {max}); retry later")]
     SignerCap { pending: usize, max: usize },
 }
@@ -93,12 +120,27 @@ impl Pool {
         self.slots.get(hash).map(|s| &s.entry)
     }
 
-    fn fits(&self, size: usize) -> bool {
-        self.slots.len() < self.config.max_count && self.bytes + size <= self.config.max_bytes
+    /// The count and byte bounds for bundles of this origin (see the module doc).
+    fn bounds(&self, origin: Origin) -> (usize, usize) {
+        let (count, bytes) = (self.config.max_count, self.config.max_bytes);
+        match origin {
+            Origin::Peer => (count, bytes),
+            Origin::Local => (count - count / 4, bytes - bytes / 4),
+        }
+    }
+
+    fn fits(&self, size: usize, origin: Origin) -> bool {
+        let (max_count, max_bytes) = self.bounds(origin);
+        self.slots.len() < max_count && self.bytes + size <= max_bytes
     }
 
     /// Inserts a bundle not yet in the pool; returns the hashes evicted to make room.
-    pub fn insert(&mut self, entry: Admitted, next_height: u64) -> Result<Vec<Hash>, PoolError> {
+    pub fn insert(
+        &mut self,
+        entry: Admitted,
+        next_height: u64,
+        origin: Origin,
+    ) -> Result<Vec<Hash>, PoolError> {
         let size = entry.encoded.len();
         let signer = entry.bundle.body.signer;
         let pending = self.per_signer.get(&signer).copied().unwrap_or(0);
@@ -109,13 +151,20 @@ impl Pool {
             });
         }
         let mut evicted = Vec::new();
-        if !self.fits(size) {
+        if !self.fits(size, origin) {
             evicted = self.expire(next_height);
         }
-        if !self.fits(size) {
+        if !self.fits(size, origin) {
+            let (max_count, max_bytes) = self.bounds(origin);
             return Err(PoolError::Full {
+                origin: match origin {
+                    Origin::Local => "submitted",
+                    Origin::Peer => "peers'",
+                },
                 count: self.slots.len(),
                 bytes: self.bytes,
+                max_count,
+                max_bytes,
             });
         }
         let seq = self.next_seq;
@@ -224,9 +273,11 @@ pub(crate) mod tests {
     #[test]
     fn refuses_when_full_and_never_displaces_pending() {
         let mut p = Pool::new(cfg(2, 1 << 20, 10));
-        p.insert(admitted(1, 1, 100, 10), 1).unwrap();
-        p.insert(admitted(1, 2, 100, 10), 1).unwrap();
-        let err = p.insert(admitted(1, 3, 100, 10), 1).unwrap_err();
+        p.insert(admitted(1, 1, 100, 10), 1, Origin::Peer).unwrap();
+        p.insert(admitted(1, 2, 100, 10), 1, Origin::Peer).unwrap();
+        let err = p
+            .insert(admitted(1, 3, 100, 10), 1, Origin::Peer)
+            .unwrap_err();
         assert!(matches!(err, PoolError::Full { count: 2, .. }));
         assert_eq!(p.len(), 2);
     }
@@ -235,9 +286,9 @@ pub(crate) mod tests {
     fn evicts_expired_first_when_full() {
         let mut p = Pool::new(cfg(2, 1 << 20, 10));
         let old = admitted(1, 1, 5, 10);
-        p.insert(old.clone(), 1).unwrap();
-        p.insert(admitted(1, 2, 100, 10), 1).unwrap();
-        let evicted = p.insert(admitted(1, 3, 100, 10), 6).unwrap();
+        p.insert(old.clone(), 1, Origin::Peer).unwrap();
+        p.insert(admitted(1, 2, 100, 10), 1, Origin::Peer).unwrap();
+        let evicted = p.insert(admitted(1, 3, 100, 10), 6, Origin::Peer).unwrap();
         assert_eq!(evicted, vec![old.hash]);
         assert_eq!(p.len(), 2);
     }
@@ -247,24 +298,72 @@ pub(crate) mod tests {
         let a = admitted(1, 1, 100, 100);
         let size = a.encoded.len();
         let mut p = Pool::new(cfg(10, 2 * size, 10));
-        p.insert(a, 1).unwrap();
-        p.insert(admitted(1, 2, 100, 100), 1).unwrap();
+        p.insert(a, 1, Origin::Peer).unwrap();
+        p.insert(admitted(1, 2, 100, 100), 1, Origin::Peer).unwrap();
         assert!(matches!(
-            p.insert(admitted(2, 3, 100, 100), 1),
+            p.insert(admitted(2, 3, 100, 100), 1, Origin::Peer),
             Err(PoolError::Full { .. })
         ));
         assert_eq!(p.bytes(), 2 * size);
 
         let mut q = Pool::new(cfg(10, 1 << 20, 2));
-        q.insert(admitted(7, 1, 100, 1), 1).unwrap();
-        q.insert(admitted(7, 2, 100, 1), 1).unwrap();
+        q.insert(admitted(7, 1, 100, 1), 1, Origin::Peer).unwrap();
+        q.insert(admitted(7, 2, 100, 1), 1, Origin::Peer).unwrap();
         assert!(matches!(
-            q.insert(admitted(7, 3, 100, 1), 1),
+            q.insert(admitted(7, 3, 100, 1), 1, Origin::Peer),
             Err(PoolError::SignerCap { pending: 2, max: 2 })
         ));
-        q.insert(admitted(8, 1, 100, 1), 1).unwrap();
+        q.insert(admitted(8, 1, 100, 1), 1, Origin::Peer).unwrap();
         assert!(q.remove(&admitted(7, 1, 100, 1).hash));
-        q.insert(admitted(7, 3, 100, 1), 1).unwrap();
+        q.insert(admitted(7, 3, 100, 1), 1, Origin::Peer).unwrap();
+    }
+
+    #[test]
+    fn submitted_bundles_leave_a_quarter_of_the_pool_to_peers() {
+        let size = admitted(1, 0, 100, 10).encoded.len();
+        // Count bound: 8, so submissions stop at 6 and peers' bundles fill the other 2.
+        let mut p = Pool::new(cfg(8, 1 << 20, 100));
+        for n in 0..6 {
+            p.insert(admitted(1, n, 100, 10), 1, Origin::Local).unwrap();
+        }
+        let err = p
+            .insert(admitted(1, 6, 100, 10), 1, Origin::Local)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            PoolError::Full {
+                count: 6,
+                max_count: 6,
+                ..
+            }
+        ));
+        p.insert(admitted(2, 0, 100, 10), 1, Origin::Peer).unwrap();
+        p.insert(admitted(2, 1, 100, 10), 1, Origin::Peer).unwrap();
+        assert!(matches!(
+            p.insert(admitted(2, 2, 100, 10), 1, Origin::Peer),
+            Err(PoolError::Full { count: 8, .. })
+        ));
+        // Room freed below the local bound takes submissions again.
+        assert!(p.remove(&admitted(1, 0, 100, 10).hash));
+        assert!(p.remove(&admitted(1, 1, 100, 10).hash));
+        assert!(p.remove(&admitted(1, 2, 100, 10).hash));
+        p.insert(admitted(1, 6, 100, 10), 1, Origin::Local).unwrap();
+
+        // Byte bound: room for 8 bundles, of which 6 may be submitted here.
+        let mut q = Pool::new(cfg(100, 8 * size, 100));
+        for n in 0..6 {
+            q.insert(admitted(1, n, 100, 10), 1, Origin::Local).unwrap();
+        }
+        assert!(q.insert(admitted(1, 6, 100, 10), 1, Origin::Local).is_err());
+        q.insert(admitted(2, 0, 100, 10), 1, Origin::Peer).unwrap();
+        q.insert(admitted(2, 1, 100, 10), 1, Origin::Peer).unwrap();
+        assert!(q.insert(admitted(2, 2, 100, 10), 1, Origin::Peer).is_err());
+        assert_eq!(q.bytes(), 8 * size);
+
+        // A pool too small to split keeps its single slot for either.
+        let mut one = Pool::new(cfg(1, 1 << 20, 100));
+        one.insert(admitted(1, 0, 100, 10), 1, Origin::Local)
+            .unwrap();
     }
 
     proptest! {
@@ -279,7 +378,7 @@ pub(crate) mod tests {
             for (i, (signer, valid_until, len)) in items.into_iter().enumerate() {
                 let a = admitted(signer, i as u64, valid_until, len);
                 arrival.push(a.hash);
-                p.insert(a, 1).unwrap();
+                p.insert(a, 1, Origin::Peer).unwrap();
             }
             let reaped = p.reap(max_bytes, height);
             let total: usize = reaped.iter().map(|a| a.encoded.len()).sum();

@@ -7,7 +7,7 @@ use lockstep_bundles::sig::{self, Item};
 use lockstep_bundles::{BundleError, Hash, Limits, SignedBundle};
 use lockstep_consensus::Tip;
 use lockstep_mempool::pool::PoolError;
-use lockstep_mempool::{Admitted, Inserted, Known, Mempool};
+use lockstep_mempool::{Admitted, Inserted, Known, Mempool, Origin};
 use lockstep_p2p::{BundleGossip, Inbound, Verdict};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -454,11 +454,18 @@ impl Core {
                 continue;
             }
             slots.push((c.slot, c.source, c.encoded.clone()));
-            admitted.push(Admitted {
-                hash: c.hash,
-                bundle: Arc::new(c.bundle),
-                encoded: c.encoded,
-            });
+            let origin = match c.source {
+                Source::Rpc => Origin::Local,
+                Source::Gossip => Origin::Peer,
+            };
+            admitted.push((
+                Admitted {
+                    hash: c.hash,
+                    bundle: Arc::new(c.bundle),
+                    encoded: c.encoded,
+                },
+                origin,
+            ));
         }
         if admitted.is_empty() {
             return out;
