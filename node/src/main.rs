@@ -99,14 +99,33 @@ fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The log filter when `RUST_LOG` is unset or invalid.
+const DEFAULT_LOG_FILTER: &str = "info,libp2p=warn,libp2p_gossipsub=error,arc_malachitebft=warn";
+
+/// `RUST_LOG` as given, except that `libp2p_gossipsub` stays at `error` unless the filter
+/// names it: gossipsub logs every message it cannot queue to a slow peer at `warn`, with the
+/// whole message debug-printed byte by byte. With 64 KiB bundles that was hundreds of KB per
+/// line, 675 MB of log in one validator in 20 s, and the CPU spent formatting it slowed the
+/// validator further. A plain `RUST_LOG=info` must not turn a slow peer into that.
+fn log_filter(env: Option<String>) -> tracing_subscriber::EnvFilter {
+    let default = || tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER);
+    match env {
+        Some(f) if !f.trim().is_empty() => {
+            let f = if f.contains("libp2p_gossipsub") {
+                f
+            } else {
+                format!("{f},libp2p_gossipsub=error")
+            };
+            tracing_subscriber::EnvFilter::try_new(f).unwrap_or_else(|_| default())
+        }
+        _ => default(),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "info,libp2p=warn,libp2p_gossipsub=error,arc_malachitebft=warn".into()
-            }),
-        )
+        .with_env_filter(log_filter(std::env::var("RUST_LOG").ok()))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
@@ -158,5 +177,27 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn gossipsub_stays_at_error_unless_the_filter_names_it() {
+        assert_eq!(
+            log_filter(Some("info".into())).to_string(),
+            "libp2p_gossipsub=error,info"
+        );
+        assert!(log_filter(Some("info,libp2p_gossipsub=debug".into()))
+            .to_string()
+            .contains("libp2p_gossipsub=debug"));
+        assert!(log_filter(None)
+            .to_string()
+            .contains("libp2p_gossipsub=error"));
+        assert!(log_filter(Some("not a [filter".into()))
+            .to_string()
+            .contains("libp2p_gossipsub=error"));
     }
 }
