@@ -733,6 +733,40 @@ mod tests {
     }
 
     #[test]
+    fn pruned_bodies_free_their_blob_files_without_blob_garbage_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 2).unwrap();
+        let k = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let bodies = s.cf("bodies").unwrap();
+        let blob_files = || {
+            s.db.property_int_value_cf(bodies, "rocksdb.num-blob-files")
+                .unwrap()
+                .unwrap()
+        };
+        let mut parent = Hash::ZERO;
+        for h in 1..=8u64 {
+            let b =
+                lockstep_client::bundle::sign(&k, 1, h, 100, vec![(1, vec![h as u8; 64 * 1024])]);
+            let hashes = vec![b.hash()];
+            let blk = Block::build(1, h, h, Address::default(), parent, vec![b], &hashes);
+            parent = blk.hash();
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+                .unwrap();
+            // One blob file per height.
+            s.db.flush_cf(bodies).unwrap();
+        }
+        assert_eq!(s.earliest().unwrap(), 7);
+        s.db.compact_range_cf(bodies, None::<&[u8]>, None::<&[u8]>);
+        assert!(
+            blob_files() <= 2,
+            "only the kept heights' blob files remain ({} files)",
+            blob_files()
+        );
+        assert!(s.block_bytes(7).unwrap().is_some());
+        assert!(s.block_bytes(8).unwrap().is_some());
+    }
+
+    #[test]
     fn a_store_of_an_older_layout_is_refused_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         {
