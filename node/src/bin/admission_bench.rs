@@ -100,10 +100,11 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-/// A fresh mempool and admission, as a node starts them, with room for every bundle.
+/// A fresh mempool and admission, as a node starts them, with room for every bundle (the
+/// count bound is doubled: submissions may fill only three quarters of it).
 fn fresh(args: &Args, gossip: Arc<CountingGossip>) -> (Arc<Mempool>, Arc<Admission>) {
     let pool = PoolConfig {
-        max_count: args.bundles + 1,
+        max_count: 2 * args.bundles + 1,
         max_bytes: usize::MAX / 2,
         max_per_signer: args.bundles,
     };
