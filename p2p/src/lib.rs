@@ -45,6 +45,8 @@ pub use libp2p::PeerId;
 /// forwarded, no penalty) so gossip never blocks the swarm or consensus. Each message holds at
 /// most `max_message_bytes`, so this also bounds the queue's memory.
 pub const DEFAULT_INBOUND_CAPACITY: usize = 1024;
+/// Messages queued to one peer (see `build_swarm`).
+pub const SEND_QUEUE_MESSAGES: usize = 512;
 /// Capacity of the command queue from the node to the swarm task.
 pub const COMMAND_CAPACITY: usize = 4096;
 /// How often disconnected peers are redialled and scores checked.
@@ -253,6 +255,14 @@ fn build_swarm(cfg: &GossipConfig, topic: &IdentTopic) -> Result<Swarm<Behaviour
                         })
                     })
                     .max_transmit_size(max)
+                    // Each peer's send queue holds this many messages, half for our own
+                    // publishes and half for forwards, each its own copy of up to
+                    // `max_message_bytes`. gossipsub's default (5,000) lets one slow peer
+                    // hold 660 MB of 132 KiB messages; this bounds it to about 68 MB. A
+                    // publish that does not fit is dropped at once rather than after waiting
+                    // out gossipsub's 5 s publish timeout, and a peer that needs the bundle
+                    // fetches it with the proposal.
+                    .connection_handler_queue_len(SEND_QUEUE_MESSAGES)
                     .duplicate_cache_time(Duration::from_secs(120))
                     .build()?;
                 let mut gossipsub =
