@@ -85,6 +85,10 @@ pub struct Pool {
     slots: FastMap<Hash, Slot>,
     per_signer: FastMap<[u8; 32], usize>,
     bytes: usize,
+    /// Every pending bundle has `valid_until` at or above this height. `expire` scans the
+    /// pool only for a later height, so a full pool refusing bundle after bundle does not
+    /// rescan it for each one (the commit already expired that height).
+    unexpired_from: u64,
 }
 
 impl Pool {
@@ -96,6 +100,7 @@ impl Pool {
             slots: FastMap::default(),
             per_signer: FastMap::default(),
             bytes: 0,
+            unexpired_from: 0,
         }
     }
 
@@ -167,6 +172,7 @@ impl Pool {
                 max_bytes,
             });
         }
+        self.unexpired_from = self.unexpired_from.min(entry.bundle.body.valid_until);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.order.insert(seq, entry.hash);
@@ -195,6 +201,10 @@ impl Pool {
 
     /// Removes every bundle whose `valid_until` is below `next_height`; returns their hashes.
     pub fn expire(&mut self, next_height: u64) -> Vec<Hash> {
+        if next_height <= self.unexpired_from {
+            return Vec::new();
+        }
+        self.unexpired_from = next_height;
         let expired: Vec<Hash> = self
             .slots
             .iter()
@@ -291,6 +301,21 @@ pub(crate) mod tests {
         let evicted = p.insert(admitted(1, 3, 100, 10), 6, Origin::Peer).unwrap();
         assert_eq!(evicted, vec![old.hash]);
         assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn expiry_after_a_scan_still_finds_bundles_inserted_already_expired() {
+        let mut p = Pool::new(cfg(2, 1 << 20, 10));
+        p.insert(admitted(1, 1, 100, 10), 6, Origin::Peer).unwrap();
+        assert!(p.expire(6).is_empty());
+        // Inserted after height 6 was expired, but already expired at it.
+        let stale = admitted(1, 2, 3, 10);
+        p.insert(stale.clone(), 6, Origin::Peer).unwrap();
+        let evicted = p.insert(admitted(1, 3, 100, 10), 6, Origin::Peer).unwrap();
+        assert_eq!(evicted, vec![stale.hash]);
+        assert_eq!(p.len(), 2);
+        assert!(p.expire(6).is_empty());
+        assert_eq!(p.expire(101).len(), 2);
     }
 
     #[test]
