@@ -669,6 +669,38 @@ mod tests {
     }
 
     #[test]
+    fn proposal_streams_round_trip_in_one_part_and_in_several() {
+        let header = lockstep_bundles::BlockHeader {
+            chain_id: 1,
+            height: 3,
+            timestamp: 9,
+            proposer: Address([1; 20]),
+            parent_hash: Hash([2; 32]),
+            bundle_count: 2,
+            bundles_root: Hash([3; 32]),
+            rollups_root: Hash([4; 32]),
+        };
+        let few = vec![Hash([5; 32]), Hash([6; 32])];
+        let many: Vec<Hash> = (0..crate::streaming::PART_HASHES as u32 + 1)
+            .map(|i| Hash::tagged(b"test", &[&i.to_le_bytes()]))
+            .collect();
+        for hashes in [few, many] {
+            let msgs = crate::streaming::split(
+                3,
+                1,
+                0,
+                Address([1; 20]),
+                header.clone(),
+                &hashes,
+                [7; 64],
+            );
+            for m in msgs {
+                assert_eq!(round_trip(m.clone()), m);
+            }
+        }
+    }
+
+    #[test]
     fn proposed_value_with_nil_rounds_round_trips() {
         let v = ProposedValue {
             height: Height(3),

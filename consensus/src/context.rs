@@ -228,6 +228,9 @@ impl mc::Vote<LockstepContext> for Vote {
 ///
 /// A stream is `Init` (the header), then `Hashes` chunks (the block's bundle hashes, in block
 /// order), then `Fin` with the proposer's signature over the block hash at `(height, round)`.
+/// A proposal whose hashes fit in one part travels as a single `Whole` part instead: one
+/// gossip message per proposal, not four (every message costs each validator an envelope
+/// signature check per relayed copy, framing and a wake-up, whatever it carries).
 ///
 /// Proposals are compact: bundles reach every validator by gossip before they are proposed,
 /// so a proposal names them by hash, and a validator takes them from its own pool (fetching
@@ -246,14 +249,23 @@ pub enum ProposalPart {
     Fin {
         signature: [u8; 64],
     },
+    /// `Init`, one `Hashes` part and `Fin` in one message: the whole stream.
+    Whole {
+        round: u32,
+        pol_round: i64,
+        proposer: bundles::Address,
+        header: BlockHeader,
+        hashes: Vec<Hash>,
+        signature: [u8; 64],
+    },
 }
 
 impl mc::ProposalPart<LockstepContext> for ProposalPart {
     fn is_first(&self) -> bool {
-        matches!(self, ProposalPart::Init { .. })
+        matches!(self, ProposalPart::Init { .. } | ProposalPart::Whole { .. })
     }
     fn is_last(&self) -> bool {
-        matches!(self, ProposalPart::Fin { .. })
+        matches!(self, ProposalPart::Fin { .. } | ProposalPart::Whole { .. })
     }
 }
 

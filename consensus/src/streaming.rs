@@ -31,7 +31,8 @@ pub fn stream_id(height: u64, round: u32) -> StreamId {
     StreamId::new(Bytes::from(b))
 }
 
-/// The messages of one proposal stream: `Init`, `Hashes` chunks, `Fin`, end marker.
+/// The messages of one proposal stream: one `Whole` part when the hashes fit in one part
+/// (every block within the default limits), else `Init`, `Hashes` chunks, `Fin`, end marker.
 pub fn split(
     height: u64,
     round: u32,
@@ -41,6 +42,18 @@ pub fn split(
     hashes: &[Hash],
     signature: [u8; 64],
 ) -> Vec<StreamMessage<ProposalPart>> {
+    let id = stream_id(height, round);
+    if hashes.len() <= PART_HASHES {
+        let whole = ProposalPart::Whole {
+            round,
+            pol_round,
+            proposer,
+            header,
+            hashes: hashes.to_vec(),
+            signature,
+        };
+        return vec![StreamMessage::new(id, 0, StreamContent::Data(whole))];
+    }
     let mut parts = vec![ProposalPart::Init {
         round,
         pol_round,
@@ -53,7 +66,6 @@ pub fn split(
             .map(|c| ProposalPart::Hashes(c.to_vec())),
     );
     parts.push(ProposalPart::Fin { signature });
-    let id = stream_id(height, round);
     let n = parts.len() as u64;
     let mut msgs: Vec<_> = parts
         .into_iter()
@@ -90,6 +102,7 @@ pub struct Reassembly {
 fn part_len(p: &ProposalPart) -> usize {
     match p {
         ProposalPart::Hashes(h) => h.len() * 32,
+        ProposalPart::Whole { hashes, .. } => hashes.len() * 32 + 256,
         _ => 256,
     }
 }
@@ -118,7 +131,37 @@ impl Reassembly {
         peer: PeerId,
         msg: StreamMessage<ProposalPart>,
     ) -> Result<Option<CompleteStream>, StreamError> {
-        let key = (peer, msg.stream_id.clone());
+        let key = (peer, msg.stream_id);
+        let part = match msg.content {
+            StreamContent::Data(ProposalPart::Whole {
+                round,
+                pol_round,
+                proposer,
+                header,
+                hashes,
+                signature,
+            }) => {
+                // A whole stream in one message: nothing to hold. A stream already begun
+                // under this id, or a `Whole` part anywhere but first, is malformed.
+                let begun = self.streams.remove(&key).is_some();
+                if begun || msg.sequence != 0 {
+                    return Err(StreamError::Malformed("Whole part in a multi-part stream"));
+                }
+                if hashes.len() * 32 + 256 > self.max_stream_bytes {
+                    return Err(StreamError::TooLarge(self.max_stream_bytes));
+                }
+                return Ok(Some(CompleteStream {
+                    round,
+                    pol_round,
+                    proposer,
+                    header,
+                    hashes,
+                    signature,
+                }));
+            }
+            StreamContent::Data(part) => Some(part),
+            StreamContent::Fin => None,
+        };
         if !self.streams.contains_key(&key) && self.streams.len() >= MAX_STREAMS {
             // Make room by dropping the oldest-height stream; a live one will be restreamed.
             if let Some(victim) = self
@@ -132,9 +175,9 @@ impl Reassembly {
         }
         let max = self.max_stream_bytes;
         let s = self.streams.entry(key.clone()).or_default();
-        match msg.content {
-            StreamContent::Fin => s.end = Some(msg.sequence),
-            StreamContent::Data(part) => {
+        match part {
+            None => s.end = Some(msg.sequence),
+            Some(part) => {
                 if let ProposalPart::Init { header, .. } = &part {
                     if msg.sequence != 0 {
                         self.streams.remove(&key);
@@ -251,6 +294,93 @@ mod tests {
         let done = out.expect("complete");
         assert_eq!(done.hashes, bundles);
         assert_eq!(done.signature, [9; 64]);
+    }
+
+    #[test]
+    fn a_block_whose_hashes_fit_in_one_part_travels_as_one_message() {
+        let bundles = hashes(300);
+        let msgs = split(7, 2, 1, Address::default(), header(7), &bundles, [4; 64]);
+        assert_eq!(msgs.len(), 1, "one Whole part, no end marker");
+        let mut r = Reassembly::new(&lockstep_bundles::Limits::default());
+        let done = r
+            .insert(peer(), msgs[0].clone())
+            .unwrap()
+            .expect("complete at once");
+        assert_eq!((done.round, done.pol_round), (2, 1));
+        assert_eq!(done.header, header(7));
+        assert_eq!(done.hashes, bundles);
+        assert_eq!(done.signature, [4; 64]);
+        assert!(r.streams.is_empty(), "nothing held");
+        // The largest one-part block is still one message; one hash more is a stream.
+        let at_bound = split(
+            7,
+            0,
+            -1,
+            Address::default(),
+            header(7),
+            &hashes(PART_HASHES),
+            [0; 64],
+        );
+        assert_eq!(at_bound.len(), 1);
+        let above = split(
+            7,
+            0,
+            -1,
+            Address::default(),
+            header(7),
+            &hashes(PART_HASHES + 1),
+            [0; 64],
+        );
+        assert_eq!(above.len(), 5, "Init, two Hashes parts, Fin, end");
+    }
+
+    #[test]
+    fn a_whole_part_that_is_not_the_entire_stream_is_malformed() {
+        let p = peer();
+        let mut r = Reassembly::new(&lockstep_bundles::Limits::default());
+        let long = split(
+            5,
+            0,
+            -1,
+            Address::default(),
+            header(5),
+            &hashes(PART_HASHES + 1),
+            [0; 64],
+        );
+        assert!(r.insert(p, long[0].clone()).unwrap().is_none());
+        let whole = split(5, 0, -1, Address::default(), header(5), &hashes(3), [0; 64]).remove(0);
+        assert!(matches!(
+            r.insert(p, whole.clone()),
+            Err(StreamError::Malformed(_))
+        ));
+        assert!(r.streams.is_empty(), "the begun stream is dropped too");
+        let late = StreamMessage::new(whole.stream_id.clone(), 1, whole.content.clone());
+        assert!(matches!(r.insert(p, late), Err(StreamError::Malformed(_))));
+        // The same part on its own, first, is a complete stream.
+        assert!(r.insert(p, whole).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_oversized_whole_part_is_refused() {
+        let limits = lockstep_bundles::Limits {
+            max_block_bytes: 100_000,
+            ..Default::default()
+        };
+        let msgs = split(
+            5,
+            0,
+            -1,
+            Address::default(),
+            header(5),
+            &hashes(PART_HASHES),
+            [0; 64],
+        );
+        assert_eq!(msgs.len(), 1);
+        let mut r = Reassembly::new(&limits);
+        assert!(matches!(
+            r.insert(peer(), msgs[0].clone()),
+            Err(StreamError::TooLarge(_))
+        ));
     }
 
     #[test]

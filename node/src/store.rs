@@ -135,10 +135,41 @@ fn read_u64(v: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(a))
 }
 
+/// Whether files in `dir` can be opened for direct I/O (some file systems refuse it).
+#[cfg(target_os = "linux")]
+fn direct_io_supported(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = dir.join(".direct-io-probe");
+    let ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+#[cfg(not(target_os = "linux"))]
+fn direct_io_supported(_dir: &Path) -> bool {
+    false
+}
+
 impl Store {
     /// Opens (or creates) the store; `keep_heights` decided heights are kept (0: all).
     pub fn open(path: &Path, keep_heights: u64) -> Result<Store> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", path.display())))?;
         let mut opts = Options::default();
+        // Flushes and compactions write with direct I/O where the file system allows it.
+        // Every block body is written twice, to the write-ahead log and at flush to a blob
+        // file; the flush's copy into the page cache cost 8 % of the machine's CPU under
+        // 64 KiB-leg load, for pages nothing reads back soon (recent blocks are served from
+        // the node's own cache). The log keeps buffered writes (it is synced per commit).
+        let direct_io = direct_io_supported(path);
+        opts.set_use_direct_io_for_flush_and_compaction(direct_io);
+        tracing::info!(direct_io, "opening the store at {}", path.display());
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -712,13 +743,24 @@ mod tests {
 
     #[test]
     fn large_bodies_go_to_blob_files_and_read_back_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
+        // The build directory's file system (direct I/O on most), and tmpfs where there is
+        // one (direct I/O only on recent kernels): the store works with and without it.
+        let dirs = [
+            Some(tempfile::tempdir().unwrap()),
+            tempfile::tempdir_in("/dev/shm").ok(),
+        ];
+        for dir in dirs.iter().flatten() {
+            large_bodies_round_trip_through_blob_files(dir.path());
+        }
+    }
+
+    fn large_bodies_round_trip_through_blob_files(dir: &Path) {
         let k = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
         let b = lockstep_client::bundle::sign(&k, 1, 1, 100, vec![(1, vec![7; 64 * 1024])]);
         let hashes = vec![b.hash()];
         let blk = Block::build(1, 1, 1, Address::default(), Hash::ZERO, vec![b], &hashes);
         {
-            let s = Store::open(dir.path(), 0).unwrap();
+            let s = Store::open(dir, 0).unwrap();
             s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
                 .unwrap();
             s.db.flush_cf(s.cf("bodies").unwrap()).unwrap();
@@ -727,7 +769,7 @@ mod tests {
                     .unwrap();
             assert_eq!(blobs, Some(1), "the body went to a blob file at flush");
         }
-        let s = Store::open(dir.path(), 0).unwrap();
+        let s = Store::open(dir, 0).unwrap();
         assert_eq!(s.block_bytes(1).unwrap(), Some(blk.encode()));
         assert_eq!(s.decided(1).unwrap().unwrap().hashes, hashes);
     }
