@@ -133,31 +133,17 @@ impl Reassembly {
     ) -> Result<Option<CompleteStream>, StreamError> {
         let key = (peer, msg.stream_id);
         let part = match msg.content {
-            StreamContent::Data(ProposalPart::Whole {
-                round,
-                pol_round,
-                proposer,
-                header,
-                hashes,
-                signature,
-            }) => {
+            StreamContent::Data(whole @ ProposalPart::Whole { .. }) => {
                 // A whole stream in one message: nothing to hold. A stream already begun
                 // under this id, or a `Whole` part anywhere but first, is malformed.
                 let begun = self.streams.remove(&key).is_some();
                 if begun || msg.sequence != 0 {
                     return Err(StreamError::Malformed("Whole part in a multi-part stream"));
                 }
-                if hashes.len() * 32 + 256 > self.max_stream_bytes {
+                if part_len(&whole) > self.max_stream_bytes {
                     return Err(StreamError::TooLarge(self.max_stream_bytes));
                 }
-                return Ok(Some(CompleteStream {
-                    round,
-                    pol_round,
-                    proposer,
-                    header,
-                    hashes,
-                    signature,
-                }));
+                return assemble(std::iter::once(whole));
             }
             StreamContent::Data(part) => Some(part),
             StreamContent::Fin => None,
@@ -211,21 +197,27 @@ impl Reassembly {
 }
 
 fn assemble(
-    parts: impl Iterator<Item = ProposalPart>,
+    mut parts: impl Iterator<Item = ProposalPart>,
 ) -> Result<Option<CompleteStream>, StreamError> {
-    let mut it = parts.peekable();
-    let Some(ProposalPart::Init {
-        round,
-        pol_round,
-        proposer,
-        header,
-    }) = it.next()
-    else {
-        return Err(StreamError::Malformed("stream does not start with Init"));
+    // A `Whole` part carries the entire stream; nothing may follow it.
+    let (round, pol_round, proposer, header, mut hashes, mut signature) = match parts.next() {
+        Some(ProposalPart::Init {
+            round,
+            pol_round,
+            proposer,
+            header,
+        }) => (round, pol_round, proposer, header, Vec::new(), None),
+        Some(ProposalPart::Whole {
+            round,
+            pol_round,
+            proposer,
+            header,
+            hashes,
+            signature,
+        }) => (round, pol_round, proposer, header, hashes, Some(signature)),
+        _ => return Err(StreamError::Malformed("stream does not start with Init")),
     };
-    let mut hashes = Vec::new();
-    let mut signature = None;
-    for p in it {
+    for p in parts {
         match p {
             ProposalPart::Hashes(h) if signature.is_none() => hashes.extend(h),
             ProposalPart::Fin { signature: s } if signature.is_none() => signature = Some(s),
@@ -271,6 +263,19 @@ mod tests {
         .unwrap()
     }
 
+    /// The messages of a round-0 proposal at `height` naming `n` bundles.
+    fn stream(height: u64, n: usize) -> Vec<StreamMessage<ProposalPart>> {
+        split(
+            height,
+            0,
+            -1,
+            Address::default(),
+            header(height),
+            &hashes(n),
+            [0; 64],
+        )
+    }
+
     fn hashes(n: usize) -> Vec<Hash> {
         (0..n)
             .map(|i| Hash::tagged(b"test", &[&i.to_le_bytes()]))
@@ -312,25 +317,9 @@ mod tests {
         assert_eq!(done.signature, [4; 64]);
         assert!(r.streams.is_empty(), "nothing held");
         // The largest one-part block is still one message; one hash more is a stream.
-        let at_bound = split(
-            7,
-            0,
-            -1,
-            Address::default(),
-            header(7),
-            &hashes(PART_HASHES),
-            [0; 64],
-        );
+        let at_bound = stream(7, PART_HASHES);
         assert_eq!(at_bound.len(), 1);
-        let above = split(
-            7,
-            0,
-            -1,
-            Address::default(),
-            header(7),
-            &hashes(PART_HASHES + 1),
-            [0; 64],
-        );
+        let above = stream(7, PART_HASHES + 1);
         assert_eq!(above.len(), 5, "Init, two Hashes parts, Fin, end");
     }
 
@@ -338,17 +327,9 @@ mod tests {
     fn a_whole_part_that_is_not_the_entire_stream_is_malformed() {
         let p = peer();
         let mut r = Reassembly::new(&lockstep_bundles::Limits::default());
-        let long = split(
-            5,
-            0,
-            -1,
-            Address::default(),
-            header(5),
-            &hashes(PART_HASHES + 1),
-            [0; 64],
-        );
+        let long = stream(5, PART_HASHES + 1);
         assert!(r.insert(p, long[0].clone()).unwrap().is_none());
-        let whole = split(5, 0, -1, Address::default(), header(5), &hashes(3), [0; 64]).remove(0);
+        let whole = stream(5, 3).remove(0);
         assert!(matches!(
             r.insert(p, whole.clone()),
             Err(StreamError::Malformed(_))
@@ -366,15 +347,7 @@ mod tests {
             max_block_bytes: 100_000,
             ..Default::default()
         };
-        let msgs = split(
-            5,
-            0,
-            -1,
-            Address::default(),
-            header(5),
-            &hashes(PART_HASHES),
-            [0; 64],
-        );
+        let msgs = stream(5, PART_HASHES);
         assert_eq!(msgs.len(), 1);
         let mut r = Reassembly::new(&limits);
         assert!(matches!(
