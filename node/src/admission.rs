@@ -1,6 +1,7 @@
 //! Admission: decode, stateless checks, signature verification in batches on dedicated
 //! verifier threads, then the mempool; shared by the RPC server and the gossip inbound path.
 
+use crate::disk::DiskSpace;
 use bytes::Bytes;
 use lockstep_bundles::bundle::Window;
 use lockstep_bundles::sig::{self, Item};
@@ -28,13 +29,16 @@ pub enum AdmitError {
     Bundle(#[from] BundleError),
     #[error("{0}")]
     Busy(String),
+    /// The node's disk is nearly full (see [`crate::disk`]).
+    #[error("{0}")]
+    DiskLow(String),
 }
 
 impl AdmitError {
     pub fn code(&self) -> i32 {
         match self {
             AdmitError::Bundle(b) => b.code(),
-            AdmitError::Busy(_) => 4006,
+            AdmitError::Busy(_) | AdmitError::DiskLow(_) => 4006,
         }
     }
 }
@@ -235,12 +239,14 @@ struct Core {
     tip: watch::Receiver<Tip>,
     verifier: Verifier,
     gossip: Arc<dyn BundleGossip>,
+    disk: Arc<DiskSpace>,
 }
 
 fn reject(e: AdmitError) -> AdmitError {
     let label = match &e {
         AdmitError::Bundle(b) => b.label(),
         AdmitError::Busy(_) => "busy",
+        AdmitError::DiskLow(_) => "disk_low",
     };
     metrics::counter!("lockstep_mempool_rejected_total", "reason" => label).increment(1);
     e
@@ -263,6 +269,7 @@ impl Admission {
         mempool: Arc<Mempool>,
         tip: watch::Receiver<Tip>,
         gossip: Arc<dyn BundleGossip>,
+        disk: Arc<DiskSpace>,
     ) -> Arc<Admission> {
         let core = Arc::new(Core {
             chain_id,
@@ -271,6 +278,7 @@ impl Admission {
             tip,
             verifier: Verifier::start(cores()),
             gossip,
+            disk,
         });
         let (queue, rx) = mpsc::channel(SUBMIT_QUEUE);
         tokio::spawn(run_queue(rx, core.clone()));
@@ -406,8 +414,15 @@ impl Core {
         let window = Window::after(latest, &self.limits);
         let mut checked = Vec::with_capacity(candidates.len());
         let mut items = Vec::new();
+        // A node low on disk takes no new bundles from users; bundles from peers still come
+        // in, since the others include them whatever this node does.
+        let disk_low = self.disk.refusal();
         for (c, k) in candidates.into_iter().zip(known) {
             if matches!(k, Known::Pending | Known::Included { .. }) {
+                continue;
+            }
+            if let (Some(why), Source::Rpc) = (&disk_low, c.source) {
+                out[c.slot] = Err(reject(AdmitError::DiskLow(why.clone())));
                 continue;
             }
             if let Err(e) =
@@ -547,7 +562,7 @@ fn verdict(from: &lockstep_p2p::PeerId, r: Result<Hash, AdmitError>) -> Verdict 
     match r {
         Ok(_) => Verdict::Accept,
         // A peer may relay a bundle that expired in flight, or hit our limits: no fault.
-        Err(AdmitError::Busy(_)) => Verdict::Ignore,
+        Err(AdmitError::Busy(_) | AdmitError::DiskLow(_)) => Verdict::Ignore,
         Err(AdmitError::Bundle(BundleError::Expired { .. } | BundleError::TooFarAhead { .. })) => {
             Verdict::Ignore
         }
@@ -624,12 +639,19 @@ mod tests {
     }
 
     fn admission(pool: PoolConfig) -> (Arc<Admission>, Arc<Mempool>, Arc<Recorder>) {
+        admission_with_disk(pool, crate::disk::DiskSpace::unlimited())
+    }
+
+    fn admission_with_disk(
+        pool: PoolConfig,
+        disk: Arc<crate::disk::DiskSpace>,
+    ) -> (Arc<Admission>, Arc<Mempool>, Arc<Recorder>) {
         let mempool = Arc::new(Mempool::new(pool, IncludedSet::new(100)));
         let (tip_tx, tip_rx) = watch::channel(Tip::default());
         std::mem::forget(tip_tx);
         let gossip = Arc::new(Recorder::default());
         let limits = Limits::default();
-        let a = Admission::new(1, limits, mempool.clone(), tip_rx, gossip.clone());
+        let a = Admission::new(1, limits, mempool.clone(), tip_rx, gossip.clone(), disk);
         (a, mempool, gossip)
     }
 
@@ -735,6 +757,33 @@ mod tests {
         let out = a.submit_many(input, Source::Rpc).await;
         assert_eq!(codes(&out), vec![None, None, Some(4006), Some(4006)]);
         assert_eq!(mempool.size().0, 2);
+    }
+
+    #[tokio::test]
+    async fn a_node_low_on_disk_refuses_submissions_but_takes_gossip_and_stays_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        // More free space required than any disk has.
+        let low = crate::disk::DiskSpace::new(dir.path(), u64::MAX).unwrap();
+        let (a, mempool, published) = admission_with_disk(PoolConfig::default(), low);
+        let b = |n: u64| Bytes::from(sign(&key(5), 1, n, 10, vec![(1, vec![n as u8])]).encode());
+
+        let refused = a.submit_bytes(b(1), Source::Rpc).await;
+        let err = refused.unwrap_err();
+        assert_eq!(err.code(), 4006);
+        assert!(err.to_string().contains("disk is nearly full"), "{err}");
+        // Batches of submissions too, and nothing was taken or published.
+        assert_eq!(
+            codes(&a.submit_many(vec![b(2), b(3)], Source::Rpc).await),
+            vec![Some(4006), Some(4006)]
+        );
+        assert_eq!(mempool.size().0, 0);
+
+        // Peers' bundles still come in (the network includes them anyway)...
+        let gossiped = a.submit_bytes(b(4), Source::Gossip).await.unwrap();
+        assert_eq!(mempool.size().0, 1);
+        assert!(published.published.lock().is_empty());
+        // ...and resubmitting a pending bundle still answers its hash.
+        assert_eq!(a.submit_bytes(b(4), Source::Rpc).await.unwrap(), gossiped);
     }
 
     #[test]

@@ -123,6 +123,28 @@ pub struct HistoryConfig {
     pub keep_heights: u64,
 }
 
+/// Free-space levels of the store's file system (see `crate::disk`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Below this many free megabytes, new submissions are refused with 4006 (0: never).
+    #[serde(default = "d_min_free")]
+    pub min_free_mb: u64,
+    /// Below this many free megabytes, the node stops (and will not start); below
+    /// `min_free_mb` unless 0 (never).
+    #[serde(default = "d_stop_free")]
+    pub stop_free_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            min_free_mb: d_min_free(),
+            stop_free_mb: d_stop_free(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -135,8 +157,16 @@ pub struct Config {
     pub mempool: MempoolConfig,
     #[serde(default)]
     pub history: HistoryConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
+fn d_min_free() -> u64 {
+    crate::disk::DEFAULT_MIN_FREE_MB
+}
+fn d_stop_free() -> u64 {
+    crate::disk::DEFAULT_STOP_FREE_MB
+}
 fn d_max_conn() -> u32 {
     DEFAULT_RPC_MAX_CONNECTIONS
 }
@@ -213,6 +243,7 @@ impl Config {
             history: HistoryConfig {
                 keep_heights: DEFAULT_KEEP_HEIGHTS,
             },
+            storage: StorageConfig::default(),
         }
     }
 
@@ -261,6 +292,14 @@ impl Config {
         {
             return Err("mempool limits must be positive".into());
         }
+        let st = &self.storage;
+        if st.min_free_mb != 0 && st.stop_free_mb >= st.min_free_mb {
+            return Err(format!(
+                "storage.stop_free_mb ({}) must be below storage.min_free_mb ({}): a node \
+                 refuses submissions before it stops",
+                st.stop_free_mb, st.min_free_mb
+            ));
+        }
         if self.rpc.rate_per_connection == 0 {
             return Err("rpc.rate_per_connection must be positive".into());
         }
@@ -290,6 +329,27 @@ mod tests {
         bad.save(&p).unwrap();
         let err = Config::load(&p).unwrap_err().to_string();
         assert!(err.contains("gossip.peers"), "{err}");
+    }
+
+    #[test]
+    fn a_stop_level_at_or_above_the_refusal_level_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let mut c = Config::new("n0");
+        c.storage.min_free_mb = 512;
+        c.storage.stop_free_mb = 512;
+        c.save(&p).unwrap();
+        let err = Config::load(&p).unwrap_err().to_string();
+        assert!(err.contains("storage.stop_free_mb"), "{err}");
+        c.storage.min_free_mb = 0;
+        c.save(&p).unwrap();
+        assert_eq!(Config::load(&p).unwrap().storage.stop_free_mb, 512);
+        // A config written before the section existed still loads, with the defaults.
+        let text = std::fs::read_to_string(&p).unwrap();
+        let (before, _) = text.split_once("[storage]").unwrap();
+        std::fs::write(&p, before).unwrap();
+        let back = Config::load(&p).unwrap();
+        assert_eq!(back.storage.min_free_mb, crate::disk::DEFAULT_MIN_FREE_MB);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod cache;
 pub mod config;
+pub mod disk;
 pub mod genesis;
 pub mod home;
 pub mod keys;

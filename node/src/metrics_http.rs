@@ -55,6 +55,10 @@ fn describe() {
     describe_gauge!("lockstep_mempool_bundles", "Pending bundles");
     describe_gauge!("lockstep_mempool_bytes", "Pending bundle bytes");
     describe_gauge!(
+        "lockstep_disk_free_bytes",
+        "Bytes free on the store's file system (submissions are refused below storage.min_free_mb)"
+    );
+    describe_gauge!(
         "lockstep_mempool_replay_window",
         "Included bundle hashes remembered (the last max_ttl heights)"
     );

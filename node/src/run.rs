@@ -3,6 +3,7 @@
 
 use crate::admission::{self, Admission};
 use crate::config::Config;
+use crate::disk::{self, DiskSpace};
 use crate::genesis::Genesis;
 use crate::home::Home;
 use crate::keys::NodeKey;
@@ -217,6 +218,12 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
             limits.max_ttl
         );
     }
+    // The store's file system must have room before anything is written to it.
+    let space = DiskSpace::new(home_dir, config.storage.min_free_mb)
+        .map_err(|e| eyre::eyre!("cannot read the free space on {}: {e}", home_dir.display()))?;
+    if let Some(why) = disk::stop_reason(home_dir, space.free(), config.storage.stop_free_mb) {
+        eyre::bail!("not starting: {why}");
+    }
     let store = Arc::new(Store::open(&home.db(), keep)?);
     tokio::spawn(report_store_memory(Arc::downgrade(&store)));
     let latest = store.latest_height()?;
@@ -266,6 +273,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
         mempool.clone(),
         tip_rx.clone(),
         gossip.clone(),
+        space.clone(),
     );
     tokio::spawn(admission::run_gossip_inbound(
         inbound,
@@ -367,6 +375,10 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
         _ = parent_gone(parent), if exit_with_parent => {
             warn!("the process that started this node has exited; shutting down");
             Ok(())
+        }
+        why = disk::watch(space, config.storage.stop_free_mb) => {
+            error!("stopping: {why}");
+            Err(eyre::eyre!("stopped: {why}"))
         }
         r = &mut host_task => {
             let e = match r { Ok(Err(e)) => e.to_string(), Ok(Ok(())) => "host stopped".into(), Err(e) => e.to_string() };

@@ -204,6 +204,86 @@ async fn a_killed_validator_restarts_catches_up_and_agrees_on_every_block() -> e
     Ok(())
 }
 
+/// More free space than any disk has, in MB (an exbibyte).
+const MORE_THAN_ANY_DISK_MB: u64 = 1 << 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_low_on_disk_refuses_submissions_keeps_following_and_stops_below_the_floor(
+) -> eyre::Result<()> {
+    let mut cluster = Cluster::create(&network_dir("disk"), &ClusterOptions::default())?;
+    // node3 believes its disk is nearly full: it must refuse what users submit to it.
+    let low = &mut cluster.nodes[3];
+    low.config.storage.min_free_mb = MORE_THAN_ANY_DISK_MB;
+    low.config
+        .save(&lockstep_node::home::Home::new(&low.home).config())?;
+    cluster.start_all()?;
+    cluster.wait_ready(READY).await?;
+
+    let k = key();
+    let from = cluster.height(0).await.unwrap_or(0);
+    let b = sign(
+        &k,
+        cluster.chain_id,
+        1,
+        from + 1000,
+        vec![(1, b"x".to_vec())],
+    );
+    let (code, message) = call_error(cluster.http(3)?.send_raw_bundle(to_raw_hex(&b)).await);
+    assert_eq!(code, 4006, "{message}");
+    assert!(message.contains("disk is nearly full"), "{message}");
+    assert!(
+        metric(
+            &cluster.nodes[3].metrics_url(),
+            "lockstep_mempool_rejected_total"
+        )
+        .await?
+            >= 1.0
+    );
+    assert!(metric(&cluster.nodes[3].metrics_url(), "lockstep_disk_free_bytes").await? > 0.0);
+
+    // Submitted elsewhere, the same bundle is included, and node3 commits that block too.
+    cluster.http(0)?.send_raw_bundle(to_raw_hex(&b)).await?;
+    let on_low = cluster.http(3)?;
+    let height = eventually(
+        "node3 commits the bundle",
+        Duration::from_secs(60),
+        || async {
+            let s = on_low.get_bundle_status(b.hash()).await.ok()?;
+            (s.status == "included").then_some(s.height?)
+        },
+    )
+    .await?;
+    // Resubmitting an included bundle is still answered with its hash.
+    assert_eq!(on_low.send_raw_bundle(to_raw_hex(&b)).await?, b.hash());
+
+    // node2 with less free space than its stop level shuts down and says why; the other
+    // three (a quorum) go on.
+    cluster.stop(2, Duration::from_secs(10))?;
+    let floor = &mut cluster.nodes[2];
+    floor.config.storage.min_free_mb = MORE_THAN_ANY_DISK_MB;
+    floor.config.storage.stop_free_mb = MORE_THAN_ANY_DISK_MB / 2;
+    floor
+        .config
+        .save(&lockstep_node::home::Home::new(&floor.home).config())?;
+    cluster.start(2)?;
+    let log = cluster.nodes[2].home.join("node.log");
+    eventually("node2 refuses to start", Duration::from_secs(30), || {
+        let exited = !cluster.nodes[2].is_running();
+        async move { exited.then_some(()) }
+    })
+    .await?;
+    let text = std::fs::read_to_string(&log)?;
+    assert!(
+        text.contains("not starting") && text.contains("storage.stop_free_mb"),
+        "node2's log does not say why it stopped:\n{}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    cluster
+        .wait_for_height(&[0, 1, 3], height + 5, READY)
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_protocol_codes_and_the_node_keeps_serving() -> eyre::Result<()> {
     let cluster = network("badinput").await?;

@@ -115,7 +115,14 @@ fn fresh(args: &Args, gossip: Arc<CountingGossip>) -> (Arc<Mempool>, Arc<Admissi
     let (tip_tx, tip_rx) = watch::channel(Tip::default());
     // The tip never moves during the run.
     std::mem::forget(tip_tx);
-    let admission = Admission::new(1, Limits::default(), mempool.clone(), tip_rx, gossip);
+    let admission = Admission::new(
+        1,
+        Limits::default(),
+        mempool.clone(),
+        tip_rx,
+        gossip,
+        lockstep_node::disk::DiskSpace::unlimited(),
+    );
     (mempool, admission)
 }
 
