@@ -8,6 +8,7 @@ use crate::codec::{from_protocol_certificate, to_protocol_certificate};
 use crate::context::{
     BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress, ValidatorSet,
 };
+use crate::recorder::Recorder;
 use crate::resolve::{resolve, BundleFetch, Unresolved, Waits};
 use crate::signing::{LockstepSigner, LockstepVerifier};
 use crate::store::{ChainStore, Committed, UndecidedRecord};
@@ -76,7 +77,7 @@ pub struct Tip {
 struct Held {
     block: Block,
     hashes: Vec<Hash>,
-    encoded: Vec<u8>,
+    encoded: Bytes,
     from_sync: bool,
 }
 
@@ -106,7 +107,9 @@ pub struct Host {
     set: ValidatorSet,
     signer: LockstepSigner,
     verifier: LockstepVerifier,
+    /// Reads; every write goes through `recorder`.
     store: Arc<dyn ChainStore>,
+    recorder: Recorder,
     mempool: Arc<Mempool>,
     fetcher: Arc<dyn BundleFetch>,
     tip: Tip,
@@ -147,6 +150,7 @@ impl Host {
             .unwrap_or_default();
         tip_tx.send_replace(tip.clone());
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
+        let recorder = Recorder::start(store.clone())?;
         Ok(Host {
             ctx: Ctx {
                 chain_id: cfg.chain_id,
@@ -156,6 +160,7 @@ impl Host {
             set,
             signer,
             store,
+            recorder,
             mempool,
             fetcher,
             tip,
@@ -246,7 +251,7 @@ impl Host {
         reply: tokio::sync::oneshot::Sender<LocallyProposedValue<Ctx>>,
         network: &mpsc::Sender<NetworkMsg<Ctx>>,
     ) -> eyre::Result<()> {
-        let (value, msgs) = self.propose(height, round_u32(round))?;
+        let (value, msgs) = self.propose(height, round_u32(round)).await?;
         let _ = reply.send(LocallyProposedValue::new(Height(height), round, value));
         self.publish(network, msgs).await
     }
@@ -361,7 +366,8 @@ impl Host {
                 value_bytes,
                 reply,
             } => {
-                let _ = reply.send(self.synced(height.0, round, proposer, value_bytes));
+                let outcome = self.synced(height.0, round, proposer, value_bytes).await;
+                let _ = reply.send(outcome);
             }
         }
         Ok(())
@@ -378,7 +384,7 @@ impl Host {
                 validity: Validity::from_bool(r.valid),
             };
             if r.valid {
-                match hold(&r.block, &self.cfg.limits, false) {
+                match hold(r.block.clone(), &self.cfg.limits, false) {
                     Ok(held) => {
                         self.blocks.insert(r.block_hash, Arc::new(held));
                     }
@@ -400,7 +406,8 @@ impl Host {
         }
     }
 
-    fn persist(&self, pv: &ProposedValue<Ctx>, held: Option<&Held>) {
+    /// Records a proposal (queued to the store writer; the caller does not wait for it).
+    async fn persist(&self, pv: &ProposedValue<Ctx>, held: Option<&Held>) {
         let rec = UndecidedRecord {
             height: pv.height.0,
             round: round_u32(pv.round),
@@ -410,9 +417,7 @@ impl Host {
             valid: pv.validity.to_bool(),
             block: held.map(|h| h.encoded.clone()).unwrap_or_default(),
         };
-        if let Err(e) = self.store.put_undecided(&rec) {
-            error!("cannot record proposal: {e}");
-        }
+        self.recorder.record(rec).await;
     }
 
     async fn enter(&mut self, height: u64, round: u32) {
@@ -451,7 +456,7 @@ impl Host {
     }
 
     /// Builds (or rebuilds, after a restart) this node's block for `(height, round)`.
-    fn propose(
+    async fn propose(
         &mut self,
         height: u64,
         round: u32,
@@ -480,7 +485,7 @@ impl Host {
                     &hashes,
                 );
                 let held = Arc::new(Held {
-                    encoded: Block::encode_from_parts(&block.header, &encodings),
+                    encoded: Bytes::from(Block::encode_from_parts(&block.header, &encodings)),
                     block,
                     hashes,
                     from_sync: false,
@@ -493,7 +498,7 @@ impl Host {
                     value: BlockId(held.block.hash()),
                     validity: Validity::Valid,
                 };
-                self.persist(&pv, Some(&held));
+                self.persist(&pv, Some(&held)).await;
                 self.remember(pv);
                 self.blocks.insert(held.block.hash(), held.clone());
                 debug!(
@@ -596,7 +601,7 @@ impl Host {
             Ok(held) => {
                 let checked = started.elapsed();
                 let value = pv(Validity::Valid);
-                self.persist(&value, Some(&held));
+                self.persist(&value, Some(&held)).await;
                 debug!(
                     height = s.header.height,
                     round = s.round,
@@ -615,7 +620,7 @@ impl Host {
                 metrics::counter!("lockstep_consensus_proposals_total", "verdict" => "invalid")
                     .increment(1);
                 let value = pv(Validity::Invalid);
-                self.persist(&value, None);
+                self.persist(&value, None).await;
                 Some(value)
             }
             Err(Refused::Unavailable(reason)) => {
@@ -680,7 +685,7 @@ impl Host {
             );
         }
         Ok(Held {
-            encoded: Block::encode_from_parts(&block.header, &resolved.encoded),
+            encoded: Bytes::from(Block::encode_from_parts(&block.header, &resolved.encoded)),
             block,
             hashes: s.hashes.clone(),
             from_sync: false,
@@ -740,16 +745,18 @@ impl Host {
             return;
         };
         let cert = to_protocol_certificate(certificate);
-        let store = self.store.clone();
-        let header = held.block.header.clone();
-        let h2 = held.clone();
         let started = std::time::Instant::now();
-        let res = tokio::task::spawn_blocking(move || {
-            store.commit(&header, &h2.encoded, &h2.hashes, &cert)
-        })
-        .await;
+        let res = self
+            .recorder
+            .commit(
+                held.block.header.clone(),
+                held.encoded.clone(),
+                held.hashes.clone(),
+                cert,
+            )
+            .await;
         match res {
-            Ok(Ok(outcome)) => {
+            Ok(outcome) => {
                 metrics::histogram!("lockstep_store_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 if outcome == Committed::AlreadyPresent {
@@ -770,8 +777,7 @@ impl Host {
                     .increment(held.hashes.len() as u64);
                 debug!(height, block = %hash, bundles = held.hashes.len(), "committed");
             }
-            Ok(Err(e)) => error!(height, "commit failed: {e}"),
-            Err(e) => error!(height, "commit task failed: {e}"),
+            Err(e) => error!(height, "commit failed: {e}"),
         }
     }
 
@@ -797,14 +803,14 @@ impl Host {
         out
     }
 
-    fn synced(
+    async fn synced(
         &mut self,
         height: u64,
         round: Round,
         proposer: ValidatorAddress,
         bytes: Bytes,
     ) -> SyncedValueOutcome<Ctx> {
-        let held = match hold(&bytes, &self.cfg.limits, true) {
+        let held = match hold(bytes, &self.cfg.limits, true) {
             Ok(h) => h,
             Err(e) => {
                 warn!(height, "synced block is invalid: {e}");
@@ -828,7 +834,7 @@ impl Host {
             info!(height, "synced value arrived for a height already decided");
             return SyncedValueOutcome::Verdict(pv);
         }
-        self.persist(&pv, Some(&held));
+        self.persist(&pv, Some(&held)).await;
         self.blocks.insert(held.block.hash(), Arc::new(held));
         self.remember(pv.clone());
         SyncedValueOutcome::Verdict(pv)
@@ -836,8 +842,8 @@ impl Host {
 }
 
 /// Decodes a stored or synced block and checks its body against its header.
-fn hold(bytes: &[u8], limits: &Limits, from_sync: bool) -> Result<Held, String> {
-    let block = Block::decode(bytes).map_err(|e| e.to_string())?;
+fn hold(bytes: Bytes, limits: &Limits, from_sync: bool) -> Result<Held, String> {
+    let block = Block::decode(&bytes).map_err(|e| e.to_string())?;
     let mut hashes = Vec::with_capacity(block.bundles.len());
     let mut sizes = Vec::with_capacity(block.bundles.len());
     for b in &block.bundles {
@@ -848,7 +854,7 @@ fn hold(bytes: &[u8], limits: &Limits, from_sync: bool) -> Result<Held, String> 
         .check_body(&hashes, &sizes, limits)
         .map_err(|e| e.to_string())?;
     Ok(Held {
-        encoded: bytes.to_vec(),
+        encoded: bytes,
         block,
         hashes,
         from_sync,

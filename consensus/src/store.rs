@@ -10,7 +10,7 @@ pub struct StoreError(pub String);
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A proposal this node holds for an undecided height, kept across restarts.
-#[derive(Debug, Clone, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndecidedRecord {
     pub height: u64,
     pub round: u32,
@@ -19,8 +19,9 @@ pub struct UndecidedRecord {
     pub proposer: lockstep_bundles::Address,
     pub block_hash: Hash,
     pub valid: bool,
-    /// The encoded block (empty when the proposal was invalid).
-    pub block: Vec<u8>,
+    /// The encoded block (empty when the proposal was invalid); shared with the host's
+    /// copy, not copied.
+    pub block: bytes::Bytes,
 }
 
 /// What a commit did.

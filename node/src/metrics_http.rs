@@ -44,6 +44,10 @@ fn describe() {
         "lockstep_store_commit_seconds",
         "Time to durably write a decided block"
     );
+    describe_histogram!(
+        "lockstep_store_record_seconds",
+        "Time to record a proposal (on the store writer thread, off the vote's path)"
+    );
     describe_counter!(
         "lockstep_mempool_admitted_total",
         "Bundles admitted to the mempool, by source"

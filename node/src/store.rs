@@ -8,8 +8,8 @@
 //! - `undecided`: height ++ round ++ block hash → proposal record (its body in `bodies`)
 //! - `meta`: `latest`, `earliest` → height; `schema` → [`SCHEMA`]
 //!
-//! A block's body is written once: when it is proposed (a validator records every proposal
-//! before voting, for crash recovery), or at commit if it arrived some other way (sync).
+//! A block's body is written once: when it is proposed (a validator records every proposal it
+//! holds, for crash recovery), or at commit if it arrived some other way (sync).
 //! Committing it writes only its height → hash entry and what indexes it, so a block is not
 //! copied through RocksDB twice. A decided block is written in one synced write batch, before
 //! anyone is told about it; that sync also makes the body durable, since it went to the same
@@ -97,6 +97,19 @@ pub struct Store {
     undecided_keys: Mutex<std::collections::BTreeSet<[u8; UNDECIDED_KEY]>>,
     /// Decided heights kept; older ones are pruned (0 keeps everything).
     keep_heights: u64,
+}
+
+/// A value of the `undecided` family: the proposal's record without its body (which is in
+/// `bodies`, by block hash); `body` is always empty (layout 2 kept the field).
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
+struct StoredProposal {
+    height: u64,
+    round: u32,
+    valid_round: i64,
+    proposer: lockstep_bundles::Address,
+    block_hash: Hash,
+    valid: bool,
+    body: Vec<u8>,
 }
 
 /// Keys of the `undecided` family: height (8) ++ round (4) ++ block hash (32).
@@ -550,14 +563,14 @@ impl ChainStore for Store {
         let mut batch = WriteBatch::default();
         // The record without its body; the body once, by hash (a block proposed again in a
         // later round is not written again).
-        let record = UndecidedRecord {
+        let record = StoredProposal {
             height: r.height,
             round: r.round,
             valid_round: r.valid_round,
             proposer: r.proposer,
             block_hash: r.block_hash,
             valid: r.valid,
-            block: Vec::new(),
+            body: Vec::new(),
         };
         batch.put_cf(
             self.cf("undecided")?,
@@ -588,11 +601,21 @@ impl ChainStore for Store {
             if k.len() < 8 || k[..8] != start {
                 break;
             }
-            let mut r = UndecidedRecord::try_from_slice(&v).map_err(err)?;
-            if r.valid {
-                r.block = self.body(&r.block_hash.0)?.unwrap_or_default();
-            }
-            out.push(r);
+            let r = StoredProposal::try_from_slice(&v).map_err(err)?;
+            let block = if r.valid {
+                self.body(&r.block_hash.0)?.unwrap_or_default().into()
+            } else {
+                bytes::Bytes::new()
+            };
+            out.push(UndecidedRecord {
+                height: r.height,
+                round: r.round,
+                valid_round: r.valid_round,
+                proposer: r.proposer,
+                block_hash: r.block_hash,
+                valid: r.valid,
+                block,
+            });
         }
         Ok(out)
     }
@@ -639,7 +662,7 @@ mod tests {
             proposer: Address::default(),
             block_hash: b.hash(),
             valid: true,
-            block: b.encode(),
+            block: b.encode().into(),
         }
     }
 
