@@ -42,6 +42,8 @@ pub struct RunSpec {
     pub propose_wait_ms: u64,
     /// The validators' `gossip.publish_linger_ms`.
     pub publish_linger_ms: u64,
+    /// The validators' `history.keep_heights` (0 keeps every height).
+    pub keep_heights: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +106,7 @@ pub struct RunResult {
     pub target_block_time_ms: u64,
     pub propose_wait_ms: u64,
     pub publish_linger_ms: u64,
+    pub keep_heights: u64,
     pub legs: usize,
     pub leg_bytes: usize,
     pub offered_per_s: f64,
@@ -436,6 +439,7 @@ pub async fn run_once(
         target_block_time_ms: spec.block_time_ms,
         propose_wait_ms: spec.propose_wait_ms,
         publish_linger_ms: spec.publish_linger_ms,
+        keep_heights: spec.keep_heights,
         legs: spec.legs,
         leg_bytes: spec.leg_bytes,
         offered_per_s: spec.rate,
@@ -646,6 +650,7 @@ mod tests {
             target_block_time_ms: 100,
             propose_wait_ms: 100,
             publish_linger_ms: 10,
+            keep_heights: 0,
             legs: 2,
             leg_bytes: 256,
             offered_per_s: rate,

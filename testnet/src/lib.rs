@@ -148,6 +148,8 @@ pub struct ClusterOptions {
     pub propose_wait_ms: u64,
     /// Each node's `gossip.publish_linger_ms`.
     pub publish_linger_ms: u64,
+    /// Each node's `history.keep_heights` (0 keeps every height).
+    pub keep_heights: u64,
     /// Protocol limits written into the genesis file.
     pub limits: lockstep_bundles::Limits,
     /// Applied to each node's config before it is written.
@@ -162,6 +164,7 @@ impl Default for ClusterOptions {
             target_block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
             propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
             publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
+            keep_heights: lockstep_node::config::DEFAULT_KEEP_HEIGHTS,
             limits: lockstep_bundles::Limits::default(),
             tweak: None,
         }
@@ -243,6 +246,7 @@ impl Cluster {
             c.consensus.propose_wait_ms = opts.propose_wait_ms;
             c.gossip.listen = format!("/ip4/127.0.0.1/tcp/{gossip}");
             c.gossip.publish_linger_ms = opts.publish_linger_ms;
+            c.history.keep_heights = opts.keep_heights;
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
                     c.consensus
@@ -416,6 +420,59 @@ impl Cluster {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         self.wait_for_height(&all, 1, timeout).await
     }
+}
+
+/// The text a node's Prometheus metrics endpoint serves (a minimal HTTP/1.1 GET over TCP).
+pub async fn scrape_metrics(url: &str) -> eyre::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, "metrics"));
+    let mut s = tokio::net::TcpStream::connect(host).await?;
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await?;
+    Ok(body)
+}
+
+/// Every series of the metric `name` in a Prometheus text body: `(labels, value)`, where
+/// `labels` is the text between the braces (empty for an unlabelled series).
+pub fn metric_series<'a>(body: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    body.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, value) = if let Some(r) = rest.strip_prefix('{') {
+                r.split_once('}')?
+            } else if rest.starts_with(' ') {
+                ("", rest)
+            } else {
+                return None;
+            };
+            Some((labels, value.split_whitespace().next()?.parse::<f64>().ok()?))
+        })
+        .collect()
+}
+
+/// The sum of every series of the metric `name` in a Prometheus text body (0 if none).
+pub fn metric_sum(body: &str, name: &str) -> f64 {
+    metric_series(body, name).iter().map(|(_, v)| v).sum()
+}
+
+/// Bytes of the files under `dir`, recursively (what a node's store takes on disk).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 async fn futures_heights(c: &Cluster, which: &[usize]) -> Vec<Option<u64>> {

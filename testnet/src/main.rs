@@ -78,6 +78,10 @@ enum Cmd {
         /// (`gossip.publish_linger_ms`).
         #[arg(long, default_value_t = lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS)]
         publish_linger_ms: u64,
+        /// Decided heights each validator keeps (`history.keep_heights`; 0 keeps all, the
+        /// node default). A soak keeps its disk use bounded with e.g. the genesis max_ttl.
+        #[arg(long, default_value_t = lockstep_node::config::DEFAULT_KEEP_HEIGHTS)]
+        keep_heights: u64,
     },
     /// Start a fresh 4-validator network, send atomic bundles across rollups 1 and 2, and
     /// print what each rollup's verifying follower receives and its example ledger executes.
@@ -134,6 +138,7 @@ fn main() -> std::process::ExitCode {
                 block_time_ms,
                 propose_wait_ms,
                 publish_linger_ms,
+                keep_heights,
             } => {
                 // Networks go under --dir (kept), or a temporary directory removed afterwards
                 // (a saturated run writes gigabytes of blocks).
@@ -150,6 +155,7 @@ fn main() -> std::process::ExitCode {
                     block_time_ms,
                     propose_wait_ms,
                     publish_linger_ms,
+                    keep_heights,
                 };
                 let result = if smoke {
                     bench_smoke(&base, &out).await
@@ -413,6 +419,7 @@ async fn bench_network(
             target_block_time_ms: spec.block_time_ms,
             propose_wait_ms: spec.propose_wait_ms,
             publish_linger_ms: spec.publish_linger_ms,
+            keep_heights: spec.keep_heights,
             ..Default::default()
         },
     )?;
@@ -455,6 +462,7 @@ async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -> eyre::Res
         block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
         propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
         publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
+        keep_heights: lockstep_node::config::DEFAULT_KEEP_HEIGHTS,
     };
     let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(2_000)).await?;
     let mut cluster = bench_network(base, 4, &spec).await?;
@@ -466,10 +474,49 @@ async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -> eyre::Res
     Ok(())
 }
 
+/// One validator at one moment of a soak: its RSS, and what its metrics say it holds.
+#[derive(serde::Serialize, Clone, Default)]
+struct NodeSample {
+    rss_mb: f64,
+    height: f64,
+    mempool_bundles: f64,
+    mempool_mb: f64,
+    replay_window: f64,
+    /// `lockstep_store_memory_bytes` by kind, in MB.
+    store_memory_mb: std::collections::BTreeMap<String, f64>,
+    /// The node's home on disk (its store, logs and consensus WAL).
+    disk_mb: f64,
+}
+
 #[derive(serde::Serialize)]
-struct RssSample {
+struct SoakSample {
     t_s: f64,
-    rss_mb: Vec<f64>,
+    nodes: Vec<NodeSample>,
+}
+
+async fn sample_node(pid: Option<u32>, metrics_url: &str, home: &std::path::Path) -> NodeSample {
+    const MB: f64 = 1024.0 * 1024.0;
+    let mut s = NodeSample {
+        rss_mb: pid.and_then(bench::proc_rss_mb).unwrap_or(0.0),
+        disk_mb: lockstep_testnet::dir_bytes(home) as f64 / MB,
+        ..Default::default()
+    };
+    if let Ok(body) = lockstep_testnet::scrape_metrics(metrics_url).await {
+        use lockstep_testnet::{metric_series, metric_sum};
+        s.height = metric_sum(&body, "lockstep_consensus_height");
+        s.mempool_bundles = metric_sum(&body, "lockstep_mempool_bundles");
+        s.mempool_mb = metric_sum(&body, "lockstep_mempool_bytes") / MB;
+        s.replay_window = metric_sum(&body, "lockstep_mempool_replay_window");
+        for (labels, v) in metric_series(&body, "lockstep_store_memory_bytes") {
+            let kind = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("kind="))
+                .unwrap_or(labels)
+                .trim_matches('"');
+            s.store_memory_mb.insert(kind.to_string(), v / MB);
+        }
+    }
+    s
 }
 
 async fn bench_soak(
@@ -483,23 +530,25 @@ async fn bench_soak(
     p.set_message("measuring raw batch verification");
     let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(40_000)).await?;
     let mut cluster = bench_network(base, validators, spec).await?;
-    let pids: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
+    let watched: Vec<(Option<u32>, String, PathBuf)> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.pid(), n.metrics_url(), n.home.clone()))
+        .collect();
     let t0 = std::time::Instant::now();
-    let timeline = std::sync::Arc::new(std::sync::Mutex::new(Vec::<RssSample>::new()));
+    let timeline = std::sync::Arc::new(std::sync::Mutex::new(Vec::<SoakSample>::new()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let (timeline, stop) = (timeline.clone(), stop.clone());
         tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let rss = pids
-                    .iter()
-                    .map(|p| p.and_then(bench::proc_rss_mb).unwrap_or(0.0))
-                    .collect();
+                let t_s = t0.elapsed().as_secs_f64();
+                let mut nodes = Vec::with_capacity(watched.len());
+                for (pid, url, home) in &watched {
+                    nodes.push(sample_node(*pid, url, home).await);
+                }
                 if let Ok(mut t) = timeline.lock() {
-                    t.push(RssSample {
-                        t_s: t0.elapsed().as_secs_f64(),
-                        rss_mb: rss,
-                    });
+                    t.push(SoakSample { t_s, nodes });
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
@@ -525,10 +574,14 @@ async fn bench_soak(
         timeline
             .iter()
             .filter(|s| s.t_s >= from && s.t_s < to)
-            .flat_map(|s| s.rss_mb.iter().copied())
+            .flat_map(|s| s.nodes.iter().map(|n| n.rss_mb))
             .fold(0.0, f64::max)
     };
     let end = timeline.last().map(|s| s.t_s).unwrap_or(0.0);
+    // Each validator as it was two minutes in and at the end, to tell what grew.
+    let at = |t: f64| timeline.iter().find(|s| s.t_s >= t).or(timeline.last());
+    let after_2_min = at(120.0).map(|s| s.nodes.clone());
+    let at_end = timeline.last().map(|s| s.nodes.clone());
     let sent: u64 = runs.iter().map(|r| r.sent).sum();
     let delivered: u64 = runs.iter().map(|r| r.delivered).sum();
     let report = serde_json::json!({
@@ -544,12 +597,15 @@ async fn bench_soak(
         "latency_ms_per_minute": runs.iter().map(|r| &r.latency_ms).collect::<Vec<_>>(),
         "delivered_per_s_per_minute": runs.iter().map(|r| r.delivered_bundles_per_s).collect::<Vec<_>>(),
         "cpu_s_per_node": (0..validators).map(|i| runs.iter().map(|r| r.nodes.get(i).map(|n| n.cpu_s).unwrap_or(0.0)).sum::<f64>()).collect::<Vec<_>>(),
-        "rss_timeline": timeline,
+        "nodes_after_2_min": after_2_min,
+        "nodes_at_end": at_end,
+        "keep_heights": spec.keep_heights,
+        "timeline": timeline,
     });
     let path = bench::write_json(out, &format!("soak-{}.json", stamp()), &report)?;
     let mut brief = report.clone();
     if let Some(o) = brief.as_object_mut() {
-        o.remove("rss_timeline");
+        o.remove("timeline");
     }
     println!("{}", serde_json::to_string_pretty(&brief)?);
     eprintln!("written {}", path.display());

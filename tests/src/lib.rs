@@ -95,23 +95,8 @@ pub fn network_dir(name: &str) -> std::path::PathBuf {
 /// The sum of every series of the Prometheus metric `name` that a node's metrics endpoint
 /// serves (0 if it has none yet).
 pub async fn metric(url: &str, name: &str) -> eyre::Result<f64> {
-    // A minimal HTTP GET over a TCP stream (the metrics endpoint speaks HTTP/1.1).
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, "metrics"));
-    let mut s = tokio::net::TcpStream::connect(host).await?;
-    s.write_all(
-        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).await?;
-    Ok(body
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum())
+    Ok(lockstep_testnet::metric_sum(
+        &lockstep_testnet::scrape_metrics(url).await?,
+        name,
+    ))
 }
