@@ -57,7 +57,8 @@ enum Cmd {
         smoke: bool,
         /// Soak: this many minutes at --rate (give it half of saturation), as back-to-back
         /// one-minute runs on one network (each pre-signed before it starts), sampling every
-        /// validator's RSS every 5 s throughout. Writes soak-<time>.json.
+        /// validator's RSS, metrics (height, mempool, replay window, store memory) and disk use
+        /// every 5 s throughout. Writes soak-<time>.json.
         #[arg(long)]
         soak: Option<u64>,
         /// Seconds per saturation step (with --full).
