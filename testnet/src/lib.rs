@@ -450,7 +450,10 @@ pub fn metric_series<'a>(body: &'a str, name: &str) -> Vec<(&'a str, f64)> {
             } else {
                 return None;
             };
-            Some((labels, value.split_whitespace().next()?.parse::<f64>().ok()?))
+            Some((
+                labels,
+                value.split_whitespace().next()?.parse::<f64>().ok()?,
+            ))
         })
         .collect()
 }
