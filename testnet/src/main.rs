@@ -497,9 +497,15 @@ struct SoakSample {
 
 async fn sample_node(pid: Option<u32>, metrics_url: &str, home: &std::path::Path) -> NodeSample {
     const MB: f64 = 1024.0 * 1024.0;
+    // Walking a store of thousands of files is blocking I/O: keep it off the workers that
+    // drive the load and the subscriber this soak measures.
+    let home = home.to_path_buf();
+    let disk_bytes = tokio::task::spawn_blocking(move || lockstep_testnet::dir_bytes(&home))
+        .await
+        .unwrap_or(0);
     let mut s = NodeSample {
         rss_mb: pid.and_then(bench::proc_rss_mb).unwrap_or(0.0),
-        disk_mb: lockstep_testnet::dir_bytes(home) as f64 / MB,
+        disk_mb: disk_bytes as f64 / MB,
         ..Default::default()
     };
     if let Ok(body) = lockstep_testnet::scrape_metrics(metrics_url).await {

@@ -111,15 +111,12 @@ async fn one_hundred_subscribers_share_one_encoding_per_batch() -> eyre::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_below_the_kept_history_are_refused_with_4007() -> eyre::Result<()> {
-    fn keep_20(c: &mut lockstep_node::config::Config) {
-        c.history.keep_heights = 20;
-    }
     let opts = ClusterOptions {
         limits: lockstep_bundles::Limits {
             max_ttl: 20,
             ..Default::default()
         },
-        tweak: Some(keep_20),
+        keep_heights: 20,
         ..Default::default()
     };
     let cluster = network("history", opts).await?;
