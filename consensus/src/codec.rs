@@ -57,8 +57,15 @@ fn round(r: Round) -> i64 {
     r.as_i64()
 }
 
-fn unround(r: i64) -> Round {
-    Round::from(r)
+/// A round on the wire is `-1` (nil) or a `u32`. Anything else is refused here: Malachite's
+/// `Round::from(i64)` asserts on values above `u32::MAX`, and a peer's bytes must never reach
+/// an assertion. Other negative values are refused too, so every round has one encoding.
+fn unround(r: i64) -> Result<Round, CodecError> {
+    match r {
+        -1 => Ok(Round::Nil),
+        0..=0xFFFF_FFFF => Ok(Round::new(r as u32)),
+        _ => Err(CodecError(format!("round {r} is outside -1..=u32::MAX"))),
+    }
 }
 
 fn nil_or(v: &NilOrVal<BlockId>) -> Option<[u8; 32]> {
@@ -143,7 +150,7 @@ impl WVote {
         let vote = Vote {
             vote_type: unvtype(self.vote_type)?,
             height: Height(self.height),
-            round: unround(self.round),
+            round: unround(self.round)?,
             value: un_nil_or(self.value),
             validator: unaddr(self.validator),
             extension: unext(self.extension),
@@ -176,9 +183,9 @@ impl Codec<SignedConsensusMsg<Ctx>> for LockstepCodec {
             WConsensusMsg::Proposal(p) => SignedConsensusMsg::Proposal(SignedMessage::new(
                 Proposal {
                     height: Height(p.height),
-                    round: unround(p.round),
+                    round: unround(p.round)?,
                     value: BlockId(Hash(p.value)),
-                    pol_round: unround(p.pol_round),
+                    pol_round: unround(p.pol_round)?,
                     proposer: unaddr(p.proposer),
                 },
                 unsig(p.sig),
@@ -231,17 +238,17 @@ impl WPolka {
         }
     }
 
-    fn into(self) -> PolkaCertificate<Ctx> {
-        PolkaCertificate {
+    fn into(self) -> Result<PolkaCertificate<Ctx>, CodecError> {
+        Ok(PolkaCertificate {
             height: Height(self.height),
-            round: unround(self.round),
+            round: unround(self.round)?,
             value_id: BlockId(Hash(self.value)),
             polka_signatures: self
                 .signatures
                 .into_iter()
                 .map(|s| PolkaSignature::new(unaddr(s.address), unsig(s.sig)))
                 .collect(),
-        }
+        })
     }
 }
 
@@ -273,10 +280,10 @@ impl Codec<LivenessMsg<Ctx>> for LockstepCodec {
     fn decode(&self, bytes: Bytes) -> Result<LivenessMsg<Ctx>, CodecError> {
         Ok(match dec::<WLiveness>(&bytes)? {
             WLiveness::Vote(v) => LivenessMsg::Vote(v.into()?),
-            WLiveness::Polka(p) => LivenessMsg::PolkaCertificate(p.into()),
+            WLiveness::Polka(p) => LivenessMsg::PolkaCertificate(p.into()?),
             WLiveness::Round(c) => LivenessMsg::SkipRoundCertificate(RoundCertificate {
                 height: Height(c.height),
-                round: unround(c.round),
+                round: unround(c.round)?,
                 cert_type: if c.skip {
                     RoundCertificateType::Skip
                 } else {
@@ -323,7 +330,7 @@ impl Codec<LivenessMsg<Ctx>> for LockstepCodec {
 impl Codec<PolkaCertificate<Ctx>> for LockstepCodec {
     type Error = CodecError;
     fn decode(&self, bytes: Bytes) -> Result<PolkaCertificate<Ctx>, CodecError> {
-        Ok(dec::<WPolka>(&bytes)?.into())
+        dec::<WPolka>(&bytes)?.into()
     }
     fn encode(&self, msg: &PolkaCertificate<Ctx>) -> Result<Bytes, CodecError> {
         enc(&WPolka::from(msg))
@@ -515,11 +522,11 @@ impl Codec<Response<Ctx>> for LockstepCodec {
             .into_iter()
             .map(|d| {
                 let c = d.certificate;
-                RawDecidedValue::new(
+                Ok(RawDecidedValue::new(
                     Bytes::from(d.value),
                     ExtendedCommitCertificate {
                         height: Height(c.height),
-                        round: unround(c.round),
+                        round: unround(c.round)?,
                         value_id: BlockId(Hash(c.value)),
                         commit_signatures: c
                             .signatures
@@ -531,9 +538,9 @@ impl Codec<Response<Ctx>> for LockstepCodec {
                             })
                             .collect(),
                     },
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<_, CodecError>>()?;
         Ok(Response::ValueResponse(ValueResponse::new(
             Height(w.start_height),
             values,
@@ -566,8 +573,8 @@ impl Codec<ProposedValue<Ctx>> for LockstepCodec {
         let w: WProposedValue = dec(&bytes)?;
         Ok(ProposedValue {
             height: Height(w.height),
-            round: unround(w.round),
-            valid_round: unround(w.valid_round),
+            round: unround(w.round)?,
+            valid_round: unround(w.valid_round)?,
             proposer: unaddr(w.proposer),
             value: BlockId(Hash(w.value)),
             validity: Validity::from_bool(w.valid),
@@ -725,6 +732,81 @@ mod tests {
             }],
         };
         assert_eq!(to_protocol_certificate(&from_protocol_certificate(&c)), c);
+    }
+
+    #[test]
+    fn rounds_outside_nil_and_u32_are_refused_not_asserted_on() {
+        for (r, ok) in [
+            (-1, true),
+            (0, true),
+            (i64::from(u32::MAX), true),
+            (i64::from(u32::MAX) + 1, false),
+            (i64::MAX, false),
+            (-2, false),
+            (i64::MIN, false),
+        ] {
+            let vote = WConsensusMsg::Vote(WVote {
+                vote_type: 0,
+                height: 1,
+                round: r,
+                value: None,
+                validator: [1; 20],
+                extension: None,
+                sig: [0; 64],
+            });
+            let proposal = WConsensusMsg::Proposal(WProposal {
+                height: 1,
+                round: 1,
+                value: [2; 32],
+                pol_round: r,
+                proposer: [1; 20],
+                sig: [0; 64],
+            });
+            for w in [vote, proposal] {
+                let got = Codec::<SignedConsensusMsg<Ctx>>::decode(&LockstepCodec, enc(&w).unwrap());
+                assert_eq!(got.is_ok(), ok, "round {r}: {:?}", got.err());
+            }
+            let polka = WLiveness::Polka(WPolka {
+                height: 1,
+                round: r,
+                value: [2; 32],
+                signatures: vec![],
+            });
+            let skip = WLiveness::Round(WRoundCert {
+                height: 1,
+                round: r,
+                skip: true,
+                signatures: vec![],
+            });
+            for w in [polka, skip] {
+                let got = Codec::<LivenessMsg<Ctx>>::decode(&LockstepCodec, enc(&w).unwrap());
+                assert_eq!(got.is_ok(), ok, "round {r}: {:?}", got.err());
+            }
+            let response = WResponse {
+                start_height: 1,
+                values: vec![WDecided {
+                    value: vec![],
+                    certificate: WExtendedCert {
+                        height: 1,
+                        round: r,
+                        value: [2; 32],
+                        signatures: vec![],
+                    },
+                }],
+            };
+            let got = Codec::<Response<Ctx>>::decode(&LockstepCodec, enc(&response).unwrap());
+            assert_eq!(got.is_ok(), ok, "round {r}");
+            let pv = WProposedValue {
+                height: 1,
+                round: 0,
+                valid_round: r,
+                proposer: [1; 20],
+                value: [2; 32],
+                valid: true,
+            };
+            let got = Codec::<ProposedValue<Ctx>>::decode(&LockstepCodec, enc(&pv).unwrap());
+            assert_eq!(got.is_ok(), ok, "round {r}");
+        }
     }
 
     proptest! {

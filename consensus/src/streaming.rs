@@ -225,6 +225,13 @@ fn assemble(
         }
     }
     let signature = signature.ok_or(StreamError::Malformed("stream has no Fin part"))?;
+    // A proof-of-lock round is nil (-1) or an earlier round; anything else is not a proposal,
+    // and must not reach Malachite's `Round::from(i64)`, which asserts on values past u32.
+    if pol_round != -1 && !(0..i64::from(round)).contains(&pol_round) {
+        return Err(StreamError::Malformed(
+            "pol_round is neither -1 nor below the round",
+        ));
+    }
     Ok(Some(CompleteStream {
         round,
         pol_round,
@@ -339,6 +346,50 @@ mod tests {
         assert!(matches!(r.insert(p, late), Err(StreamError::Malformed(_))));
         // The same part on its own, first, is a complete stream.
         assert!(r.insert(p, whole).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_proof_of_lock_round_that_is_not_nil_or_earlier_is_malformed() {
+        let p = peer();
+        for (round, pol_round, ok) in [
+            (0, -1, true),
+            (3, 2, true),
+            (3, 0, true),
+            (3, 3, false),
+            (3, 4, false),
+            (3, -2, false),
+            (0, i64::MAX, false),
+            (u32::MAX, i64::from(u32::MAX) + 1, false),
+        ] {
+            let bundles = hashes(2);
+            let one = split(5, round, pol_round, Address::default(), header(5), &bundles, [0; 64]);
+            let long = split(
+                5,
+                round,
+                pol_round,
+                Address::default(),
+                header(5),
+                &hashes(PART_HASHES + 1),
+                [0; 64],
+            );
+            for msgs in [one, long] {
+                let mut r = Reassembly::new(&lockstep_bundles::Limits::default());
+                let results: Vec<_> = msgs.into_iter().map(|m| r.insert(p, m)).collect();
+                let last = results.last().expect("messages");
+                if ok {
+                    assert!(
+                        matches!(last, Ok(Some(done)) if done.pol_round == pol_round),
+                        "round {round} pol_round {pol_round}"
+                    );
+                } else {
+                    assert!(
+                        matches!(last, Err(StreamError::Malformed(_))),
+                        "round {round} pol_round {pol_round}"
+                    );
+                    assert!(r.streams.is_empty(), "nothing held");
+                }
+            }
+        }
     }
 
     #[test]
