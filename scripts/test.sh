@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --workspace --bins
+# Bins and tests in one build: built apart, the test build's dev-dependencies change features
+# of the build scripts' dependencies (bindgen's), and RocksDB would be compiled twice.
+cargo build --workspace --bins --tests
 # Fast tests, in parallel.
 cargo test --workspace --exclude lockstep-tests
 # Multi-process tests, one network at a time.
