@@ -387,13 +387,18 @@ impl Store {
             return Ok(None);
         }
         let to = keep_from.min(earliest + PRUNE_PER_COMMIT);
+        let mut gone = Vec::new();
         for h in earliest..to {
-            for x in self.hashes(h)?.unwrap_or_default() {
-                batch.delete_cf(self.cf("bundles")?, x.0);
-            }
+            gone.extend(self.hashes(h)?.unwrap_or_default());
             if let Some(hash) = self.db.get_cf(self.cf("blocks")?, be(h)).map_err(err)? {
                 batch.delete_cf(self.cf("bodies")?, hash);
             }
+        }
+        // In key order, for the same reason as the inserts in `commit`.
+        gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let bundles = self.cf("bundles")?;
+        for x in gone {
+            batch.delete_cf(bundles, x.0);
         }
         for cf in ["headers", "blocks", "certs", "hashes"] {
             batch.delete_range_cf(self.cf(cf)?, be(earliest), be(to));
@@ -497,12 +502,20 @@ impl ChainStore for Store {
             borsh::to_vec(certificate).map_err(err)?,
         );
         let mut all = Vec::with_capacity(hashes.len() * 32);
-        for (i, x) in hashes.iter().enumerate() {
+        for x in hashes {
             all.extend_from_slice(&x.0);
-            let mut loc = Vec::with_capacity(12);
-            loc.extend_from_slice(&be(h));
-            loc.extend_from_slice(&(i as u32).to_be_bytes());
-            batch.put_cf(self.cf("bundles")?, x.0, loc);
+        }
+        // The bundle index is keyed by hash, so a block's keys land all over the memtable's
+        // skip list. Put in key order, each insert starts from where the last one ended
+        // (RocksDB keeps that splice), instead of from the top of the list.
+        let mut by_key: Vec<(&Hash, u32)> = hashes.iter().zip(0u32..).collect();
+        by_key.sort_unstable_by(|a, b| a.0 .0.cmp(&b.0 .0));
+        let bundles = self.cf("bundles")?;
+        for (x, i) in by_key {
+            let mut loc = [0u8; 12];
+            loc[..8].copy_from_slice(&be(h));
+            loc[8..].copy_from_slice(&i.to_be_bytes());
+            batch.put_cf(bundles, x.0, loc);
         }
         batch.put_cf(self.cf("hashes")?, be(h), all);
         if self.latest_height()? < h {
@@ -846,6 +859,35 @@ mod tests {
         let fresh = tempfile::tempdir().unwrap();
         drop(Store::open(fresh.path(), 0).unwrap());
         assert!(Store::open(fresh.path(), 0).is_ok());
+    }
+
+    #[test]
+    fn every_bundle_of_a_block_is_indexed_at_its_place_in_block_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 2).unwrap();
+        let k = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let mut parent = Hash::ZERO;
+        let mut blocks = Vec::new();
+        for h in 1..=3u64 {
+            let bundles: Vec<_> = (0..40)
+                .map(|n| lockstep_client::bundle::sign(&k, 1, h * 100 + n, 100, vec![(1, vec![1])]))
+                .collect();
+            let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
+            // Hashes are not in key order within a block, so the index is written out of
+            // block order; it must still map each hash to its own place.
+            assert!(hashes.windows(2).any(|w| w[0].0 > w[1].0));
+            let blk = Block::build(1, h, h, Address::default(), parent, bundles, &hashes);
+            parent = blk.hash();
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+                .unwrap();
+            blocks.push(hashes);
+        }
+        for (h, hashes) in (1u64..).zip(&blocks) {
+            for (i, x) in (0u32..).zip(hashes) {
+                let want = (h > 1).then_some((h, i));
+                assert_eq!(s.bundle_location(x).unwrap(), want, "height {h} index {i}");
+            }
+        }
     }
 
     #[test]
