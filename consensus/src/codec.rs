@@ -763,7 +763,8 @@ mod tests {
                 sig: [0; 64],
             });
             for w in [vote, proposal] {
-                let got = Codec::<SignedConsensusMsg<Ctx>>::decode(&LockstepCodec, enc(&w).unwrap());
+                let got =
+                    Codec::<SignedConsensusMsg<Ctx>>::decode(&LockstepCodec, enc(&w).unwrap());
                 assert_eq!(got.is_ok(), ok, "round {r}: {:?}", got.err());
             }
             let polka = WLiveness::Polka(WPolka {

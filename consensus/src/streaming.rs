@@ -362,7 +362,15 @@ mod tests {
             (u32::MAX, i64::from(u32::MAX) + 1, false),
         ] {
             let bundles = hashes(2);
-            let one = split(5, round, pol_round, Address::default(), header(5), &bundles, [0; 64]);
+            let one = split(
+                5,
+                round,
+                pol_round,
+                Address::default(),
+                header(5),
+                &bundles,
+                [0; 64],
+            );
             let long = split(
                 5,
                 round,

@@ -395,7 +395,7 @@ impl Store {
             }
         }
         // In key order, for the same reason as the inserts in `commit`.
-        gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        gone.sort_unstable_by_key(|x| x.0);
         let bundles = self.cf("bundles")?;
         for x in gone {
             batch.delete_cf(bundles, x.0);
@@ -509,7 +509,7 @@ impl ChainStore for Store {
         // skip list. Put in key order, each insert starts from where the last one ended
         // (RocksDB keeps that splice), instead of from the top of the list.
         let mut by_key: Vec<(&Hash, u32)> = hashes.iter().zip(0u32..).collect();
-        by_key.sort_unstable_by(|a, b| a.0 .0.cmp(&b.0 .0));
+        by_key.sort_unstable_by_key(|a| a.0 .0);
         let bundles = self.cf("bundles")?;
         for (x, i) in by_key {
             let mut loc = [0u8; 12];
