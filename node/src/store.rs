@@ -395,7 +395,7 @@ impl Store {
             }
         }
         // In key order, for the same reason as the inserts in `commit`.
-        gone.sort_unstable_by_key(|x| x.0);
+        gone.sort_unstable();
         let bundles = self.cf("bundles")?;
         for x in gone {
             batch.delete_cf(bundles, x.0);
@@ -509,7 +509,7 @@ impl ChainStore for Store {
         // skip list. Put in key order, each insert starts from where the last one ended
         // (RocksDB keeps that splice), instead of from the top of the list.
         let mut by_key: Vec<(&Hash, u32)> = hashes.iter().zip(0u32..).collect();
-        by_key.sort_unstable_by_key(|a| a.0 .0);
+        by_key.sort_unstable();
         let bundles = self.cf("bundles")?;
         for (x, i) in by_key {
             let mut loc = [0u8; 12];
@@ -861,28 +861,37 @@ mod tests {
         assert!(Store::open(fresh.path(), 0).is_ok());
     }
 
-    #[test]
-    fn every_bundle_of_a_block_is_indexed_at_its_place_in_block_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 2).unwrap();
+    /// Commits heights `1..=heights` on `s`, each a block of `per_block` distinct bundles
+    /// on its parent; returns each height's bundle hashes, in block order.
+    fn commit_chain(s: &Store, heights: u64, per_block: u64) -> Vec<Vec<Hash>> {
         let k = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
         let mut parent = Hash::ZERO;
         let mut blocks = Vec::new();
-        for h in 1..=3u64 {
-            let bundles: Vec<_> = (0..40)
-                .map(|n| lockstep_client::bundle::sign(&k, 1, h * 100 + n, 100, vec![(1, vec![1])]))
+        for h in 1..=heights {
+            let bundles: Vec<_> = (0..per_block)
+                .map(|n| {
+                    lockstep_client::bundle::sign(&k, 1, h * 1000 + n, 100, vec![(1, vec![1])])
+                })
                 .collect();
             let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
-            // Hashes are not in key order within a block, so the index is written out of
-            // block order; it must still map each hash to its own place.
-            assert!(hashes.windows(2).any(|w| w[0].0 > w[1].0));
             let blk = Block::build(1, h, h, Address::default(), parent, bundles, &hashes);
             parent = blk.hash();
             s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
                 .unwrap();
             blocks.push(hashes);
         }
+        blocks
+    }
+
+    #[test]
+    fn every_bundle_of_a_block_is_indexed_at_its_place_in_block_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 2).unwrap();
+        let blocks = commit_chain(&s, 3, 40);
         for (h, hashes) in (1u64..).zip(&blocks) {
+            // Hashes are not in key order within a block, so the index is written out of
+            // block order; it must still map each hash to its own place.
+            assert!(hashes.windows(2).any(|w| w[0].0 > w[1].0));
             for (i, x) in (0u32..).zip(hashes) {
                 let want = (h > 1).then_some((h, i));
                 assert_eq!(s.bundle_location(x).unwrap(), want, "height {h} index {i}");
@@ -894,23 +903,12 @@ mod tests {
     fn history_beyond_keep_heights_is_pruned_with_its_index() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 3).unwrap();
-        let k = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
-        let mut parent = Hash::ZERO;
-        let mut first_bundle = None;
-        for h in 1..=6u64 {
-            let b = lockstep_client::bundle::sign(&k, 1, h, 100, vec![(1, vec![1])]);
-            let hashes = vec![b.hash()];
-            first_bundle.get_or_insert(b.hash());
-            let blk = Block::build(1, h, h, Address::default(), parent, vec![b], &hashes);
-            parent = blk.hash();
-            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
-                .unwrap();
-        }
+        let first_bundle = commit_chain(&s, 6, 1)[0][0];
         assert_eq!(s.earliest().unwrap(), 4);
         assert!(s.block_bytes(3).unwrap().is_none());
         assert!(s.decided(3).unwrap().is_none());
         assert!(s.block_bytes(4).unwrap().is_some());
-        assert_eq!(s.bundle_location(&first_bundle.unwrap()).unwrap(), None);
+        assert_eq!(s.bundle_location(&first_bundle).unwrap(), None);
         assert_eq!(s.latest_height().unwrap(), 6);
         assert_eq!(count(&s, "bodies"), 3, "pruned heights' bodies are deleted");
     }
