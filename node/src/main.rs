@@ -6,9 +6,10 @@ use lockstep_node::home::Home;
 use std::path::PathBuf;
 
 /// mimalloc: cheaper cross-thread frees (bundles are decoded on one thread and freed on
-/// another) and less fragmentation than glibc malloc's per-thread arenas.
+/// another) and less fragmentation than glibc malloc's per-thread arenas. It counts live bytes
+/// only when asked to (`LOCKSTEP_COUNT_HEAP=1`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: lockstep_alloc::Allocator = lockstep_alloc::Allocator;
 
 #[derive(Parser)]
 #[command(
@@ -123,6 +124,7 @@ fn log_filter(env: Option<String>) -> tracing_subscriber::EnvFilter {
 }
 
 fn main() -> std::process::ExitCode {
+    lockstep_alloc::init_from_env();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(std::env::var("RUST_LOG").ok()))

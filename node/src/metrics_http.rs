@@ -70,6 +70,14 @@ fn describe() {
         "lockstep_store_memory_bytes",
         "Bytes the store holds in memory, by kind (memtables, table_readers, read_cache, decoded_cache)"
     );
+    describe_gauge!(
+        "lockstep_rpc_batch_cache_bytes",
+        "Rollup batches held encoded as JSON for subscribers"
+    );
+    describe_gauge!(
+        "lockstep_process_memory_bytes",
+        "The process's heaps, by kind (mimalloc_committed; glibc_in_use and glibc_free, RocksDB's C++ heap; rust_live when started with LOCKSTEP_COUNT_HEAP=1)"
+    );
     describe_histogram!(
         "lockstep_mempool_verify_batch_size",
         "Signatures per verification batch"
@@ -102,6 +110,9 @@ fn describe() {
 }
 
 fn render(handle: &PrometheusHandle) -> String {
+    for (kind, bytes) in lockstep_alloc::snapshot() {
+        metrics::gauge!("lockstep_process_memory_bytes", "kind" => kind).set(bytes);
+    }
     let mut out = handle.render();
     let mut engine = String::new();
     malachitebft_app_channel::app::metrics::export(&mut engine);

@@ -97,6 +97,7 @@ impl RpcState {
             Arc::from(serde_json::value::to_raw_value(&batch).map_err(internal)?);
         metrics::counter!("lockstep_rpc_batch_encodings_total").increment(1);
         cache.insert(key, raw.clone(), raw.get().len());
+        metrics::gauge!("lockstep_rpc_batch_cache_bytes").set(cache.bytes() as f64);
         Ok(Some(raw))
     }
 }

@@ -22,7 +22,8 @@ use lockstep_bundles::{Block, BlockHeader, CommitCertificate, Hash};
 use lockstep_consensus::store::{ChainStore, Committed, Result, StoreError, UndecidedRecord};
 use parking_lot::Mutex;
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -339,9 +340,13 @@ impl Store {
     }
 
     pub fn hashes(&self, height: u64) -> Result<Option<Vec<Hash>>> {
+        self.hashes_with(height, &ReadOptions::default())
+    }
+
+    fn hashes_with(&self, height: u64, read: &ReadOptions) -> Result<Option<Vec<Hash>>> {
         let Some(v) = self
             .db
-            .get_cf(self.cf("hashes")?, be(height))
+            .get_cf_opt(self.cf("hashes")?, be(height), read)
             .map_err(err)?
         else {
             return Ok(None);
@@ -387,10 +392,15 @@ impl Store {
             return Ok(None);
         }
         let to = keep_from.min(earliest + PRUNE_PER_COMMIT);
+        // What is read only to be deleted must not take the read cache's room from what
+        // readers (subscribers, sync, status queries) will read again.
+        let mut once = ReadOptions::default();
+        once.fill_cache(false);
         let mut gone = Vec::new();
         for h in earliest..to {
-            gone.extend(self.hashes(h)?.unwrap_or_default());
-            if let Some(hash) = self.db.get_cf(self.cf("blocks")?, be(h)).map_err(err)? {
+            gone.extend(self.hashes_with(h, &once)?.unwrap_or_default());
+            let blocks = self.cf("blocks")?;
+            if let Some(hash) = self.db.get_cf_opt(blocks, be(h), &once).map_err(err)? {
                 batch.delete_cf(self.cf("bodies")?, hash);
             }
         }
@@ -881,6 +891,37 @@ mod tests {
             blocks.push(hashes);
         }
         blocks
+    }
+
+    #[test]
+    fn pruning_reads_do_not_fill_the_read_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        // 300 heights of 40 bundles, kept, and flushed to table files, so that pruning them
+        // reads their hashes from disk (about 375 KiB of them) rather than from memtables.
+        {
+            let s = Store::open(dir.path(), 0).unwrap();
+            commit_chain(&s, 300, 40);
+            for name in CFS {
+                s.db.flush_cf(s.cf(name).unwrap()).unwrap();
+            }
+        }
+        let s = Store::open(dir.path(), 10).unwrap();
+        let before = s.memory().read_cache_bytes;
+        let k = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+        for h in 301..=306u64 {
+            let b = lockstep_client::bundle::sign(&k, 1, h, 400, vec![(1, vec![1])]);
+            let hashes = vec![b.hash()];
+            let blk = Block::build(1, h, h, Address::default(), Hash::ZERO, vec![b], &hashes);
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+                .unwrap();
+        }
+        assert_eq!(s.earliest().unwrap(), 297, "the old heights were pruned");
+        let after = s.memory().read_cache_bytes;
+        assert!(
+            after.saturating_sub(before) < 64 * 1024,
+            "pruning 296 heights left {} bytes in the read cache (from {before})",
+            after
+        );
     }
 
     #[test]

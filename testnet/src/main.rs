@@ -485,6 +485,10 @@ struct NodeSample {
     replay_window: f64,
     /// `lockstep_store_memory_bytes` by kind, in MB.
     store_memory_mb: std::collections::BTreeMap<String, f64>,
+    /// `lockstep_process_memory_bytes` by kind (the Rust and C heaps), in MB.
+    process_memory_mb: std::collections::BTreeMap<String, f64>,
+    /// Rollup batches the node holds encoded as JSON for subscribers, in MB.
+    rpc_batch_cache_mb: f64,
     /// The node's home on disk (its store, logs and consensus WAL).
     disk_mb: f64,
 }
@@ -514,14 +518,22 @@ async fn sample_node(pid: Option<u32>, metrics_url: &str, home: &std::path::Path
         s.mempool_bundles = metric_sum(&body, "lockstep_mempool_bundles");
         s.mempool_mb = metric_sum(&body, "lockstep_mempool_bytes") / MB;
         s.replay_window = metric_sum(&body, "lockstep_mempool_replay_window");
-        for (labels, v) in metric_series(&body, "lockstep_store_memory_bytes") {
-            let kind = labels
-                .split(',')
-                .find_map(|l| l.strip_prefix("kind="))
-                .unwrap_or(labels)
-                .trim_matches('"');
-            s.store_memory_mb.insert(kind.to_string(), v / MB);
-        }
+        let by_kind = |name: &str| {
+            metric_series(&body, name)
+                .into_iter()
+                .map(|(labels, v)| {
+                    let kind = labels
+                        .split(',')
+                        .find_map(|l| l.strip_prefix("kind="))
+                        .unwrap_or(labels)
+                        .trim_matches('"');
+                    (kind.to_string(), v / MB)
+                })
+                .collect()
+        };
+        s.store_memory_mb = by_kind("lockstep_store_memory_bytes");
+        s.process_memory_mb = by_kind("lockstep_process_memory_bytes");
+        s.rpc_batch_cache_mb = metric_sum(&body, "lockstep_rpc_batch_cache_bytes") / MB;
     }
     s
 }
@@ -591,6 +603,7 @@ async fn bench_soak(
     let at_end = timeline.last().map(|s| s.nodes.clone());
     let sent: u64 = runs.iter().map(|r| r.sent).sum();
     let delivered: u64 = runs.iter().map(|r| r.delivered).sum();
+    let growth = growth_second_half(&timeline, validators);
     let report = serde_json::json!({
         "validators": validators,
         "offered_per_s": spec.rate,
@@ -606,6 +619,7 @@ async fn bench_soak(
         "cpu_s_per_node": (0..validators).map(|i| runs.iter().map(|r| r.nodes.get(i).map(|n| n.cpu_s).unwrap_or(0.0)).sum::<f64>()).collect::<Vec<_>>(),
         "nodes_after_2_min": after_2_min,
         "nodes_at_end": at_end,
+        "growth_per_min_second_half": growth,
         "keep_heights": spec.keep_heights,
         "timeline": timeline,
     });
@@ -617,6 +631,60 @@ async fn bench_soak(
     println!("{}", serde_json::to_string_pretty(&brief)?);
     eprintln!("written {}", path.display());
     Ok(())
+}
+
+/// Least-squares slope of `ys` against `xs`, per minute (`xs` in seconds); 0 for fewer than
+/// two distinct times.
+fn slope_per_min(xs: &[f64], ys: &[f64]) -> f64 {
+    let n = xs.len().min(ys.len());
+    if n < 2 {
+        return 0.0;
+    }
+    let (mx, my) = (
+        xs[..n].iter().sum::<f64>() / n as f64,
+        ys[..n].iter().sum::<f64>() / n as f64,
+    );
+    let sxx: f64 = xs[..n].iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return 0.0;
+    }
+    let sxy: f64 = xs[..n].iter().zip(&ys[..n]).map(|(x, y)| (x - mx) * (y - my)).sum();
+    sxy / sxx * 60.0
+}
+
+/// How fast each validator's memory grew over the soak's second half, when whatever fills
+/// (the replay window, the caches) should have filled: RSS, each heap, the store's memory and
+/// the replay window, per minute. "Flat" means these are near zero.
+fn growth_second_half(timeline: &[SoakSample], validators: usize) -> Vec<serde_json::Value> {
+    let end = timeline.last().map(|s| s.t_s).unwrap_or(0.0);
+    let half: Vec<&SoakSample> = timeline.iter().filter(|s| s.t_s >= end / 2.0).collect();
+    let xs: Vec<f64> = half.iter().map(|s| s.t_s).collect();
+    (0..validators)
+        .map(|i| {
+            let series = |f: &dyn Fn(&NodeSample) -> f64| -> f64 {
+                let ys: Vec<f64> = half.iter().map(|s| s.nodes.get(i).map(f).unwrap_or(0.0)).collect();
+                slope_per_min(&xs, &ys)
+            };
+            let mut heaps = serde_json::Map::new();
+            let kinds: std::collections::BTreeSet<&String> = half
+                .iter()
+                .filter_map(|s| s.nodes.get(i))
+                .flat_map(|n| n.process_memory_mb.keys())
+                .collect();
+            for k in kinds {
+                let v = series(&|n| n.process_memory_mb.get(k).copied().unwrap_or(0.0));
+                heaps.insert(k.clone(), serde_json::json!(v));
+            }
+            serde_json::json!({
+                "node": i,
+                "rss_mb": series(&|n| n.rss_mb),
+                "heaps_mb": heaps,
+                "store_memory_mb": series(&|n| n.store_memory_mb.values().sum()),
+                "rpc_batch_cache_mb": series(&|n| n.rpc_batch_cache_mb),
+                "replay_window_hashes": series(&|n| n.replay_window),
+            })
+        })
+        .collect()
 }
 
 #[derive(serde::Serialize)]
@@ -728,4 +796,20 @@ async fn bench_full(
         all_runs.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slope_per_min;
+
+    #[test]
+    fn growth_slope_is_per_minute_and_zero_when_flat_or_undefined() {
+        let xs: Vec<f64> = (0..10).map(|i| f64::from(i) * 5.0).collect();
+        let rising: Vec<f64> = xs.iter().map(|x| 100.0 + 0.5 * x).collect();
+        assert!((slope_per_min(&xs, &rising) - 30.0).abs() < 1e-9);
+        let flat = vec![42.0; xs.len()];
+        assert_eq!(slope_per_min(&xs, &flat), 0.0);
+        assert_eq!(slope_per_min(&[1.0], &[5.0]), 0.0);
+        assert_eq!(slope_per_min(&[3.0, 3.0], &[1.0, 9.0]), 0.0);
+    }
 }
