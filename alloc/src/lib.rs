@@ -141,7 +141,8 @@ mod tests {
             // mapped chunk that the C heap's in-use figure must count (untouched, so it costs
             // no RSS). Other tests' allocations move the figure by far less than the margin.
             // SAFETY: a plain malloc/free pair.
-            let p = unsafe { libc::malloc(256 << 20) };
+            // (`black_box`: the compiler may otherwise drop a malloc whose result goes unused.)
+            let p = std::hint::black_box(unsafe { libc::malloc(256 << 20) });
             assert!(!p.is_null());
             let during = in_use(&snapshot());
             // SAFETY: `p` came from malloc above and is freed once.
