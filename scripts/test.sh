@@ -9,5 +9,7 @@ scripts/deps.sh
 cargo build --workspace --bins --tests
 # Fast tests, in parallel.
 cargo test --workspace --exclude lockstep-tests
-# Multi-process tests, one network at a time.
-cargo test -p lockstep-tests -- --test-threads=1
+# Multi-process tests, one network at a time: every integration-test target, which only
+# tests/ (lockstep-tests) has. Chosen by target, not with `-p lockstep-tests`: selecting one
+# package resolves features for it alone, and RocksDB and libp2p would be compiled again.
+cargo test --workspace --test '*' -- --test-threads=1
