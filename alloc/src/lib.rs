@@ -12,6 +12,8 @@
 //! This is the workspace's one crate with unsafe code: a `GlobalAlloc` cannot be written
 //! without it, nor can C be called.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 

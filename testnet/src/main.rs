@@ -648,7 +648,11 @@ fn slope_per_min(xs: &[f64], ys: &[f64]) -> f64 {
     if sxx == 0.0 {
         return 0.0;
     }
-    let sxy: f64 = xs[..n].iter().zip(&ys[..n]).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxy: f64 = xs[..n]
+        .iter()
+        .zip(&ys[..n])
+        .map(|(x, y)| (x - mx) * (y - my))
+        .sum();
     sxy / sxx * 60.0
 }
 
@@ -662,7 +666,10 @@ fn growth_second_half(timeline: &[SoakSample], validators: usize) -> Vec<serde_j
     (0..validators)
         .map(|i| {
             let series = |f: &dyn Fn(&NodeSample) -> f64| -> f64 {
-                let ys: Vec<f64> = half.iter().map(|s| s.nodes.get(i).map(f).unwrap_or(0.0)).collect();
+                let ys: Vec<f64> = half
+                    .iter()
+                    .map(|s| s.nodes.get(i).map(f).unwrap_or(0.0))
+                    .collect();
                 slope_per_min(&xs, &ys)
             };
             let mut heaps = serde_json::Map::new();
