@@ -396,12 +396,12 @@ impl Store {
         // readers (subscribers, sync, status queries) will read again.
         let mut once = ReadOptions::default();
         once.fill_cache(false);
+        let (blocks, bodies) = (self.cf("blocks")?, self.cf("bodies")?);
         let mut gone = Vec::new();
         for h in earliest..to {
             gone.extend(self.hashes_with(h, &once)?.unwrap_or_default());
-            let blocks = self.cf("blocks")?;
             if let Some(hash) = self.db.get_cf_opt(blocks, be(h), &once).map_err(err)? {
-                batch.delete_cf(self.cf("bodies")?, hash);
+                batch.delete_cf(bodies, hash);
             }
         }
         // In key order, for the same reason as the inserts in `commit`.
@@ -871,13 +871,17 @@ mod tests {
         assert!(Store::open(fresh.path(), 0).is_ok());
     }
 
-    /// Commits heights `1..=heights` on `s`, each a block of `per_block` distinct bundles
-    /// on its parent; returns each height's bundle hashes, in block order.
-    fn commit_chain(s: &Store, heights: u64, per_block: u64) -> Vec<Vec<Hash>> {
+    /// Commits `heights` on `s`, each a block of `per_block` distinct bundles on the one
+    /// before (the first on `Hash::ZERO`); returns each height's bundle hashes, in block order.
+    fn commit_chain(
+        s: &Store,
+        heights: std::ops::RangeInclusive<u64>,
+        per_block: u64,
+    ) -> Vec<Vec<Hash>> {
         let k = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
         let mut parent = Hash::ZERO;
         let mut blocks = Vec::new();
-        for h in 1..=heights {
+        for h in heights {
             let bundles: Vec<_> = (0..per_block)
                 .map(|n| {
                     lockstep_client::bundle::sign(&k, 1, h * 1000 + n, 100, vec![(1, vec![1])])
@@ -900,21 +904,14 @@ mod tests {
         // reads their hashes from disk (about 375 KiB of them) rather than from memtables.
         {
             let s = Store::open(dir.path(), 0).unwrap();
-            commit_chain(&s, 300, 40);
+            commit_chain(&s, 1..=300, 40);
             for name in CFS {
                 s.db.flush_cf(s.cf(name).unwrap()).unwrap();
             }
         }
         let s = Store::open(dir.path(), 10).unwrap();
         let before = s.memory().read_cache_bytes;
-        let k = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
-        for h in 301..=306u64 {
-            let b = lockstep_client::bundle::sign(&k, 1, h, 400, vec![(1, vec![1])]);
-            let hashes = vec![b.hash()];
-            let blk = Block::build(1, h, h, Address::default(), Hash::ZERO, vec![b], &hashes);
-            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
-                .unwrap();
-        }
+        commit_chain(&s, 301..=306, 1);
         assert_eq!(s.earliest().unwrap(), 297, "the old heights were pruned");
         let after = s.memory().read_cache_bytes;
         assert!(
@@ -928,7 +925,7 @@ mod tests {
     fn every_bundle_of_a_block_is_indexed_at_its_place_in_block_order() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 2).unwrap();
-        let blocks = commit_chain(&s, 3, 40);
+        let blocks = commit_chain(&s, 1..=3, 40);
         for (h, hashes) in (1u64..).zip(&blocks) {
             // Hashes are not in key order within a block, so the index is written out of
             // block order; it must still map each hash to its own place.
@@ -944,7 +941,7 @@ mod tests {
     fn history_beyond_keep_heights_is_pruned_with_its_index() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 3).unwrap();
-        let first_bundle = commit_chain(&s, 6, 1)[0][0];
+        let first_bundle = commit_chain(&s, 1..=6, 1)[0][0];
         assert_eq!(s.earliest().unwrap(), 4);
         assert!(s.block_bytes(3).unwrap().is_none());
         assert!(s.decided(3).unwrap().is_none());
