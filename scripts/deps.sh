@@ -4,7 +4,9 @@
 set -euo pipefail
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# libclang itself, not libclang-cpp (which LLVM installs alone and bindgen cannot use).
+if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+  /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
   need+=(libclang-dev)
 fi
 command -v g++ >/dev/null 2>&1 || need+=(g++)

@@ -212,7 +212,7 @@ mod tests {
                     valid_until: 9,
                     legs: vec![Leg {
                         rollup_id: 7,
-                        data: vec![i; 10 + i as usize],
+                        data: vec![i; 10 + i as usize].into(),
                     }],
                 },
                 signature: [i; 64],

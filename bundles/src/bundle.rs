@@ -4,7 +4,9 @@ use crate::hash::Hash;
 use crate::limits::Limits;
 use crate::sig;
 use borsh::{BorshDeserialize, BorshSerialize};
+use bytes::Bytes;
 use ed25519_dalek::{Signer as _, SigningKey};
+use std::ops::Range;
 
 /// Domain tag of a bundle hash.
 pub const BUNDLE_HASH_TAG: &[u8] = b"lockstep:bundle:v1";
@@ -12,11 +14,32 @@ pub const BUNDLE_HASH_TAG: &[u8] = b"lockstep:bundle:v1";
 /// `valid_until`, the leg count and the signature. Bounds how many bundles a block can hold.
 pub const MIN_ENCODED_BYTES: usize = 8 + 32 + 8 + 8 + 4 + 64;
 
-/// One rollup's part of a bundle.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+/// One rollup's part of a bundle. `data` is shared, not copied: a bundle decoded with
+/// [`SignedBundle::decode_shared`] points into the buffer it arrived in, so the pool, blocks
+/// and proposals hold one copy of each leg however often the bundle is cloned.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leg {
     pub rollup_id: u64,
-    pub data: Vec<u8>,
+    pub data: Bytes,
+}
+
+// Borsh as if `data` were a `Vec<u8>` (u32 length, then the bytes): the protocol's layout.
+impl BorshSerialize for Leg {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        self.rollup_id.serialize(w)?;
+        self.data[..].serialize(w)
+    }
+}
+
+impl BorshDeserialize for Leg {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        let rollup_id = u64::deserialize_reader(r)?;
+        let data = Vec::<u8>::deserialize_reader(r)?;
+        Ok(Leg {
+            rollup_id,
+            data: Bytes::from(data),
+        })
+    }
 }
 
 /// What the signer signs (through its hash).
@@ -92,6 +115,60 @@ impl BundleError {
     }
 }
 
+fn check_size(size: usize, limits: &Limits) -> Result<(), BundleError> {
+    if size > limits.max_bundle_bytes as usize {
+        return Err(BundleError::TooLarge {
+            size,
+            max: limits.max_bundle_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a bundle's encoding front to back.
+struct Cursor<'a> {
+    buf: &'a Bytes,
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn left(&self) -> usize {
+        self.buf.len() - self.at
+    }
+
+    fn error(&self, what: String) -> BundleError {
+        BundleError::Undecodable(format!(
+            "{what} (at byte {} of {})",
+            self.at,
+            self.buf.len()
+        ))
+    }
+
+    /// The range of the next `n` bytes.
+    fn take(&mut self, n: usize) -> Result<Range<usize>, BundleError> {
+        if n > self.left() {
+            return Err(self.error(format!("input ends {} bytes short", n - self.left())));
+        }
+        self.at += n;
+        Ok(self.at - n..self.at)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], BundleError> {
+        let r = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.buf[r]);
+        Ok(out)
+    }
+
+    fn u64(&mut self) -> Result<u64, BundleError> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Result<u32, BundleError> {
+        self.array().map(u32::from_le_bytes)
+    }
+}
+
 /// The heights against which a bundle's `valid_until` is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -136,15 +213,52 @@ impl BundleBody {
 }
 
 impl SignedBundle {
-    /// Decodes a bundle, refusing anything over `max_bundle_bytes` before decoding it.
+    /// Decodes a bundle, refusing anything over `max_bundle_bytes` before decoding it. The
+    /// legs share one copy of `bytes`.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<SignedBundle, BundleError> {
-        if bytes.len() > limits.max_bundle_bytes as usize {
-            return Err(BundleError::TooLarge {
-                size: bytes.len(),
-                max: limits.max_bundle_bytes,
-            });
+        check_size(bytes.len(), limits)?;
+        Self::decode_shared(&Bytes::copy_from_slice(bytes), limits)
+    }
+
+    /// Decodes a bundle whose legs point into `encoded` (no copy). Accepts exactly what
+    /// Borsh accepts for a `SignedBundle`: the protocol layout, nothing left over.
+    pub fn decode_shared(encoded: &Bytes, limits: &Limits) -> Result<SignedBundle, BundleError> {
+        check_size(encoded.len(), limits)?;
+        let mut c = Cursor {
+            buf: encoded,
+            at: 0,
+        };
+        let chain_id = c.u64()?;
+        let signer = c.array()?;
+        let nonce = c.u64()?;
+        let valid_until = c.u64()?;
+        let count = c.u32()? as usize;
+        // Every leg takes at least 12 bytes (rollup id and length), and the signature 64:
+        // refuse an impossible count before reserving room for it.
+        if count > c.left().saturating_sub(64) / 12 {
+            return Err(c.error(format!("{count} legs cannot fit")));
         }
-        borsh::from_slice(bytes).map_err(|e| BundleError::Undecodable(e.to_string()))
+        let mut legs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let rollup_id = c.u64()?;
+            let len = c.u32()? as usize;
+            let data = encoded.slice(c.take(len)?);
+            legs.push(Leg { rollup_id, data });
+        }
+        let signature = c.array()?;
+        if c.left() > 0 {
+            return Err(c.error(format!("{} bytes left over", c.left())));
+        }
+        Ok(SignedBundle {
+            body: BundleBody {
+                chain_id,
+                signer,
+                nonce,
+                valid_until,
+                legs,
+            },
+            signature,
+        })
     }
 
     /// The canonical Borsh encoding.
@@ -252,11 +366,11 @@ mod tests {
             legs: vec![
                 Leg {
                     rollup_id: 1,
-                    data: vec![1, 2],
+                    data: vec![1, 2].into(),
                 },
                 Leg {
                     rollup_id: 2,
-                    data: vec![],
+                    data: vec![].into(),
                 },
             ],
         }
@@ -335,7 +449,7 @@ mod tests {
         many.legs = vec![
             Leg {
                 rollup_id: 1,
-                data: vec![]
+                data: vec![].into()
             };
             17
         ];
@@ -356,6 +470,16 @@ mod tests {
             ok.check_static(200_000, 7, &w, &limits).unwrap_err().code(),
             4004
         );
+    }
+
+    #[test]
+    fn decoded_legs_share_the_buffer_they_arrived_in() {
+        let k = key(6);
+        let encoded = Bytes::from(body(&k).sign(&k).encode());
+        let b = SignedBundle::decode_shared(&encoded, &Limits::default()).unwrap();
+        let range = encoded.as_ptr_range();
+        assert_eq!(b.body.legs[0].data, vec![1, 2]);
+        assert!(range.contains(&b.body.legs[0].data.as_ptr()));
     }
 
     #[test]
@@ -388,11 +512,41 @@ mod tests {
             let k = key(9);
             let b = BundleBody {
                 chain_id, signer: k.verifying_key().to_bytes(), nonce, valid_until,
-                legs: legs.into_iter().map(|(rollup_id, data)| Leg { rollup_id, data }).collect(),
+                legs: legs.into_iter().map(|(rollup_id, data)| Leg { rollup_id, data: data.into() }).collect(),
             }.sign(&k);
             let enc = b.encode();
             prop_assert_eq!(SignedBundle::hash_of_encoding(&enc), b.hash());
             prop_assert_eq!(SignedBundle::decode(&enc, &Limits::default()), Ok(b));
+        }
+
+        /// The hand-written decoder accepts exactly what Borsh accepts, with the same value:
+        /// on garbage, and on valid encodings cut short, lengthened or with one byte changed
+        /// (most often a count or a length).
+        #[test]
+        fn decoding_agrees_with_borsh(
+            garbage in proptest::collection::vec(any::<u8>(), 0..256),
+            legs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..24), 0..4),
+            cut in any::<proptest::sample::Index>(),
+            flip in any::<proptest::sample::Index>(),
+            to in any::<u8>(),
+            extra in proptest::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let k = key(5);
+            let mut b = body(&k);
+            b.legs = legs.into_iter().enumerate().map(|(i, d)| Leg { rollup_id: i as u64, data: d.into() }).collect();
+            let enc = b.sign(&k).encode();
+            let mut flipped = enc.clone();
+            flipped[flip.index(enc.len())] = to;
+            let mut longer = enc.clone();
+            longer.extend(&extra);
+            for input in [garbage, enc[..cut.index(enc.len())].to_vec(), flipped, longer] {
+                let ours = SignedBundle::decode(&input, &Limits::default());
+                let theirs = borsh::from_slice::<SignedBundle>(&input);
+                prop_assert_eq!(ours.as_ref().ok(), theirs.as_ref().ok());
+                if let Err(e) = ours {
+                    prop_assert_eq!(e.code(), 4005);
+                }
+            }
         }
 
         #[test]

@@ -105,7 +105,7 @@ pub fn entries_for(block: &Block, hashes: &[Hash], rollup_id: u64) -> Vec<Rollup
                     bundle_hash: hashes[b],
                     leg_index: l as u32,
                     rollups: bundle.body.rollup_ids(),
-                    data: leg.data.clone(),
+                    data: leg.data.to_vec(),
                 });
             }
         }
@@ -371,7 +371,7 @@ mod tests {
                 .iter()
                 .map(|r| Leg {
                     rollup_id: *r,
-                    data: vec![*r as u8; 3],
+                    data: vec![*r as u8; 3].into(),
                 })
                 .collect(),
         }

@@ -20,7 +20,10 @@ pub fn sign(
         valid_until,
         legs: legs
             .into_iter()
-            .map(|(rollup_id, data)| Leg { rollup_id, data })
+            .map(|(rollup_id, data)| Leg {
+                rollup_id,
+                data: data.into(),
+            })
             .collect(),
     }
     .sign(key)
@@ -63,7 +66,7 @@ pub fn from_json(j: &BundleJson) -> Result<SignedBundle, String> {
             let data = decode_hex(&l.data).map_err(|e| format!("legs[{i}].data: {e}"))?;
             Ok(Leg {
                 rollup_id: l.rollup_id,
-                data,
+                data: data.into(),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;

@@ -125,7 +125,7 @@ pub async fn resolve(
         let mut candidates = Vec::new();
         for (&i, raw) in missing.iter().zip(answers) {
             let Some(raw) = raw else { continue };
-            let Ok(b) = SignedBundle::decode(&raw, limits) else {
+            let Ok(b) = SignedBundle::decode_shared(&raw, limits) else {
                 continue;
             };
             if SignedBundle::hash_of_encoding(&raw) != hashes[i] {
@@ -226,7 +226,7 @@ mod tests {
             valid_until: 100,
             legs: vec![Leg {
                 rollup_id: 1,
-                data: vec![n as u8; 16],
+                data: vec![n as u8; 16].into(),
             }],
         };
         let signature = key.sign(&body.hash().0).to_bytes();

@@ -260,7 +260,7 @@ pub(crate) mod tests {
                 valid_until,
                 legs: vec![Leg {
                     rollup_id: 1,
-                    data: vec![0; data_len],
+                    data: vec![0; data_len].into(),
                 }],
             },
             signature: [0; 64],

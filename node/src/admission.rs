@@ -171,11 +171,16 @@ fn verify_loop(shared: &VerifyQueue) {
 /// The raw rate (signatures/s) at which this machine batch-verifies `items` on all cores, in
 /// batches of [`MAX_BATCH`]: the ceiling admission is measured against.
 pub fn raw_verify_rate(items: &[Item]) -> f64 {
+    raw_verify_rate_in_batches(items, MAX_BATCH)
+}
+
+/// [`raw_verify_rate`] with batches of `batch` signatures.
+pub fn raw_verify_rate_in_batches(items: &[Item], batch: usize) -> f64 {
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
         for chunk in items.chunks(items.len().div_ceil(cores()).max(1)) {
             s.spawn(move || {
-                for batch in chunk.chunks(MAX_BATCH) {
+                for batch in chunk.chunks(batch.max(1)) {
                     let _ = sig::verify_batch(batch);
                 }
             });
@@ -288,7 +293,7 @@ impl Admission {
     /// Admits an encoded `SignedBundle`. Idempotent: a bundle already pending or included
     /// returns its hash without being checked again.
     pub async fn submit_bytes(&self, encoded: Bytes, source: Source) -> Result<Hash, AdmitError> {
-        let bundle = SignedBundle::decode(&encoded, &self.core.limits)
+        let bundle = SignedBundle::decode_shared(&encoded, &self.core.limits)
             .map(|b| (b, encoded))
             .map_err(|e| reject(e.into()));
         self.enqueue(bundle, source).await
@@ -372,7 +377,7 @@ impl Core {
     ) -> Vec<Result<Hash, AdmitError>> {
         let parsed = encoded
             .into_iter()
-            .map(|e| match SignedBundle::decode(&e, &self.limits) {
+            .map(|e| match SignedBundle::decode_shared(&e, &self.limits) {
                 Ok(b) => (Ok((b, e)), source),
                 Err(err) => (Err(reject(err.into())), source),
             })

@@ -16,8 +16,9 @@ use lockstep_consensus::Tip;
 use lockstep_mempool::included::IncludedSet;
 use lockstep_mempool::pool::PoolConfig;
 use lockstep_mempool::Mempool;
+use lockstep_node::admission::MAX_BATCH;
 use lockstep_node::admission::{
-    raw_verify_rate, run_gossip_inbound, Admission, AdmitError, Source,
+    raw_verify_rate_in_batches, run_gossip_inbound, Admission, AdmitError, Source,
 };
 use lockstep_p2p::{BundleGossip, Inbound, MessageId, PeerId, Verdict};
 use std::io::Write as _;
@@ -58,6 +59,61 @@ struct Args {
     /// of the calls multiplexed in one task (as the node's batch handler runs a batch request).
     #[arg(long)]
     rpc_task_per_call: bool,
+    /// Also measure the raw rate with other batch sizes (admission's batches vary with load).
+    #[arg(long)]
+    batch_sweep: bool,
+}
+
+/// A rate, and how many cores the process kept busy while reaching it (CPU seconds over wall
+/// seconds): below the machine's core count, the pipeline left cores idle.
+#[derive(Clone, Copy)]
+struct Measured {
+    per_s: f64,
+    cores_used: f64,
+}
+
+/// CPU seconds (user and system) this process has used so far.
+fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| secs(u.user_time()) + secs(u.system_time()))
+        .unwrap_or(f64::NAN)
+}
+
+/// Times `run` (which returns how many items it processed) by wall clock and by CPU.
+async fn measure<F: std::future::Future<Output = eyre::Result<usize>>>(
+    run: F,
+) -> eyre::Result<Measured> {
+    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    let n = run.await?;
+    let wall = wall.elapsed().as_secs_f64();
+    Ok(Measured {
+        per_s: n as f64 / wall,
+        cores_used: (cpu_seconds() - cpu) / wall,
+    })
+}
+
+/// The raw batch-verification rate, measured like the paths.
+fn raw(items: &[Item], batch: usize) -> Measured {
+    let cpu = cpu_seconds();
+    let wall = Instant::now();
+    let per_s = raw_verify_rate_in_batches(items, batch);
+    Measured {
+        per_s,
+        cores_used: (cpu_seconds() - cpu) / wall.elapsed().as_secs_f64(),
+    }
+}
+
+/// Waits (outside the timed part) until a finished run's admission has shut down and the
+/// mempool is released, then frees it, so its teardown (100,000 bundles freed) does not
+/// overlap the next measurement.
+async fn release(mempool: Arc<Mempool>) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while Arc::strong_count(&mempool) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(mempool);
 }
 
 /// Gossip that goes nowhere and counts the verdicts admission reports.
@@ -83,6 +139,14 @@ impl BundleGossip for CountingGossip {
     fn peers(&self) -> usize {
         0
     }
+}
+
+/// One path's results, a value per round.
+#[derive(Default)]
+struct Series {
+    rates: Vec<f64>,
+    ratios: Vec<f64>,
+    cores: Vec<f64>,
 }
 
 /// The median (NaN when empty).
@@ -131,10 +195,22 @@ fn fresh(args: &Args, gossip: Arc<CountingGossip>) -> (Arc<Mempool>, Arc<Admissi
 /// request. With `--rpc-task-per-call`, each call is its own task instead (as a server that
 /// spawns a task per request; that task is the server's cost, not admission's).
 /// Bundles/s admitted.
-async fn rpc_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
-    use futures::stream::{FuturesUnordered, StreamExt as _};
+async fn rpc_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<Measured> {
     let (mempool, admission) = fresh(args, Arc::new(CountingGossip::default()));
-    let started = Instant::now();
+    let m = measure(rpc_calls(args, &admission, &mempool, encoded)).await;
+    drop(admission);
+    release(mempool).await;
+    m
+}
+
+/// The RPC path's timed part: every call made and answered; returns the bundles admitted.
+async fn rpc_calls(
+    args: &Args,
+    admission: &Arc<Admission>,
+    mempool: &Mempool,
+    encoded: Vec<Bytes>,
+) -> eyre::Result<usize> {
+    use futures::stream::{FuturesUnordered, StreamExt as _};
     let mut in_flight = FuturesUnordered::new();
     let mut encoded = encoded.into_iter();
     loop {
@@ -159,12 +235,12 @@ async fn rpc_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
             None => break,
         }
     }
-    Ok(mempool.size().0 as f64 / started.elapsed().as_secs_f64())
+    Ok(mempool.size().0)
 }
 
 /// Gossip path: messages pushed into the same bounded inbound queue the libp2p task fills,
 /// admitted by the node's own inbound loop. Bundles/s accepted.
-async fn gossip_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
+async fn gossip_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<Measured> {
     let gossip = Arc::new(CountingGossip::default());
     let per_message = args.per_message.max(1);
     let messages: Vec<Vec<Bytes>> = encoded.chunks(per_message).map(|c| c.to_vec()).collect();
@@ -174,15 +250,18 @@ async fn gossip_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
     tokio::spawn(run_gossip_inbound(rx, admission, gossip.clone()));
     let from = PeerId::random();
     let n = messages.len();
-    let started = Instant::now();
-    let done = gossip.done.notified();
-    for items in messages {
-        let refs: Vec<&[u8]> = items.iter().map(|b| &b[..]).collect();
-        let id = MessageId::new(&lockstep_node::admission::gossip_message_id(&refs));
-        tx.send(Inbound { id, from, items }).await?;
-    }
-    done.await;
-    let elapsed = started.elapsed().as_secs_f64();
+    let m = measure(async {
+        let done = gossip.done.notified();
+        for items in messages {
+            let refs: Vec<&[u8]> = items.iter().map(|b| &b[..]).collect();
+            let id = MessageId::new(&lockstep_node::admission::gossip_message_id(&refs));
+            tx.send(Inbound { id, from, items }).await?;
+        }
+        done.await;
+        Ok(args.bundles)
+    })
+    .await?;
+    drop(tx);
     let accepted = gossip.accepted.load(Ordering::Relaxed);
     if accepted != n || mempool.size().0 != args.bundles {
         eyre::bail!(
@@ -191,11 +270,27 @@ async fn gossip_path(args: &Args, encoded: Vec<Bytes>) -> eyre::Result<f64> {
             args.bundles
         );
     }
-    Ok(args.bundles as f64 / elapsed)
+    release(mempool).await;
+    Ok(m)
+}
+
+/// The mean of a Prometheus summary (`name_sum / name_count`) in a rendered scrape.
+fn summary_mean(scrape: &str, name: &str) -> Option<f64> {
+    let value = |suffix: &str| {
+        let key = format!("{name}_{suffix} ");
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some(value("sum")? / value("count")?)
 }
 
 fn main() -> eyre::Result<()> {
     let args = Args::parse();
+    // The node's metrics recorder, so admission pays for its metrics as in a node, and the
+    // batch sizes it reached can be reported.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     eprintln!(
         "signing {} bundles ({} legs of {} bytes)…",
         args.bundles, args.legs, args.leg_bytes
@@ -226,34 +321,52 @@ fn main() -> eyre::Result<()> {
     // This machine's speed drifts by ±15% from second to second, so each round measures the
     // raw rate right before each path and the ratios are taken per pair; the medians of the
     // rounds are reported.
-    let (mut raws, mut gossips, mut rpcs, mut gossip_ratios, mut rpc_ratios) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut raws, mut raw_cores) = (vec![], vec![]);
+    let (mut gossip, mut rpc) = (Series::default(), Series::default());
     for round in 1..=args.rounds.max(1) {
-        if !args.no_gossip {
+        for is_gossip in [true, false] {
+            if (is_gossip && args.no_gossip) || (!is_gossip && args.no_rpc) {
+                continue;
+            }
+            let name = if is_gossip { "gossip" } else { "RPC" };
             eprintln!(
-                "round {round}: raw batch verification on {} cores, then the gossip path…",
+                "round {round}: raw batch verification on {} cores, then the {name} path…",
                 cores()
             );
-            let raw = raw_verify_rate(&items);
-            let rate = rt.block_on(gossip_path(&args, encoded.clone()))?;
-            raws.push(raw);
-            gossips.push(rate);
-            gossip_ratios.push(rate / raw);
+            let r = raw(&items, MAX_BATCH);
+            let m = if is_gossip {
+                rt.block_on(gossip_path(&args, encoded.clone()))?
+            } else {
+                rt.block_on(rpc_path(&args, encoded.clone()))?
+            };
+            eprintln!(
+                "  raw {:.0}/s on {:.2} cores; {name} {:.0}/s on {:.2} cores (ratio {:.3})",
+                r.per_s,
+                r.cores_used,
+                m.per_s,
+                m.cores_used,
+                m.per_s / r.per_s
+            );
+            raws.push(r.per_s);
+            raw_cores.push(r.cores_used);
+            let series = if is_gossip { &mut gossip } else { &mut rpc };
+            series.rates.push(m.per_s);
+            series.ratios.push(m.per_s / r.per_s);
+            series.cores.push(m.cores_used);
         }
-        if !args.no_rpc {
-            eprintln!(
-                "round {round}: raw batch verification on {} cores, then the RPC path…",
-                cores()
-            );
-            let raw = raw_verify_rate(&items);
-            let rate = rt.block_on(rpc_path(&args, encoded.clone()))?;
-            raws.push(raw);
-            rpcs.push(rate);
-            rpc_ratios.push(rate / raw);
+    }
+    let mut by_batch = serde_json::Map::new();
+    if args.batch_sweep {
+        for batch in [64, 128, 256, 512, 1024, 2048] {
+            let mut rates: Vec<f64> = (0..3).map(|_| raw(&items, batch).per_s).collect();
+            let rate = median(&mut rates).round();
+            eprintln!("raw batch verification in batches of {batch}: {rate}/s");
+            by_batch.insert(batch.to_string(), rate.into());
         }
     }
     let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
-    let line = serde_json::json!({
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    let mut line = serde_json::json!({
         "bench": "admission",
         "bundles": args.bundles,
         "legs": args.legs,
@@ -261,13 +374,25 @@ fn main() -> eyre::Result<()> {
         "cores": cores(),
         "rounds": args.rounds,
         "bundles_per_message": args.per_message.max(1),
-        "bundles_per_s": median(&mut gossips).round(),
+        "bundles_per_s": median(&mut gossip.rates).round(),
         "raw_verify_per_s": median(&mut raws).round(),
-        "ratio": round3(median(&mut gossip_ratios)),
-        "rpc_bundles_per_s": median(&mut rpcs).round(),
-        "rpc_ratio": round3(median(&mut rpc_ratios)),
-    })
-    .to_string();
+        "ratio": round3(median(&mut gossip.ratios)),
+        "rpc_bundles_per_s": median(&mut rpc.rates).round(),
+        "rpc_ratio": round3(median(&mut rpc.ratios)),
+        "cores_used": {
+            "raw": round2(median(&mut raw_cores)),
+            "gossip": round2(median(&mut gossip.cores)),
+            "rpc": round2(median(&mut rpc.cores)),
+        },
+    });
+    let scrape = metrics.render();
+    line["mean_verify_batch"] = summary_mean(&scrape, "lockstep_mempool_verify_batch_size")
+        .map_or(f64::NAN, round2)
+        .into();
+    if !by_batch.is_empty() {
+        line["raw_verify_per_s_by_batch"] = by_batch.into();
+    }
+    let line = line.to_string();
     println!("{line}");
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
