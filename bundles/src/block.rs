@@ -4,7 +4,7 @@
 use crate::bundle::{SignedBundle, Window};
 use crate::hash::Hash;
 use crate::limits::Limits;
-use crate::rollup::{rollup_leaves, RollupTree};
+use crate::rollup_tree::{rollup_leaves, RollupTree};
 use crate::validator::Address;
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::HashSet;
@@ -27,7 +27,7 @@ pub struct BlockHeader {
     pub bundle_count: u32,
     /// Commitment to the ordered list of bundle hashes.
     pub bundles_root: Hash,
-    /// Root of the sorted per-rollup tree (see `rollup`).
+    /// Root of the sorted per-rollup tree (see `rollup_tree`).
     pub rollups_root: Hash,
 }
 

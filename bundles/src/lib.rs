@@ -13,6 +13,7 @@ pub mod hash;
 pub mod limits;
 pub mod merkle;
 pub mod rollup;
+pub mod rollup_tree;
 pub mod sig;
 pub mod validator;
 
@@ -21,5 +22,6 @@ pub use bundle::{BundleBody, BundleError, Leg, SignedBundle};
 pub use certificate::{CertificateError, CommitCertificate, CommitSig, VoteKind};
 pub use hash::Hash;
 pub use limits::Limits;
-pub use rollup::{BatchError, RollupBatch, RollupEntry, RollupProof};
+pub use rollup::RollupBatch;
+pub use rollup_tree::{BatchError, RollupEntry, RollupProof};
 pub use validator::{Address, Validator, ValidatorSet};

@@ -1,0 +1,202 @@
+//! `lockstep-testnet bench`, its single, smoke and full runs (saturation, latency at half of
+//! it, 64 KiB legs, scaling over 4, 7 and 10 validators), and what every run shares: a fresh
+//! network, a progress spinner, a time stamp for file names.
+
+use lockstep_testnet::{bench, Cluster, ClusterOptions};
+use std::time::Duration;
+
+/// Offered rate of the 64 KiB-leg run: 400 bundles/s is about 26 MB/s of leg data.
+const LARGE_LEG_RATE: f64 = 400.0;
+
+pub(crate) fn stamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(crate) fn spinner() -> indicatif::ProgressBar {
+    let p = indicatif::ProgressBar::new_spinner();
+    p.enable_steady_tick(Duration::from_millis(200));
+    p
+}
+
+pub(crate) async fn bench_network(
+    base: &std::path::Path,
+    validators: usize,
+    spec: &bench::RunSpec,
+) -> eyre::Result<Cluster> {
+    let dir = base.join(format!("{validators}v"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = Cluster::create(
+        &dir,
+        &ClusterOptions {
+            validators,
+            target_block_time_ms: spec.block_time_ms,
+            propose_wait_ms: spec.propose_wait_ms,
+            publish_linger_ms: spec.publish_linger_ms,
+            keep_heights: spec.keep_heights,
+            ..Default::default()
+        },
+    )?;
+    c.start_all()?;
+    c.wait_ready(Duration::from_secs(120)).await?;
+    Ok(c)
+}
+
+pub(crate) async fn bench_single(
+    base: &std::path::Path,
+    out: &std::path::Path,
+    validators: usize,
+    spec: &bench::RunSpec,
+) -> eyre::Result<()> {
+    let p = spinner();
+    p.set_message("measuring raw batch verification");
+    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(20_000)).await?;
+    p.set_message(format!("starting {validators} validators"));
+    let mut cluster = bench_network(base, validators, spec).await?;
+    let r = bench::run_once(&cluster, spec, raw, 1, Some(&p)).await?;
+    cluster.stop_all()?;
+    p.finish_and_clear();
+    let path = bench::write_json(
+        out,
+        &format!("run-{validators}v-{:.0}-{}.json", spec.rate, stamp()),
+        &r,
+    )?;
+    println!("{}", serde_json::to_string(&r)?);
+    eprintln!("written {}", path.display());
+    Ok(())
+}
+
+pub(crate) async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -> eyre::Result<()> {
+    let spec = bench::RunSpec {
+        legs: 2,
+        leg_bytes: 64,
+        rate: 50.0,
+        duration: Duration::from_secs(5),
+        drain: Duration::from_secs(30),
+        block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
+        propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
+        publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
+        keep_heights: lockstep_node::config::DEFAULT_KEEP_HEIGHTS,
+    };
+    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(2_000)).await?;
+    let mut cluster = bench_network(base, 4, &spec).await?;
+    let r = bench::run_once(&cluster, &spec, raw, 1, None).await?;
+    cluster.stop_all()?;
+    let path = bench::write_json(out, &format!("smoke-{}.json", stamp()), &r)?;
+    println!("{}", serde_json::to_string(&r)?);
+    eprintln!("written {}", path.display());
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct ScalingRow {
+    validators: usize,
+    saturation_bundles_per_s: f64,
+    p50_ms: f64,
+}
+
+pub(crate) async fn bench_full(
+    base: &std::path::Path,
+    out: &std::path::Path,
+    spec: &bench::RunSpec,
+    step: Duration,
+) -> eyre::Result<()> {
+    let p = spinner();
+    p.set_message("measuring raw batch verification");
+    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(40_000)).await?;
+    let mut salt = stamp();
+    let mut scaling = Vec::new();
+    let mut summary = serde_json::Map::new();
+    let mut all_runs = Vec::new();
+    for validators in [4usize, 7, 10] {
+        p.set_message(format!("starting {validators} validators"));
+        let mut cluster = bench_network(base, validators, spec).await?;
+        let sat_spec = bench::RunSpec {
+            duration: step,
+            ..spec.clone()
+        };
+        let (best, steps) =
+            bench::saturation(&cluster, &sat_spec, 200.0, raw, &mut salt, Some(&p)).await?;
+        let at_best = steps
+            .iter()
+            .rev()
+            .find(|r| (r.offered_per_s - best).abs() < 1e-6)
+            .cloned();
+        scaling.push(ScalingRow {
+            validators,
+            saturation_bundles_per_s: best,
+            p50_ms: at_best.as_ref().map(|r| r.latency_ms.p50).unwrap_or(0.0),
+        });
+        all_runs.extend(steps);
+        if validators == 4 {
+            let ceiling = raw / 4.0;
+            summary.insert("validators".into(), 4.into());
+            summary.insert("saturation_bundles_per_s".into(), best.into());
+            summary.insert("ceiling_bundles_per_s".into(), ceiling.into());
+            summary.insert("ratio_to_ceiling".into(), (best / ceiling).into());
+            salt += 1;
+            let half = bench::RunSpec {
+                rate: (best / 2.0).max(10.0),
+                ..spec.clone()
+            };
+            let lat = bench::run_once(&cluster, &half, raw, salt, Some(&p)).await?;
+            summary.insert(
+                "latency_at_half_ms".into(),
+                serde_json::to_value(&lat.latency_ms)?,
+            );
+            summary.insert("rss_mb_max".into(), lat.rss_mb_max.into());
+            all_runs.push(lat);
+            salt += 1;
+            let large = bench::RunSpec {
+                legs: 1,
+                leg_bytes: 64 * 1024,
+                rate: LARGE_LEG_RATE,
+                ..spec.clone()
+            };
+            let lr = bench::run_once(&cluster, &large, raw, salt, Some(&p)).await?;
+            summary.insert("large_legs_mb_per_s".into(), lr.delivered_mb_per_s.into());
+            all_runs.push(lr);
+        }
+        cluster.stop_all()?;
+    }
+    summary.insert("raw_verify_per_s".into(), raw.into());
+    let four: Vec<bench::RunResult> = all_runs
+        .iter()
+        .filter(|r| r.validators == 4 && r.legs == spec.legs && r.leg_bytes == spec.leg_bytes)
+        .cloned()
+        .collect();
+    let sc: Vec<(usize, f64)> = scaling
+        .iter()
+        .map(|s| (s.validators, s.saturation_bundles_per_s))
+        .collect();
+    let png = out.join("summary.png");
+    std::fs::create_dir_all(out)?;
+    match bench::chart(&png, &four, &sc) {
+        Ok(()) => eprintln!("chart {}", png.display()),
+        Err(e) => eprintln!("no chart: {e}"),
+    }
+    summary.insert("scaling".into(), serde_json::to_value(&scaling)?);
+    p.finish_and_clear();
+    for (i, r) in all_runs.iter().enumerate() {
+        bench::write_json(
+            out,
+            &format!(
+                "full-{}-{i:02}-{}v-{:.0}.json",
+                stamp(),
+                r.validators,
+                r.offered_per_s
+            ),
+            r,
+        )?;
+    }
+    let path = bench::write_json(out, "summary.json", &summary)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    eprintln!(
+        "written {} and {} run files",
+        path.display(),
+        all_runs.len()
+    );
+    Ok(())
+}
