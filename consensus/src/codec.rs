@@ -629,6 +629,7 @@ pub fn from_protocol_certificate(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     fn round_trip<T>(v: T) -> T
     where
@@ -810,19 +811,129 @@ mod tests {
         }
     }
 
+    /// Decodes `bytes` as a `T`; whatever is accepted must encode back to exactly `bytes`
+    /// (one message, one encoding: a peer cannot make two byte strings mean the same thing).
+    /// Returns whether it was accepted.
+    fn accepted_canonically<T>(bytes: &Bytes) -> Result<bool, TestCaseError>
+    where
+        LockstepCodec: Codec<T>,
+    {
+        match Codec::<T>::decode(&LockstepCodec, bytes.clone()) {
+            Err(_) => Ok(false),
+            Ok(v) => {
+                let again = LockstepCodec
+                    .encode(&v)
+                    .map_err(|_| TestCaseError::fail("an accepted message does not encode"))?;
+                prop_assert_eq!(&again, bytes, "accepted bytes do not re-encode identically");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Every decoder on `bytes`: none panics, each accepts only canonical input. Returns how
+    /// many accepted.
+    fn every_decoder(bytes: &Bytes) -> Result<usize, TestCaseError> {
+        let accepted = [
+            accepted_canonically::<SignedConsensusMsg<Ctx>>(bytes)?,
+            accepted_canonically::<LivenessMsg<Ctx>>(bytes)?,
+            accepted_canonically::<StreamMessage<ProposalPart>>(bytes)?,
+            accepted_canonically::<Status<Ctx>>(bytes)?,
+            accepted_canonically::<Request<Ctx>>(bytes)?,
+            accepted_canonically::<Response<Ctx>>(bytes)?,
+            accepted_canonically::<ProposedValue<Ctx>>(bytes)?,
+            accepted_canonically::<PolkaCertificate<Ctx>>(bytes)?,
+            accepted_canonically::<ValidatorProof<Ctx>>(bytes)?,
+        ];
+        Ok(accepted.iter().filter(|a| **a).count())
+    }
+
+    type Decoder = fn(&Bytes) -> Result<bool, TestCaseError>;
+
+    /// Valid encodings of several message kinds, each with its own decoder, to be cut,
+    /// lengthened and changed.
+    fn seeds() -> Vec<(Bytes, Decoder)> {
+        let header = lockstep_bundles::BlockHeader {
+            chain_id: 1,
+            height: 3,
+            timestamp: 9,
+            proposer: Address([1; 20]),
+            parent_hash: Hash([2; 32]),
+            bundle_count: 2,
+            bundles_root: Hash([3; 32]),
+            rollups_root: Hash([4; 32]),
+        };
+        let part =
+            crate::streaming::split(3, 1, 0, Address([1; 20]), header, &[Hash([5; 32])], [7; 64]);
+        let pv = ProposedValue {
+            height: Height(3),
+            round: Round::new(1),
+            valid_round: Round::Nil,
+            proposer: unaddr([4; 20]),
+            value: BlockId(Hash([6; 32])),
+            validity: Validity::Valid,
+        };
+        vec![
+            (
+                LockstepCodec
+                    .encode(&SignedConsensusMsg::Vote(vote(
+                        VoteType::Precommit,
+                        Some([1; 32]),
+                    )))
+                    .unwrap(),
+                accepted_canonically::<SignedConsensusMsg<Ctx>>,
+            ),
+            (
+                LockstepCodec.encode(&part[0]).unwrap(),
+                accepted_canonically::<StreamMessage<ProposalPart>>,
+            ),
+            (
+                LockstepCodec.encode(&pv).unwrap(),
+                accepted_canonically::<ProposedValue<Ctx>>,
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_seeds_decode() {
+        for (s, own) in seeds() {
+            assert!(
+                own(&s).unwrap(),
+                "a seed must be a valid message of its kind"
+            );
+        }
+    }
+
     proptest! {
         #[test]
-        fn decoders_reject_garbage_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let b = Bytes::from(bytes);
-            let _ = Codec::<SignedConsensusMsg<Ctx>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<LivenessMsg<Ctx>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<StreamMessage<ProposalPart>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<Status<Ctx>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<Request<Ctx>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<Response<Ctx>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<ProposedValue<Ctx>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<PolkaCertificate<Ctx>>::decode(&LockstepCodec, b.clone());
-            let _ = Codec::<ValidatorProof<Ctx>>::decode(&LockstepCodec, b);
+        fn decoders_accept_only_canonical_bytes_and_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            every_decoder(&Bytes::from(bytes))?;
+        }
+
+        /// Valid messages cut short, lengthened or with one byte changed (often a tag, a
+        /// length or a round) are refused or, if still a message, its one encoding.
+        #[test]
+        fn changed_messages_are_refused_or_canonical(
+            seed in any::<proptest::sample::Index>(),
+            cut in any::<proptest::sample::Index>(),
+            at in any::<proptest::sample::Index>(),
+            to in any::<u8>(),
+            extra in proptest::collection::vec(any::<u8>(), 1..4),
+        ) {
+            let seeds = seeds();
+            let (valid, own) = &seeds[seed.index(seeds.len())];
+            let valid = valid.to_vec();
+            let mut changed = valid.clone();
+            changed[at.index(valid.len())] = to;
+            let mut longer = valid.clone();
+            longer.extend(&extra);
+            let (longer, shorter) = (Bytes::from(longer), Bytes::from(valid[..cut.index(valid.len())].to_vec()));
+            // Its own decoder refuses it lengthened or cut short (no trailing bytes, no
+            // missing ones); every decoder accepts only canonical bytes.
+            prop_assert!(!own(&longer)?);
+            prop_assert!(!own(&shorter)?);
+            for bytes in [longer, shorter, Bytes::from(changed)] {
+                every_decoder(&bytes)?;
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod context;
 pub mod host;
+pub mod metrics;
 pub mod recorder;
 pub mod resolve;
 pub mod signing;

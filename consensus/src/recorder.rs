@@ -51,7 +51,7 @@ impl Recorder {
                         Write::Record(r) => {
                             let started = std::time::Instant::now();
                             match store.put_undecided(&r) {
-                                Ok(()) => metrics::histogram!("lockstep_store_record_seconds")
+                                Ok(()) => metrics::histogram!(crate::metrics::STORE_RECORD_SECONDS)
                                     .record(started.elapsed().as_secs_f64()),
                                 Err(e) => tracing::error!(
                                     height = r.height,

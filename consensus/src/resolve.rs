@@ -103,8 +103,7 @@ pub async fn resolve(
     let missing = positions_missing(&found);
     let not_pending = missing.len();
     if !missing.is_empty() {
-        metrics::counter!("lockstep_consensus_bundles_awaited_total")
-            .increment(missing.len() as u64);
+        metrics::counter!(crate::metrics::BUNDLES_AWAITED).increment(missing.len() as u64);
         let wanted: Vec<Hash> = missing.iter().map(|&i| hashes[i]).collect();
         let arrived = mempool.wait_for(&wanted, waits.gossip).await;
         for (&i, a) in missing.iter().zip(arrived) {
@@ -165,8 +164,7 @@ pub async fn resolve(
             });
             found[i] = Some((bundle, raw));
         }
-        metrics::counter!("lockstep_consensus_bundles_fetched_total")
-            .increment(fetched.len() as u64);
+        metrics::counter!(crate::metrics::BUNDLES_FETCHED).increment(fetched.len() as u64);
     }
 
     let missing = positions_missing(&found).len();
@@ -312,11 +310,16 @@ mod tests {
             m2.insert_many(vec![(late, Origin::Peer)], 1);
         });
         let peers = Peers::default();
+        // A wait far longer than the test's deadline: only the insert's wake-up can end it
+        // in time (a wait that sleeps to its end would fail here, not pass late).
         let waits = Waits {
-            gossip: Duration::from_secs(10),
+            gossip: Duration::from_secs(3600),
             fetch: Duration::from_secs(1),
         };
-        let r = run(&m, &peers, &hashes, waits).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(30), run(&m, &peers, &hashes, waits))
+            .await
+            .expect("the insert ends the wait")
+            .unwrap();
         assert_eq!(r.bundles, vec![b]);
         assert!(peers.asked.lock().is_empty(), "gossip brought it in time");
     }

@@ -423,12 +423,29 @@ mod tests {
         };
         let bundles = hashes(2 * PART_HASHES);
         let msgs = split(5, 0, -1, Address::default(), header(5), &bundles, [0; 64]);
+        assert_eq!(msgs.len(), 5, "Init, two Hashes parts, Fin, end");
         let mut r = Reassembly::new(&limits);
+        let max = r.max_stream_bytes;
         let p = peer();
-        let errs = msgs
+        let outcomes: Vec<&str> = msgs
             .into_iter()
-            .filter_map(|m| r.insert(p, m).err())
-            .count();
-        assert!(errs >= 1);
+            .map(|m| match r.insert(p, m) {
+                Ok(None) => "pending",
+                Ok(Some(_)) => "complete",
+                Err(StreamError::TooLarge(n)) if n == max => "too large",
+                Err(_) => "other error",
+            })
+            .collect();
+        // Each part of hashes alone is above the bound: each is refused on arrival and
+        // nothing of it is kept; the stream never completes.
+        assert_eq!(
+            outcomes,
+            ["pending", "too large", "too large", "pending", "pending"]
+        );
+        assert!(r.streams.values().all(|s| s.bytes <= max));
+        assert!(r.streams.values().all(|s| !s
+            .parts
+            .values()
+            .any(|p| matches!(p, ProposalPart::Hashes(_)))));
     }
 }

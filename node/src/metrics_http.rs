@@ -23,31 +23,7 @@ pub fn install() -> eyre::Result<PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!("lockstep_consensus_height", "Latest decided height");
-    describe_counter!(
-        "lockstep_consensus_bundles_committed_total",
-        "Bundles in committed blocks"
-    );
-    describe_counter!(
-        "lockstep_consensus_proposals_total",
-        "Proposals received, by verdict"
-    );
-    describe_counter!(
-        "lockstep_consensus_proposal_signatures_verified_total",
-        "Bundle signatures verified while validating proposals (bundles not already admitted)"
-    );
-    describe_histogram!(
-        "lockstep_consensus_proposed_bundles",
-        "Bundles per block this node proposed"
-    );
-    describe_histogram!(
-        "lockstep_store_commit_seconds",
-        "Time to durably write a decided block"
-    );
-    describe_histogram!(
-        "lockstep_store_record_seconds",
-        "Time to record a proposal (on the store writer thread, off the vote's path)"
-    );
+    lockstep_consensus::metrics::describe();
     describe_counter!(
         "lockstep_mempool_admitted_total",
         "Bundles admitted to the mempool, by source"
