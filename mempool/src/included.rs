@@ -33,7 +33,7 @@ fn widen(latest: u64, stored: Stored) -> u64 {
 /// Included hashes of the last `max_ttl` heights, with the height each was included at.
 ///
 /// One hash table and nothing else: heights that leave the window are swept out of the table
-/// in one pass every [`IncludedSet::sweep_every`] heights rather than tracked per height,
+/// in one pass every `IncludedSet::sweep_every` heights rather than tracked per height,
 /// which would cost another copy of every key. Entries past the window but not yet swept are
 /// never reported.
 #[derive(Debug, Clone, Default)]
@@ -61,7 +61,7 @@ impl IncludedSet {
     }
 
     /// The height `hash` was included at, if that is within the last `max_ttl` heights.
-    pub fn height_of(&self, hash: &Hash) -> Option<u64> {
+    pub(crate) fn height_of(&self, hash: &Hash) -> Option<u64> {
         let stored = *self.by_hash.get(&key(hash))?;
         let height = widen(self.latest, stored);
         (height >= self.window_start(self.latest)).then_some(height)
@@ -73,7 +73,7 @@ impl IncludedSet {
     }
 
     /// Forgets inclusions that can no longer be replayed once `latest` is decided.
-    pub fn prune(&mut self, latest: u64) {
+    pub(crate) fn prune(&mut self, latest: u64) {
         self.latest = self.latest.max(latest);
         let keep_from = self.window_start(self.latest);
         if keep_from < self.swept_below + self.sweep_every() {
@@ -95,12 +95,8 @@ impl IncludedSet {
     }
 
     /// Hashes held, including those that left the window since the last sweep.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_hash.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
     }
 }
 

@@ -1,17 +1,25 @@
 //! The Lockstep mempool: pure admission rules and the bounded pool, behind a thread-safe
 //! handle.
 //!
-//! - [`pool::Pool`]: pending bundles, bounded by bytes, count and per-signer count; reaping
+//! - [`admit`]: the admission rules (dedupe, the low-disk rule, limits, what needs its
+//!   signature verified), [`AdmitError`] with the fault each refusal names, and the verdict
+//!   on a gossip peer. Pure: the node runs them around its verifier threads.
+//! - [`pool`]: pending bundles, bounded by bytes, count and per-signer count; reaping
 //!   whole bundles in arrival order; expiry; eviction.
 //! - [`included::IncludedSet`]: hashes included within the last `max_ttl` heights, so an
 //!   included bundle is never admitted or included again.
-//! - [`Mempool`]: both, plus the record of dropped bundles, behind one lock with short
-//!   critical sections. Signature verification happens outside the lock (see `node`).
+//! - [`Mempool`]: both, plus the record of dropped bundles and of signatures verified in
+//!   proposals, behind one lock with short critical sections. Signature verification happens
+//!   outside the lock (see `node`). Bundles enter by two doors: [`Mempool::insert_many`]
+//!   after admission, [`Mempool::insert_from_proposal`] for those a proposal brought.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admit;
 pub mod included;
 pub mod pool;
+
+pub use admit::{AdmitError, AdmitResult, Fault, GossipVerdict, Rules, Screened, Source};
 
 use bytes::Bytes;
 use included::IncludedSet;
@@ -42,10 +50,10 @@ pub enum Status {
 }
 
 /// How many dropped hashes are remembered for status queries.
-pub const DROPPED_MEMORY: usize = 100_000;
+pub(crate) const DROPPED_MEMORY: usize = 100_000;
 /// How many hashes whose signatures were verified outside admission (in proposals) are
 /// remembered, so a bundle seen first in a proposal is not verified again when gossiped.
-pub const VERIFIED_MEMORY: usize = 200_000;
+pub(crate) const VERIFIED_MEMORY: usize = 200_000;
 
 /// The outcome of inserting an admitted bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +132,19 @@ impl State {
         metrics::gauge!("lockstep_mempool_replay_window").set(self.included.len() as f64);
     }
 
+    fn mark_verified(&mut self, hashes: &[Hash]) {
+        for h in hashes {
+            if self.verified.insert(*h) {
+                self.verified_order.push_back(*h);
+            }
+        }
+        while self.verified_order.len() > VERIFIED_MEMORY {
+            if let Some(old) = self.verified_order.pop_front() {
+                self.verified.remove(&old);
+            }
+        }
+    }
+
     fn remember_dropped(&mut self, hash: Hash, reason: String) {
         if self.dropped.insert(hash, reason).is_none() {
             self.dropped_order.push_back(hash);
@@ -166,17 +187,35 @@ impl Mempool {
     }
 
     /// Records bundles whose signatures were verified outside admission (in a proposal).
+    /// Prefer [`Mempool::insert_from_proposal`], which also makes them pending.
     pub fn mark_verified(&self, hashes: &[Hash]) {
-        let mut s = self.state.lock();
-        for h in hashes {
-            if s.verified.insert(*h) {
-                s.verified_order.push_back(*h);
-            }
+        self.state.lock().mark_verified(hashes);
+    }
+
+    /// The door for bundles a proposal brought from peers, whose signatures the consensus
+    /// host has verified: remembers them as verified (so they are not verified again when
+    /// gossiped) and inserts them as peers' bundles ([`Origin::Peer`]), so this node can hand
+    /// them on. `height` is the proposal's height: bundles expiring before it may be evicted
+    /// to make room. A bundle the pool has no room for is only remembered as verified (it
+    /// is in the proposal whatever the pool holds); one already pending or included is left
+    /// as it is. One lock for all of it.
+    pub fn insert_from_proposal(&self, fetched: Vec<Admitted>, height: u64) {
+        if fetched.is_empty() {
+            return;
         }
-        while s.verified_order.len() > VERIFIED_MEMORY {
-            if let Some(old) = s.verified_order.pop_front() {
-                s.verified.remove(&old);
+        let hashes: Vec<Hash> = fetched.iter().map(|a| a.hash).collect();
+        let any_new = {
+            let mut s = self.state.lock();
+            s.mark_verified(&hashes);
+            let mut any_new = false;
+            for a in fetched {
+                any_new |= matches!(s.insert(a, height, Origin::Peer), Ok(Inserted::New));
             }
+            s.publish_size();
+            any_new
+        };
+        if any_new {
+            self.inserted.notify_waiters();
         }
     }
 
@@ -345,5 +384,76 @@ mod tests {
 
         // Already there: no wait at all.
         assert!(m.wait_for_any(Duration::from_secs(3600)).await);
+    }
+
+    #[test]
+    fn bundles_a_proposal_brought_become_pending_and_known_as_verified() {
+        let m = Mempool::new(PoolConfig::default(), IncludedSet::new(10));
+        let (a, b) = (admitted(1, 1, 100, 10), admitted(2, 1, 100, 10));
+        m.insert_from_proposal(vec![a.clone(), b.clone()], 5);
+        assert_eq!(m.known_many(&[a.hash, b.hash]), vec![Known::Pending; 2]);
+        assert_eq!(m.size().0, 2);
+        assert_eq!(
+            m.pending_many(&[a.hash])[0].as_ref().map(|p| p.hash),
+            Some(a.hash)
+        );
+        // Committed like any pending bundle.
+        m.on_commit(5, &[a.hash]);
+        assert_eq!(m.known_many(&[a.hash]), vec![Known::Included { height: 5 }]);
+        // Nothing brought: nothing changes.
+        m.insert_from_proposal(Vec::new(), 6);
+        assert_eq!(m.size().0, 1);
+    }
+
+    #[test]
+    fn a_proposals_bundle_takes_the_room_kept_for_peers() {
+        // Count bound 4: submissions stop at 3, peers' bundles (a proposal's) take the 4th.
+        let cfg = PoolConfig {
+            max_count: 4,
+            ..PoolConfig::default()
+        };
+        let m = Mempool::new(cfg, IncludedSet::new(10));
+        let local: Vec<_> = (0..4)
+            .map(|n| (admitted(1, n, 100, 10), Origin::Local))
+            .collect();
+        let out = m.insert_many(local, 1);
+        assert!(matches!(out[3], Err(PoolError::Full { .. })), "{out:?}");
+        let fetched = admitted(2, 0, 100, 10);
+        m.insert_from_proposal(vec![fetched.clone()], 1);
+        assert_eq!(m.known_many(&[fetched.hash]), vec![Known::Pending]);
+        assert_eq!(m.size().0, 4);
+    }
+
+    #[test]
+    fn a_proposals_bundle_the_pool_has_no_room_for_is_still_known_as_verified() {
+        let cfg = PoolConfig {
+            max_count: 1,
+            ..PoolConfig::default()
+        };
+        let m = Mempool::new(cfg, IncludedSet::new(10));
+        let (a, b) = (admitted(1, 1, 100, 10), admitted(2, 1, 100, 10));
+        m.insert_from_proposal(vec![a.clone(), b.clone()], 1);
+        assert_eq!(
+            m.known_many(&[a.hash, b.hash]),
+            vec![Known::Pending, Known::Verified]
+        );
+        assert_eq!(m.status(&b.hash), Status::Unknown);
+    }
+
+    #[tokio::test]
+    async fn a_validator_waiting_for_a_proposals_bundles_is_woken_when_they_are_brought() {
+        let m = Arc::new(Mempool::new(PoolConfig::default(), IncludedSet::new(10)));
+        let a = admitted(1, 1, 100, 10);
+        let waiter = {
+            let (m, hashes) = (m.clone(), vec![a.hash]);
+            tokio::spawn(async move { m.wait_for(&hashes, Duration::from_secs(3600)).await })
+        };
+        tokio::task::yield_now().await;
+        m.insert_from_proposal(vec![a.clone()], 1);
+        let woke = tokio::time::timeout(Duration::from_secs(60), waiter).await;
+        let Ok(Ok(found)) = woke else {
+            panic!("not woken: {woke:?}")
+        };
+        assert_eq!(found[0].as_ref().map(|p| p.hash), Some(a.hash));
     }
 }

@@ -78,7 +78,7 @@ struct Slot {
     entry: Admitted,
 }
 
-pub struct Pool {
+pub(crate) struct Pool {
     config: PoolConfig,
     next_seq: u64,
     order: BTreeMap<u64, Hash>,
@@ -92,7 +92,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(config: PoolConfig) -> Pool {
+    pub(crate) fn new(config: PoolConfig) -> Pool {
         Pool {
             config,
             next_seq: 0,
@@ -104,24 +104,20 @@ impl Pool {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn contains(&self, hash: &Hash) -> bool {
+    pub(crate) fn contains(&self, hash: &Hash) -> bool {
         self.slots.contains_key(hash)
     }
 
     /// The pending bundle with this hash.
-    pub fn get(&self, hash: &Hash) -> Option<&Admitted> {
+    pub(crate) fn get(&self, hash: &Hash) -> Option<&Admitted> {
         self.slots.get(hash).map(|s| &s.entry)
     }
 
@@ -140,7 +136,7 @@ impl Pool {
     }
 
     /// Inserts a bundle not yet in the pool; returns the hashes evicted to make room.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         entry: Admitted,
         next_height: u64,
@@ -183,7 +179,7 @@ impl Pool {
     }
 
     /// Removes a bundle (included, or evicted); returns whether it was there.
-    pub fn remove(&mut self, hash: &Hash) -> bool {
+    pub(crate) fn remove(&mut self, hash: &Hash) -> bool {
         let Some(slot) = self.slots.remove(hash) else {
             return false;
         };
@@ -200,7 +196,7 @@ impl Pool {
     }
 
     /// Removes every bundle whose `valid_until` is below `next_height`; returns their hashes.
-    pub fn expire(&mut self, next_height: u64) -> Vec<Hash> {
+    pub(crate) fn expire(&mut self, next_height: u64) -> Vec<Hash> {
         if next_height <= self.unexpired_from {
             return Vec::new();
         }
@@ -219,7 +215,7 @@ impl Pool {
 
     /// Whole bundles in arrival order whose total encoded size stays within `max_bytes`,
     /// skipping any that expire before `height`.
-    pub fn reap(&self, max_bytes: usize, height: u64) -> Vec<Admitted> {
+    pub(crate) fn reap(&self, max_bytes: usize, height: u64) -> Vec<Admitted> {
         let mut out = Vec::new();
         let mut total = 0usize;
         for hash in self.order.values() {

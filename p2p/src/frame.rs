@@ -11,12 +11,12 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 /// Most items in one message.
-pub const MAX_ITEMS: usize = 1024;
+pub(crate) const MAX_ITEMS: usize = 1024;
 /// Bytes of framing per message and per item.
-pub const HEADER_BYTES: usize = 4;
+pub(crate) const HEADER_BYTES: usize = 4;
 
 /// The items of a well-formed message, borrowed from it; `None` if it is malformed.
-pub fn items(data: &[u8]) -> Option<Vec<&[u8]>> {
+pub(crate) fn items(data: &[u8]) -> Option<Vec<&[u8]>> {
     let (count, mut rest) = take_u32(data)?;
     if count == 0 || count > MAX_ITEMS {
         return None;
@@ -39,7 +39,7 @@ pub fn items(data: &[u8]) -> Option<Vec<&[u8]>> {
 }
 
 /// The items of a well-formed message as slices of `data`; `None` if it is malformed.
-pub fn split(data: &Bytes) -> Option<Vec<Bytes>> {
+pub(crate) fn split(data: &Bytes) -> Option<Vec<Bytes>> {
     Some(
         items(data)?
             .into_iter()
@@ -49,7 +49,7 @@ pub fn split(data: &Bytes) -> Option<Vec<Bytes>> {
 }
 
 /// The message carrying `items` (at least one, at most [`MAX_ITEMS`]).
-pub fn encode(items: &[Bytes]) -> Vec<u8> {
+pub(crate) fn encode(items: &[Bytes]) -> Vec<u8> {
     let size = HEADER_BYTES + items.iter().map(|i| HEADER_BYTES + i.len()).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&(items.len() as u32).to_le_bytes());
@@ -63,7 +63,7 @@ pub fn encode(items: &[Bytes]) -> Vec<u8> {
 /// Packs `items`, in order, into as few messages as fit `max_message_bytes` and [`MAX_ITEMS`].
 /// An item too big to fit even alone still gets its own message (and the transport refuses
 /// it), so nothing is silently merged away.
-pub fn pack(items: &[Bytes], max_message_bytes: usize) -> Vec<Vec<u8>> {
+pub(crate) fn pack(items: &[Bytes], max_message_bytes: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut size = HEADER_BYTES;
@@ -85,7 +85,7 @@ pub fn pack(items: &[Bytes], max_message_bytes: usize) -> Vec<Vec<u8>> {
 
 /// The message id of a malformed message: a tagged hash of its bytes, so that duplicates of
 /// it are still recognised (and its sender penalised once per distinct message).
-pub fn malformed_id(data: &[u8]) -> Vec<u8> {
+pub(crate) fn malformed_id(data: &[u8]) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(b"lockstep:gossip:malformed");
     h.update(data);

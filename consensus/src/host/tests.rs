@@ -1085,7 +1085,7 @@ async fn a_proposal_with_a_bundle_already_included_is_invalid() {
         Next::Start(Height(2), _)
     ));
     node.start_round(2, 0).await;
-    let replay = Forged::honest_at(2, value.0, &[b.clone()]);
+    let replay = Forged::honest_at(2, value.0, std::slice::from_ref(&b));
     match node
         .host
         .check(&replay.stream(), replay.header.hash())

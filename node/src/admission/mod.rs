@@ -1,0 +1,240 @@
+//! Admission: decode, the mempool's admission rules ([`lockstep_mempool::admit`]), signature
+//! verification in batches on dedicated threads, then the pool; shared by the RPC server and
+//! the gossip inbound path. The rules are pure and live in the mempool; this module runs
+//! them around the I/O:
+//!
+//! - `verifier`: the signature-verification threads and their bounded queue;
+//! - `queue`: single submissions (RPC) coalesced into groups;
+//! - `gossip`: gossip messages admitted in groups, each given a verdict for peer scoring;
+//! - here: [`Admission`], the handle, and the admission of one group.
+
+mod gossip;
+mod queue;
+mod verifier;
+
+pub use gossip::{gossip_message_id, run_gossip_inbound};
+pub use lockstep_mempool::{AdmitError, Source};
+pub use verifier::{raw_verify_rate, raw_verify_rate_in_batches, MAX_BATCH};
+
+use crate::disk::DiskSpace;
+use bytes::Bytes;
+use lockstep_bundles::{Hash, Limits, SignedBundle};
+use lockstep_consensus::Tip;
+use lockstep_mempool::{AdmitResult, Admitted, Inserted, Mempool, Rules, Screened};
+use lockstep_p2p::BundleGossip;
+use queue::SubmitQueue;
+use std::sync::Arc;
+use tokio::sync::watch;
+use verifier::Verifier;
+
+/// Admission of bundles into the mempool, shared by the RPC server and the gossip inbound
+/// path.
+///
+/// Single submissions (RPC) are coalesced: they queue, and whatever is queued is admitted as
+/// one group (see `queue`). Gossip arrives in groups already ([`run_gossip_inbound`]).
+pub struct Admission {
+    core: Arc<Core>,
+    queue: SubmitQueue,
+}
+
+/// A bundle to admit, as decoded (with its canonical encoding) or why it could not be.
+type Parsed = AdmitResult<(SignedBundle, Bytes)>;
+
+/// What admits a group: the rules' inputs, the pool, the verifier and the gossip to publish
+/// new bundles on.
+struct Core {
+    chain_id: u64,
+    limits: Limits,
+    mempool: Arc<Mempool>,
+    tip: watch::Receiver<Tip>,
+    verifier: Verifier,
+    gossip: Arc<dyn BundleGossip>,
+    disk: Arc<DiskSpace>,
+}
+
+/// Counts a refusal (`lockstep_mempool_rejected_total`, by reason) and passes it on.
+fn reject(e: AdmitError) -> AdmitError {
+    metrics::counter!("lockstep_mempool_rejected_total", "reason" => e.label()).increment(1);
+    e
+}
+
+/// A decoded bundle on its way through admission.
+struct Candidate {
+    slot: usize,
+    source: Source,
+    hash: Hash,
+    bundle: SignedBundle,
+    encoded: Bytes,
+}
+
+impl Admission {
+    /// Starts the verifier threads and the submission queue (needs a tokio runtime).
+    pub fn new(
+        chain_id: u64,
+        limits: Limits,
+        mempool: Arc<Mempool>,
+        tip: watch::Receiver<Tip>,
+        gossip: Arc<dyn BundleGossip>,
+        disk: Arc<DiskSpace>,
+    ) -> Arc<Admission> {
+        let core = Arc::new(Core {
+            chain_id,
+            limits,
+            mempool,
+            tip,
+            verifier: Verifier::start(verifier::cores()),
+            gossip,
+            disk,
+        });
+        let queue = SubmitQueue::start(core.clone());
+        Arc::new(Admission { core, queue })
+    }
+
+    /// Admits an encoded `SignedBundle`. Idempotent: a bundle already pending or included
+    /// returns its hash without being checked again.
+    pub async fn submit_bytes(&self, encoded: Bytes, source: Source) -> AdmitResult<Hash> {
+        // Undecodable input needs no queue.
+        let bundle = SignedBundle::decode_shared(&encoded, &self.core.limits)
+            .map_err(|e| reject(e.into()))?;
+        self.queue.submit(bundle, encoded, source).await
+    }
+
+    /// Admits a decoded bundle whose canonical encoding is `encoded`.
+    pub async fn submit(
+        &self,
+        bundle: SignedBundle,
+        encoded: Bytes,
+        source: Source,
+    ) -> AdmitResult<Hash> {
+        self.queue.submit(bundle, encoded, source).await
+    }
+
+    /// Admits many encoded bundles at once (a burst of gossip, say): the same checks and
+    /// outcomes as one [`Admission::submit_bytes`] per bundle, in order.
+    pub async fn submit_many(&self, encoded: Vec<Bytes>, source: Source) -> Vec<AdmitResult<Hash>> {
+        self.core.submit_many(encoded, source).await
+    }
+}
+
+impl Core {
+    async fn submit_many(&self, encoded: Vec<Bytes>, source: Source) -> Vec<AdmitResult<Hash>> {
+        let parsed = encoded
+            .into_iter()
+            .map(|e| match SignedBundle::decode_shared(&e, &self.limits) {
+                Ok(b) => (Ok((b, e)), source),
+                Err(err) => (Err(reject(err.into())), source),
+            })
+            .collect();
+        self.admit(parsed).await
+    }
+
+    /// Admits a group of bundles: one outcome per bundle, in order, with one lock for the
+    /// dedupe, the rules ([`Rules::screen`]), one verification request, one lock for the
+    /// inserts, and one publication of the new bundles submitted here.
+    async fn admit(&self, parsed: Vec<(Parsed, Source)>) -> Vec<AdmitResult<Hash>> {
+        let mut out: Vec<AdmitResult<Hash>> = Vec::with_capacity(parsed.len());
+        let mut candidates = Vec::with_capacity(parsed.len());
+        for (slot, (p, source)) in parsed.into_iter().enumerate() {
+            match p {
+                Ok((bundle, encoded)) => {
+                    // `encoded` is canonical (it decoded, or was just encoded): hash it as is.
+                    let hash = SignedBundle::hash_of_encoding(&encoded);
+                    out.push(Ok(hash));
+                    candidates.push(Candidate {
+                        slot,
+                        source,
+                        hash,
+                        bundle,
+                        encoded,
+                    });
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        if candidates.is_empty() {
+            return out;
+        }
+
+        let hashes: Vec<Hash> = candidates.iter().map(|c| c.hash).collect();
+        let known = self.mempool.known_many(&hashes);
+        let latest = self.tip.borrow().height;
+        let rules = Rules::new(self.chain_id, self.limits, latest, self.disk.refusal());
+        let mut checked = Vec::with_capacity(candidates.len());
+        let mut items = Vec::new();
+        for (c, k) in candidates.into_iter().zip(known) {
+            match rules.screen(&c.bundle, c.hash, c.encoded.len(), k, c.source) {
+                // Idempotent: its hash is the answer.
+                Ok(Screened::Known) => {}
+                Ok(Screened::Verify(item)) => {
+                    items.push(item);
+                    checked.push((c, true));
+                }
+                Ok(Screened::Verified) => checked.push((c, false)),
+                Err(e) => out[c.slot] = Err(reject(e)),
+            }
+        }
+        if checked.is_empty() {
+            return out;
+        }
+
+        let verdicts = match self.verifier.verify(items).await {
+            Ok(v) => v,
+            Err(e) => {
+                for (c, _) in &checked {
+                    out[c.slot] = Err(reject(e.clone()));
+                }
+                return out;
+            }
+        };
+        let mut verdicts = verdicts.into_iter();
+        let mut admitted = Vec::with_capacity(checked.len());
+        let mut slots = Vec::with_capacity(checked.len());
+        for (c, needs_verify) in checked {
+            if needs_verify && !verdicts.next().unwrap_or(false) {
+                out[c.slot] = Err(reject(AdmitError::bad_signature(&c.bundle.body.signer)));
+                continue;
+            }
+            slots.push((c.slot, c.source, c.encoded.clone()));
+            admitted.push((
+                Admitted {
+                    hash: c.hash,
+                    bundle: Arc::new(c.bundle),
+                    encoded: c.encoded,
+                },
+                c.source.origin(),
+            ));
+        }
+        if admitted.is_empty() {
+            return out;
+        }
+
+        let inserted = self.mempool.insert_many(admitted, rules.next_height());
+        let (mut from_rpc, mut from_gossip) = (0u64, 0u64);
+        let mut publish = Vec::new();
+        for ((slot, source, encoded), r) in slots.into_iter().zip(inserted) {
+            match r {
+                Ok(Inserted::New) => match source {
+                    Source::Rpc => {
+                        from_rpc += 1;
+                        publish.push(encoded);
+                    }
+                    Source::Gossip => from_gossip += 1,
+                },
+                Ok(Inserted::AlreadyPending | Inserted::AlreadyIncluded { .. }) => {}
+                Err(e) => out[slot] = Err(reject(e.into())),
+            }
+        }
+        for (source, n) in [(Source::Rpc, from_rpc), (Source::Gossip, from_gossip)] {
+            if n > 0 {
+                metrics::counter!("lockstep_mempool_admitted_total", "source" => source.label())
+                    .increment(n);
+            }
+        }
+        // The group's new bundles travel together (as few gossip messages as fit).
+        self.gossip.publish(publish).await;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
