@@ -186,12 +186,6 @@ impl Mempool {
         hashes.iter().map(|h| s.known(h)).collect()
     }
 
-    /// Records bundles whose signatures were verified outside admission (in a proposal).
-    /// Prefer [`Mempool::insert_from_proposal`], which also makes them pending.
-    pub fn mark_verified(&self, hashes: &[Hash]) {
-        self.state.lock().mark_verified(hashes);
-    }
-
     /// The door for bundles a proposal brought from peers, whose signatures the consensus
     /// host has verified: remembers them as verified (so they are not verified again when
     /// gossiped) and inserts them as peers' bundles ([`Origin::Peer`]), so this node can hand

@@ -396,12 +396,32 @@ pub(crate) mod tests {
         ) {
             let mut p = Pool::new(cfg(1000, 1 << 20, 1000));
             let mut arrival = Vec::new();
+            let mut all = Vec::new();
             for (i, (signer, valid_until, len)) in items.into_iter().enumerate() {
                 let a = admitted(signer, i as u64, valid_until, len);
                 arrival.push(a.hash);
+                all.push(a.clone());
                 p.insert(a, 1, Origin::Peer).unwrap();
             }
             let reaped = p.reap(max_bytes, height);
+            // The rule (ADR-004), written out: in arrival order, skip what expires before
+            // `height`, take what fits, skip what does not fit, and stop once less than 64
+            // bytes are left. The reap is exactly that, so it cannot leave out a bundle that
+            // fits, nor return nothing when something fits.
+            let mut expected = Vec::new();
+            let mut left = max_bytes;
+            for a in &all {
+                if a.bundle.body.valid_until < height {
+                    continue;
+                }
+                if a.encoded.len() <= left {
+                    left -= a.encoded.len();
+                    expected.push(a.hash);
+                } else if left < 64 {
+                    break;
+                }
+            }
+            prop_assert_eq!(reaped.iter().map(|a| a.hash).collect::<Vec<_>>(), expected);
             let total: usize = reaped.iter().map(|a| a.encoded.len()).sum();
             prop_assert!(total <= max_bytes);
             let mut last = None;

@@ -50,6 +50,8 @@ struct Core {
     verifier: Verifier,
     gossip: Arc<dyn BundleGossip>,
     disk: Arc<DiskSpace>,
+    /// Groups admitted so far (each one lock, one verification hand-off).
+    groups: std::sync::atomic::AtomicU64,
 }
 
 /// Counts a refusal (`lockstep_mempool_rejected_total`, by reason) and passes it on.
@@ -68,6 +70,13 @@ struct Candidate {
 }
 
 impl Admission {
+    /// How many groups admission has admitted (each under one lock, with one hand-off to
+    /// the verifiers): fewer than the submissions when they were coalesced.
+    #[cfg(test)]
+    fn groups_admitted(&self) -> u64 {
+        self.core.groups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Starts the verifier threads and the submission queue (needs a tokio runtime).
     pub fn new(
         chain_id: u64,
@@ -85,6 +94,7 @@ impl Admission {
             verifier: Verifier::start(verifier::cores()),
             gossip,
             disk,
+            groups: std::sync::atomic::AtomicU64::new(0),
         });
         let queue = SubmitQueue::start(core.clone());
         Arc::new(Admission { core, queue })
@@ -132,6 +142,8 @@ impl Core {
     /// dedupe, the rules ([`Rules::screen`]), one verification request, one lock for the
     /// inserts, and one publication of the new bundles submitted here.
     async fn admit(&self, parsed: Vec<(Parsed, Source)>) -> Vec<AdmitResult<Hash>> {
+        self.groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut out: Vec<AdmitResult<Hash>> = Vec::with_capacity(parsed.len());
         let mut candidates = Vec::with_capacity(parsed.len());
         for (slot, (p, source)) in parsed.into_iter().enumerate() {

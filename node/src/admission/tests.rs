@@ -129,6 +129,14 @@ async fn concurrent_single_submissions_are_coalesced_and_each_answered() {
         assert_eq!(hash, SignedBundle::hash_of_encoding(b));
     }
     assert_eq!(pool.size().0, 600);
+    // Coalesced: the 600 submissions, queued together, were admitted in groups of up to
+    // CHUNK, not one by one.
+    let groups = a.groups_admitted();
+    assert!(
+        groups <= 600 / 2,
+        "600 concurrent submissions took {groups} groups"
+    );
+    assert!(groups >= 600_u64.div_ceil(super::queue::CHUNK as u64));
 }
 
 #[tokio::test]
