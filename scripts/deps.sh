@@ -1,7 +1,30 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian machine with only the Rust toolchain lacks to build Lockstep:
-# clang and libclang (RocksDB's bindings are generated with bindgen, its C++ built with cc).
+# Checks the Rust toolchain and installs what a fresh Debian machine lacks to build Lockstep:
+# clang and libclang (RocksDB's bindings are generated with bindgen, its C++ built with cc),
+# g++, and the benchmark chart's font. Installing needs root, or sudo; without either it
+# names the packages and stops.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The toolchain: at least the workspace's rust-version, with clippy and rustfmt (the test
+# script runs both).
+want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+have=$(rustc --version 2>/dev/null | awk '{print $2}') || true
+if [ -z "${have:-}" ]; then
+  echo "deps: rustc not found; install Rust ${want} or newer (https://rustup.rs)" >&2
+  exit 1
+fi
+if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]; then
+  echo "deps: rustc ${have} is older than the workspace's rust-version ${want}; update Rust" >&2
+  exit 1
+fi
+for pair in clippy:clippy fmt:rustfmt; do
+  if ! cargo "${pair%%:*}" --version >/dev/null 2>&1; then
+    echo "deps: cargo ${pair%%:*} is missing; install it with: rustup component add ${pair#*:}" >&2
+    exit 1
+  fi
+done
+
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
 # libclang itself, not libclang-cpp (which LLVM installs alone and bindgen cannot use).
@@ -13,9 +36,15 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 # The benchmark chart's font.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then
-  echo "installing: ${need[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  echo "deps: installing ${need[*]}" >&2
+  if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+  elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "deps: not root and no sudo; as root, run: apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi

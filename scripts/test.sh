@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# The rules tools hold (clippy.toml, [workspace.lints]): formatting and lints first, so a
+# rule broken fails in a minute, not after the end-to-end tests.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 # Bins and tests in one build: built apart, the test build's dev-dependencies change features
 # of the build scripts' dependencies (bindgen's), and RocksDB would be compiled twice.
 cargo build --workspace --bins --tests
