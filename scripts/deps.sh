@@ -28,10 +28,13 @@ done
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
 # libclang itself, not libclang-cpp (which LLVM installs alone and bindgen cannot use).
-if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
-  /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
-  need+=(libclang-dev)
-fi
+# (Any one pattern matching is enough: `ls` of them all fails when one does not match.)
+libclang=no
+for pattern in '/usr/lib/llvm-*/lib/libclang.so*' '/usr/lib/llvm-*/lib/libclang-[0-9]*.so*' \
+  '/usr/lib/x86_64-linux-gnu/libclang.so*' '/usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*'; do
+  compgen -G "$pattern" >/dev/null && libclang=yes
+done
+[ "$libclang" = yes ] || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 # The benchmark chart's font.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
