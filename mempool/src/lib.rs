@@ -17,6 +17,7 @@
 
 pub mod admit;
 pub mod included;
+pub mod metrics;
 pub mod pool;
 
 pub use admit::{AdmitError, AdmitResult, Fault, GossipVerdict, Rules, Screened, Source};
@@ -116,7 +117,7 @@ impl State {
         let hash = a.hash;
         let evicted = self.pool.insert(a, next_height, origin)?;
         if !evicted.is_empty() {
-            metrics::counter!("lockstep_mempool_evicted_total").increment(evicted.len() as u64);
+            ::metrics::counter!(crate::metrics::EVICTED).increment(evicted.len() as u64);
         }
         for h in evicted {
             self.remember_dropped(h, "evicted: expired while the mempool was full".into());
@@ -127,9 +128,9 @@ impl State {
 
     /// Sets the pool-size gauges (count and bytes).
     fn publish_size(&self) {
-        metrics::gauge!("lockstep_mempool_bundles").set(self.pool.len() as f64);
-        metrics::gauge!("lockstep_mempool_bytes").set(self.pool.bytes() as f64);
-        metrics::gauge!("lockstep_mempool_replay_window").set(self.included.len() as f64);
+        ::metrics::gauge!(crate::metrics::BUNDLES).set(self.pool.len() as f64);
+        ::metrics::gauge!(crate::metrics::BYTES).set(self.pool.bytes() as f64);
+        ::metrics::gauge!(crate::metrics::REPLAY_WINDOW).set(self.included.len() as f64);
     }
 
     fn mark_verified(&mut self, hashes: &[Hash]) {
@@ -318,7 +319,7 @@ impl Mempool {
         }
         s.included.prune(height);
         let expired = s.pool.expire(height + 1);
-        metrics::counter!("lockstep_mempool_expired_total").increment(expired.len() as u64);
+        ::metrics::counter!(crate::metrics::EXPIRED).increment(expired.len() as u64);
         for h in expired {
             s.remember_dropped(
                 h,

@@ -115,7 +115,7 @@ pub async fn watch(space: Arc<DiskSpace>, stop_free_mb: u64) -> String {
             }
         };
         space.set(free);
-        metrics::gauge!("lockstep_disk_free_bytes").set(free as f64);
+        metrics::gauge!(crate::metrics::DISK_FREE).set(free as f64);
         if let Some(reason) = stop_reason(&space.path, free, stop_free_mb) {
             return reason;
         }

@@ -12,6 +12,7 @@ pub mod disk;
 pub mod genesis;
 pub mod home;
 pub mod keys;
+pub mod metrics;
 pub mod metrics_http;
 pub mod rpc;
 pub mod run;

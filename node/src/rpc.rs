@@ -95,9 +95,9 @@ impl RpcState {
         };
         let raw: Arc<serde_json::value::RawValue> =
             Arc::from(serde_json::value::to_raw_value(&batch).map_err(internal)?);
-        metrics::counter!("lockstep_rpc_batch_encodings_total").increment(1);
+        metrics::counter!(crate::metrics::BATCH_ENCODINGS).increment(1);
         cache.insert(key, raw.clone(), raw.get().len());
-        metrics::gauge!("lockstep_rpc_batch_cache_bytes").set(cache.bytes() as f64);
+        metrics::gauge!(crate::metrics::BATCH_CACHE_BYTES).set(cache.bytes() as f64);
         Ok(Some(raw))
     }
 }
@@ -245,7 +245,7 @@ impl SeqApiServer for Rpc {
                     Ok(()) => {}
                     Err(jsonrpsee::core::server::SendTimeoutError::Closed(_)) => return Ok(()),
                     Err(jsonrpsee::core::server::SendTimeoutError::Timeout(_)) => {
-                        metrics::counter!("lockstep_rpc_subscribers_dropped_total").increment(1);
+                        metrics::counter!(crate::metrics::SUBSCRIBERS_DROPPED).increment(1);
                         return Err(format!(
                             "subscriber fell behind; last height received {}; resubscribe with fromHeight {}",
                             next.saturating_sub(1),
@@ -350,7 +350,7 @@ where
             if allowed {
                 inner.call(req).await
             } else {
-                metrics::counter!("lockstep_rpc_rate_limited_total").increment(1);
+                metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
                 MethodResponse::error(
                     req.id,
                     error(

@@ -157,7 +157,7 @@ async fn report_store_memory(store: std::sync::Weak<Store>) {
             ("read_cache", m.read_cache_bytes),
             ("decoded_cache", m.decoded_cache_bytes),
         ] {
-            metrics::gauge!("lockstep_store_memory_bytes", "kind" => kind).set(bytes as f64);
+            metrics::gauge!(crate::metrics::STORE_MEMORY, "kind" => kind).set(bytes as f64);
         }
     }
 }

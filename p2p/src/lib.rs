@@ -36,6 +36,7 @@ mod api;
 mod config;
 pub mod fetch;
 mod frame;
+pub mod metrics;
 mod swarm;
 mod task;
 

@@ -177,7 +177,7 @@ impl SwarmTask {
                 .gossipsub
                 .publish(self.topic.clone(), message)
             {
-                Ok(_) => metrics::counter!("lockstep_gossip_published_total").increment(1),
+                Ok(_) => metrics::counter!(crate::metrics::PUBLISHED).increment(1),
                 Err(gossipsub::PublishError::Duplicate) => {}
                 Err(e) => debug!(bytes = n, "gossip publish: {e}"),
             }
@@ -199,10 +199,10 @@ impl SwarmTask {
                 message_id,
                 message,
             })) => {
-                metrics::counter!("lockstep_gossip_received_total").increment(1);
+                metrics::counter!(crate::metrics::RECEIVED).increment(1);
                 let Some(items) = frame::split(&Bytes::from(message.data)) else {
                     // Not even framed: the sender is at fault, whatever it carries.
-                    metrics::counter!("lockstep_gossip_malformed_total").increment(1);
+                    metrics::counter!(crate::metrics::MALFORMED).increment(1);
                     self.validation_result(
                         &message_id,
                         &propagation_source,
@@ -216,7 +216,7 @@ impl SwarmTask {
                     items,
                 };
                 if self.inbound.try_send(msg).is_err() {
-                    metrics::counter!("lockstep_gossip_inbound_dropped_total").increment(1);
+                    metrics::counter!(crate::metrics::INBOUND_DROPPED).increment(1);
                     self.validation_result(
                         &message_id,
                         &propagation_source,
@@ -274,7 +274,7 @@ impl SwarmTask {
     fn count_peers(&self) {
         let n = self.swarm.connected_peers().count();
         self.peers.store(n, Ordering::Relaxed);
-        metrics::gauge!("lockstep_gossip_peers").set(n as f64);
+        metrics::gauge!(crate::metrics::PEERS).set(n as f64);
     }
 
     fn maintain(&mut self) {
@@ -284,7 +284,7 @@ impl SwarmTask {
             if let Some(score) = self.swarm.behaviour().gossipsub.peer_score(&p) {
                 if score < graylist && self.banned.insert(p) {
                     warn!(peer = %p, score, "disconnecting misbehaving gossip peer");
-                    metrics::counter!("lockstep_gossip_peers_banned_total").increment(1);
+                    metrics::counter!(crate::metrics::PEERS_BANNED).increment(1);
                     self.swarm.behaviour_mut().gossipsub.blacklist_peer(&p);
                     self.swarm.behaviour_mut().blocked.block_peer(p);
                 }

@@ -56,7 +56,7 @@ struct Core {
 
 /// Counts a refusal (`lockstep_mempool_rejected_total`, by reason) and passes it on.
 fn reject(e: AdmitError) -> AdmitError {
-    metrics::counter!("lockstep_mempool_rejected_total", "reason" => e.label()).increment(1);
+    metrics::counter!(crate::metrics::REJECTED, "reason" => e.label()).increment(1);
     e
 }
 
@@ -238,7 +238,7 @@ impl Core {
         }
         for (source, n) in [(Source::Rpc, from_rpc), (Source::Gossip, from_gossip)] {
             if n > 0 {
-                metrics::counter!("lockstep_mempool_admitted_total", "source" => source.label())
+                metrics::counter!(crate::metrics::ADMITTED, "source" => source.label())
                     .increment(n);
             }
         }

@@ -141,8 +141,8 @@ fn verify_loop(shared: &VerifyQueue) {
             let items: Vec<Item> = jobs.iter().flat_map(|j| j.items.iter().copied()).collect();
             sig::verify_batch(&items)
         };
-        metrics::histogram!("lockstep_mempool_verify_batch_size").record(n as f64);
-        metrics::histogram!("lockstep_mempool_verify_batch_seconds")
+        metrics::histogram!(crate::metrics::VERIFY_BATCH_SIZE).record(n as f64);
+        metrics::histogram!(crate::metrics::VERIFY_BATCH_SECONDS)
             .record(started.elapsed().as_secs_f64());
         let mut verdicts = verdicts.into_iter();
         for job in jobs {

@@ -386,7 +386,7 @@ fn main() -> eyre::Result<()> {
         },
     });
     let scrape = metrics.render();
-    line["mean_verify_batch"] = summary_mean(&scrape, "lockstep_mempool_verify_batch_size")
+    line["mean_verify_batch"] = summary_mean(&scrape, lockstep_node::metrics::VERIFY_BATCH_SIZE)
         .map_or(f64::NAN, round2)
         .into();
     if !by_batch.is_empty() {

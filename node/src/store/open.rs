@@ -153,14 +153,18 @@ mod tests {
 
     #[test]
     fn large_bodies_go_to_blob_files_and_read_back_after_a_restart() {
-        // The build directory's file system (direct I/O on most), and tmpfs where there is
-        // one (direct I/O only on recent kernels): the store works with and without it.
-        let dirs = [
-            Some(tempfile::tempdir().unwrap()),
-            tempfile::tempdir_in("/dev/shm").ok(),
-        ];
-        for dir in dirs.iter().flatten() {
-            large_bodies_round_trip_through_blob_files(dir.path());
+        // The temporary directory's file system (direct I/O on most), and on Linux tmpfs
+        // (direct I/O only on recent kernels): the store works with and without it.
+        let disk = tempfile::tempdir().unwrap();
+        large_bodies_round_trip_through_blob_files(disk.path());
+        // Every Linux machine mounts tmpfs at /dev/shm, so its absence is a broken machine,
+        // not a case to skip. (Elsewhere the store never uses direct I/O.)
+        #[cfg(target_os = "linux")]
+        {
+            let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|e| {
+                panic!("cannot create a directory in /dev/shm (Linux's tmpfs): {e}")
+            });
+            large_bodies_round_trip_through_blob_files(shm.path());
         }
     }
 

@@ -36,7 +36,7 @@ impl SwarmTask {
         prefer: Option<String>,
         reply: oneshot::Sender<Vec<Option<Bytes>>>,
     ) {
-        metrics::counter!("lockstep_gossip_fetches_total").increment(1);
+        metrics::counter!(crate::metrics::FETCHES).increment(1);
         let mut peers: Vec<PeerId> = self
             .swarm
             .connected_peers()
@@ -112,7 +112,7 @@ impl SwarmTask {
         if complete || (f.in_flight == 0 && f.untried.is_empty()) {
             if let Some(f) = self.fetches.remove(&key) {
                 let got = f.found.iter().filter(|x| x.is_some()).count();
-                metrics::counter!("lockstep_gossip_fetched_items_total").increment(got as u64);
+                metrics::counter!(crate::metrics::FETCHED_ITEMS).increment(got as u64);
                 if !complete {
                     debug!(
                         missing = f.found.len() - got,
@@ -161,7 +161,7 @@ impl SwarmTask {
     ) {
         let items = self.cfg.store.lookup(&ids);
         let served = items.iter().filter(|i| i.is_some()).count();
-        metrics::counter!("lockstep_gossip_fetch_served_items_total").increment(served as u64);
+        metrics::counter!(crate::metrics::FETCH_SERVED_ITEMS).increment(served as u64);
         let response = Bytes::from(fetch::encode_response(&items, self.cfg.max_fetch_bytes));
         if self
             .swarm
