@@ -3,6 +3,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod raw_ws;
+
 use eyre::eyre;
 use jsonrpsee::core::ClientError;
 use lockstep_client::SeqApiClient;
@@ -17,12 +19,29 @@ pub fn call_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (i32, String
     }
 }
 
-/// Asserts that every node in `which` has the same block hash at every height in `1..=upto`.
+/// Node `i`'s latest decided height; an error, not 0, when it does not answer.
+pub async fn decided_height(cluster: &Cluster, i: usize) -> eyre::Result<u64> {
+    cluster
+        .http(i)?
+        .block_number()
+        .await
+        .map_err(|e| eyre!("node{i} does not answer its height: {e}"))
+}
+
+/// The fewest heights an agreement check compares: agreement on an empty chain proves nothing.
+pub const MIN_HEIGHTS_COMPARED: u64 = 3;
+
+/// Asserts that every node in `which` has the same block hash at every height in `1..=upto`
+/// (and at least [`MIN_HEIGHTS_COMPARED`] heights: below that it first waits for them).
 pub async fn assert_identical_blocks(
     cluster: &Cluster,
     which: &[usize],
     upto: u64,
 ) -> eyre::Result<()> {
+    let upto = upto.max(MIN_HEIGHTS_COMPARED);
+    cluster
+        .wait_for_height(which, upto, Duration::from_secs(120))
+        .await?;
     let clients = which
         .iter()
         .map(|&i| cluster.http(i))
@@ -67,6 +86,19 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Awaits `fut` for at most `timeout`; the error says what was awaited. Every wait on a
+/// subscription or follower goes through it, so a node that stops sending fails the test
+/// with a message instead of hanging it.
+pub async fn within<F: std::future::Future>(
+    what: &str,
+    timeout: Duration,
+    fut: F,
+) -> eyre::Result<F::Output> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| eyre!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// A fresh network directory under the system's temporary directory (kept for inspection

@@ -10,10 +10,12 @@ use lockstep_client::follower::Follower;
 use lockstep_client::tracker::{send_and_wait, Outcome};
 use lockstep_client::SeqApiClient;
 use lockstep_testnet::{Cluster, ClusterOptions};
-use lockstep_tests::{metric, network_dir};
+use lockstep_tests::{decided_height, eventually, metric, network_dir, within};
 use std::time::Duration;
 
 const READY: Duration = Duration::from_secs(90);
+/// Longest wait for a follower's or subscriber's next batch.
+const NEXT: Duration = Duration::from_secs(60);
 
 async fn network(name: &str, opts: ClusterOptions) -> eyre::Result<Cluster> {
     let mut c = Cluster::create(&network_dir(name), &opts)?;
@@ -26,11 +28,16 @@ async fn network(name: &str, opts: ClusterOptions) -> eyre::Result<Cluster> {
 async fn a_follower_survives_its_node_being_killed_without_a_gap() -> eyre::Result<()> {
     let mut cluster = network("failover", ClusterOptions::default()).await?;
     let urls = vec![cluster.nodes[3].ws_url(), cluster.nodes[2].ws_url()];
-    let from = cluster.height(3).await.unwrap_or(0) + 1;
+    let from = decided_height(&cluster, 3).await? + 1;
     let mut follower = Follower::new(urls.clone(), 1, Some(from), cluster.verifier()?, 50);
     let mut expected = from;
     for _ in 0..10 {
-        let v = follower.next().await?;
+        let v = within(
+            &format!("batch {expected} from the follower"),
+            NEXT,
+            follower.next(),
+        )
+        .await??;
         assert_eq!(v.batch.height, expected);
         expected += 1;
     }
@@ -55,7 +62,12 @@ async fn a_follower_survives_its_node_being_killed_without_a_gap() -> eyre::Resu
     };
     let mut found = false;
     while expected <= included_at + 3 {
-        let v = tokio::time::timeout(Duration::from_secs(60), follower.next()).await??;
+        let v = within(
+            &format!("batch {expected} from the follower after node3 was killed"),
+            NEXT,
+            follower.next(),
+        )
+        .await??;
         assert_eq!(
             v.batch.height, expected,
             "every height exactly once, in order"
@@ -79,7 +91,7 @@ async fn a_follower_survives_its_node_being_killed_without_a_gap() -> eyre::Resu
 async fn one_hundred_subscribers_share_one_encoding_per_batch() -> eyre::Result<()> {
     let cluster = network("fanout", ClusterOptions::default()).await?;
     let url = cluster.nodes[1].ws_url();
-    let from = cluster.height(1).await.unwrap_or(0) + 1;
+    let from = decided_height(&cluster, 1).await? + 1;
     let metrics = cluster.nodes[1].metrics_url();
     let scrape = || metric(&metrics, "lockstep_rpc_batch_encodings_total");
     let before = scrape().await?;
@@ -90,11 +102,11 @@ async fn one_hundred_subscribers_share_one_encoding_per_batch() -> eyre::Result<
         subs.push((c, s));
     }
     let heights = 20u64;
-    for (_, s) in subs.iter_mut() {
+    for (i, (_, s)) in subs.iter_mut().enumerate() {
         for h in from..from + heights {
-            let b = tokio::time::timeout(Duration::from_secs(60), s.next())
+            let b = within(&format!("batch {h} on subscriber {i}"), NEXT, s.next())
                 .await?
-                .unwrap()?;
+                .ok_or_else(|| eyre::eyre!("subscriber {i}'s subscription ended before {h}"))??;
             assert_eq!(b.height, h);
         }
     }
@@ -135,9 +147,9 @@ async fn subscriptions_below_the_kept_history_are_refused_with_4007() -> eyre::R
     assert!(http.get_block(1).await?.is_none(), "pruned");
     let latest = http.block_number().await?;
     let mut s = ws.subscribe_rollup(1, Some(latest - 10)).await?;
-    let b = tokio::time::timeout(Duration::from_secs(30), s.next())
+    let b = within(&format!("batch {}", latest - 10), NEXT, s.next())
         .await?
-        .unwrap()?;
+        .ok_or_else(|| eyre::eyre!("the subscription ended at once"))??;
     assert_eq!(b.height, latest - 10);
     Ok(())
 }
@@ -195,13 +207,14 @@ async fn a_node_started_with_exit_with_parent_stops_when_its_parent_exits() -> e
     config.consensus.listen = "/ip4/127.0.0.1/tcp/0".into();
     config.gossip.listen = "/ip4/127.0.0.1/tcp/0".into();
     config.save(&config_path)?;
-    // A shell starts the node in the background, prints its pid, lives three more seconds
-    // and exits.
+    // A shell starts the node in the background, prints its pid, and lives until the test
+    // closes its standard input.
     let mut shell = std::process::Command::new("sh")
         .arg("-c")
-        .arg(r#""$0" start --home "$1" --exit-with-parent >"$1/node.log" 2>&1 & echo $!; sleep 3"#)
+        .arg(r#""$0" start --home "$1" --exit-with-parent >"$1/node.log" 2>&1 & echo $!; read _"#)
         .arg(&bin)
         .arg(&home)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let mut line = String::new();
@@ -218,25 +231,85 @@ async fn a_node_started_with_exit_with_parent_stops_when_its_parent_exits() -> e
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => true,
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let log = || std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+    let with_log = |e: eyre::Report| eyre::eyre!("{e}; node log:\n{}", log());
+
+    // While its parent lives, the node runs: it comes up and decides heights of its own
+    // one-validator chain.
+    let rpc = eventually("the node to say it is ready", READY, || {
+        let address = ready_rpc_address(&log());
+        async move { address }
+    })
+    .await
+    .map_err(with_log)?;
+    let client =
+        jsonrpsee::http_client::HttpClientBuilder::default().build(format!("http://{rpc}"))?;
+    eventually(
+        "the node to decide heights while its parent lives",
+        READY,
+        || async {
+            (client.block_number().await.ok()? >= HEIGHTS_WHILE_PARENT_LIVES).then_some(())
+        },
+    )
+    .await
+    .map_err(with_log)?;
     assert!(
         !exited(pid),
         "the node stopped while its parent lived:\n{}",
         log()
     );
+    assert!(shell.try_wait()?.is_none(), "the parent lived throughout");
+
+    // The parent exits; the node follows.
+    drop(shell.stdin.take());
     shell.wait()?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !exited(pid) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let stopped = exited(pid);
-    if !stopped {
+    let stopped = eventually(
+        "the node to stop after its parent exited",
+        Duration::from_secs(30),
+        || {
+            let gone = exited(pid);
+            async move { gone.then_some(()) }
+        },
+    )
+    .await;
+    if stopped.is_err() {
         let _ = std::process::Command::new("kill")
             .arg(pid.to_string())
             .status();
     }
-    assert!(stopped, "node {pid} kept running after its parent exited");
+    stopped.map_err(|e| eyre::eyre!("node {pid} kept running after its parent exited: {e}"))?;
     assert!(log().contains("shutting down"), "{}", log());
     Ok(())
+}
+
+/// Heights the orphan test's node decides before it is checked alive and its parent exits.
+const HEIGHTS_WHILE_PARENT_LIVES: u64 = 10;
+
+/// The RPC address a node's log gives in its "node ready" line (`rpc=ADDR`), once it is there.
+fn ready_rpc_address(log: &str) -> Option<String> {
+    let line = strip_ansi(log.lines().find(|l| l.contains("node ready"))?);
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("rpc="))
+        .map(str::to_string)
+}
+
+/// `s` without ANSI escape sequences (the node's log is coloured).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC '[' parameters, ended by a byte in '@'..='~'.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

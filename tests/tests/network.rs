@@ -13,7 +13,9 @@ use lockstep_client::bundle::{sign, to_json, to_raw_hex};
 use lockstep_client::follower::Subscriber;
 use lockstep_client::SeqApiClient;
 use lockstep_testnet::{Cluster, ClusterOptions};
-use lockstep_tests::{assert_identical_blocks, call_error, eventually, metric, network_dir};
+use lockstep_tests::{
+    assert_identical_blocks, call_error, decided_height, eventually, metric, network_dir, within,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -34,7 +36,7 @@ fn key() -> SigningKey {
 async fn atomic_two_leg_bundle_reaches_both_rollups_at_the_same_height() -> eyre::Result<()> {
     let cluster = network("atomic").await?;
     let verifier = cluster.verifier()?;
-    let from = cluster.height(0).await.unwrap_or(0) + 1;
+    let from = decided_height(&cluster, 0).await? + 1;
     let mut sub1 =
         Subscriber::connect(&cluster.nodes[2].ws_url(), 1, Some(from), verifier.clone()).await?;
     let mut sub2 = Subscriber::connect(&cluster.nodes[3].ws_url(), 2, Some(from), verifier).await?;
@@ -55,7 +57,8 @@ async fn atomic_two_leg_bundle_reaches_both_rollups_at_the_same_height() -> eyre
 
     let mut found = Vec::new();
     for (rollup, sub) in [(1u64, &mut sub1), (2u64, &mut sub2)] {
-        let (height, entry) = tokio::time::timeout(Duration::from_secs(60), async {
+        let what = format!("the bundle's leg on rollup {rollup}'s subscriber");
+        let (height, entry) = within(&what, Duration::from_secs(60), async {
             loop {
                 // Every batch (empty ones included) is verified and heights are consecutive.
                 let v = sub.next().await?;
@@ -81,7 +84,7 @@ async fn atomic_two_leg_bundle_reaches_both_rollups_at_the_same_height() -> eyre
     assert_eq!(status.status, "included");
     assert_eq!(status.height, Some(found[0]));
 
-    let top = cluster.height(0).await.unwrap_or(0);
+    let top = decided_height(&cluster, 0).await?;
     cluster.wait_for_height(&[0, 1, 2, 3], top, READY).await?;
     assert_identical_blocks(&cluster, &[0, 1, 2, 3], top).await?;
     Ok(())
@@ -93,7 +96,7 @@ async fn two_hundred_bundles_sent_round_robin_are_each_included_exactly_once() -
     let clients = (0..4)
         .map(|i| cluster.http(i))
         .collect::<eyre::Result<Vec<_>>>()?;
-    let valid_until = cluster.height(0).await.unwrap_or(0) + 1000;
+    let valid_until = decided_height(&cluster, 0).await? + 1000;
     let k = key();
     let mut hashes = Vec::new();
     for n in 0..200u64 {
@@ -139,7 +142,7 @@ async fn two_hundred_bundles_sent_round_robin_are_each_included_exactly_once() -
     cluster
         .wait_for_height(&[0, 1, 2, 3], last_included, READY)
         .await?;
-    let top = cluster.height(2).await.unwrap_or(0);
+    let top = decided_height(&cluster, 2).await?;
     assert!(top >= last_included);
     let mut seen: HashMap<Hash, Vec<u64>> = HashMap::new();
     for h in 1..=top {
@@ -165,7 +168,7 @@ async fn a_killed_validator_restarts_catches_up_and_agrees_on_every_block() -> e
     let mut cluster = network("restart").await?;
     cluster.wait_for_height(&[0, 1, 2, 3], 3, READY).await?;
     cluster.kill(3)?;
-    let at_kill = cluster.height(0).await.unwrap_or(0);
+    let at_kill = decided_height(&cluster, 0).await?;
 
     // The other three keep deciding, and include bundles while node3 is down.
     let k = key();
@@ -191,7 +194,7 @@ async fn a_killed_validator_restarts_catches_up_and_agrees_on_every_block() -> e
     cluster.wait_for_height(&[0, 1, 2], behind, READY).await?;
 
     cluster.start(3)?;
-    let target = cluster.height(0).await.unwrap_or(0) + 5;
+    let target = decided_height(&cluster, 0).await? + 5;
     cluster
         .wait_for_height(&[0, 1, 2, 3], target, READY)
         .await?;
@@ -220,7 +223,7 @@ async fn a_validator_low_on_disk_refuses_submissions_keeps_following_and_stops_b
     cluster.wait_ready(READY).await?;
 
     let k = key();
-    let from = cluster.height(0).await.unwrap_or(0);
+    let from = decided_height(&cluster, 0).await?;
     let b = sign(
         &k,
         cluster.chain_id,
@@ -413,7 +416,7 @@ async fn a_validator_missing_proposed_bundles_fetches_them_and_still_votes() -> 
     cluster.kill(3)?;
 
     let client = cluster.http(0)?;
-    let valid_until = cluster.height(0).await.unwrap_or(0) + 1000;
+    let valid_until = decided_height(&cluster, 0).await? + 1000;
     let k = key();
     let mut hashes = Vec::new();
     for n in 0..40u64 {
@@ -446,7 +449,7 @@ async fn a_validator_missing_proposed_bundles_fetches_them_and_still_votes() -> 
         fetched >= 20.0,
         "node2 holds at most one bundle, so it fetched most of the 40 (fetched {fetched})"
     );
-    let top = cluster.height(0).await.unwrap_or(0);
+    let top = decided_height(&cluster, 0).await?;
     cluster.wait_for_height(&[0, 1, 2], top, READY).await?;
     assert_identical_blocks(&cluster, &[0, 1, 2], top).await?;
     Ok(())
