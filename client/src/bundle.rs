@@ -163,6 +163,21 @@ mod tests {
     }
 
     #[test]
+    fn one_bundle_per_signer_gives_every_bundle_its_own_key() {
+        let b = sign_many(LoadSpec {
+            chain_id: 1,
+            valid_until: 9,
+            count: 40,
+            legs: 1,
+            leg_bytes: 3,
+            per_signer: 1,
+            salt: 4,
+        });
+        let signers: std::collections::HashSet<_> = b.iter().map(|x| x.body.signer).collect();
+        assert_eq!(signers.len(), 40);
+    }
+
+    #[test]
     fn json_round_trip_and_field_errors() {
         let k = SigningKey::from_bytes(&[3; 32]);
         let b = sign(&k, 7, 1, 50, vec![(1, vec![1, 2]), (2, vec![])]);

@@ -52,7 +52,9 @@ pub(crate) async fn bench_single(
 ) -> eyre::Result<()> {
     let p = spinner();
     p.set_message("measuring raw batch verification");
-    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(20_000)).await?;
+    let per_signer = spec.bundles_per_signer;
+    let raw = tokio::task::spawn_blocking(move || bench::raw_verify_rate_with(20_000, per_signer))
+        .await?;
     p.set_message(format!("starting {validators} validators"));
     let mut cluster = bench_network(base, validators, spec).await?;
     let r = bench::run_once(&cluster, spec, raw, 1, Some(&p)).await?;
@@ -75,6 +77,7 @@ pub(crate) async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -
         rate: 50.0,
         duration: Duration::from_secs(5),
         drain: Duration::from_secs(30),
+        bundles_per_signer: bench::DEFAULT_BUNDLES_PER_SIGNER,
         block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
         propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
         publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
@@ -90,13 +93,6 @@ pub(crate) async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct ScalingRow {
-    validators: usize,
-    saturation_bundles_per_s: f64,
-    p50_ms: f64,
-}
-
 pub(crate) async fn bench_full(
     base: &std::path::Path,
     out: &std::path::Path,
@@ -105,11 +101,14 @@ pub(crate) async fn bench_full(
 ) -> eyre::Result<()> {
     let p = spinner();
     p.set_message("measuring raw batch verification");
-    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(40_000)).await?;
+    let per_signer = spec.bundles_per_signer;
+    let raw = tokio::task::spawn_blocking(move || bench::raw_verify_rate_with(40_000, per_signer))
+        .await?;
     let mut salt = stamp();
     let mut scaling = Vec::new();
-    let mut summary = serde_json::Map::new();
     let mut all_runs = Vec::new();
+    let mut latency = None;
+    let mut large = None;
     for validators in [4usize, 7, 10] {
         p.set_message(format!("starting {validators} validators"));
         let mut cluster = bench_network(base, validators, spec).await?;
@@ -117,51 +116,35 @@ pub(crate) async fn bench_full(
             duration: step,
             ..spec.clone()
         };
-        let (best, steps) =
-            bench::saturation(&cluster, &sat_spec, 200.0, raw, &mut salt, Some(&p)).await?;
-        let at_best = steps
-            .iter()
-            .rev()
-            .find(|r| (r.offered_per_s - best).abs() < 1e-6)
-            .cloned();
-        scaling.push(ScalingRow {
-            validators,
-            saturation_bundles_per_s: best,
-            p50_ms: at_best.as_ref().map(|r| r.latency_ms.p50).unwrap_or(0.0),
-        });
-        all_runs.extend(steps);
+        let sat = bench::saturation(&cluster, &sat_spec, 200.0, raw, &mut salt, Some(&p)).await?;
+        let row = bench::ScalingRow::of(validators, &sat);
+        all_runs.extend(sat.steps);
         if validators == 4 {
-            let ceiling = raw / 4.0;
-            summary.insert("validators".into(), 4.into());
-            summary.insert("saturation_bundles_per_s".into(), best.into());
-            summary.insert("ceiling_bundles_per_s".into(), ceiling.into());
-            summary.insert("ratio_to_ceiling".into(), (best / ceiling).into());
             salt += 1;
             let half = bench::RunSpec {
-                rate: (best / 2.0).max(10.0),
+                rate: (row.saturation_bundles_per_s / 2.0).max(10.0),
                 ..spec.clone()
             };
             let lat = bench::run_once(&cluster, &half, raw, salt, Some(&p)).await?;
-            summary.insert(
-                "latency_at_half_ms".into(),
-                serde_json::to_value(&lat.latency_ms)?,
-            );
-            summary.insert("rss_mb_max".into(), lat.rss_mb_max.into());
-            all_runs.push(lat);
+            all_runs.push(lat.clone());
+            latency = Some(lat);
             salt += 1;
-            let large = bench::RunSpec {
+            let large_spec = bench::RunSpec {
                 legs: 1,
                 leg_bytes: 64 * 1024,
                 rate: LARGE_LEG_RATE,
                 ..spec.clone()
             };
-            let lr = bench::run_once(&cluster, &large, raw, salt, Some(&p)).await?;
-            summary.insert("large_legs_mb_per_s".into(), lr.delivered_mb_per_s.into());
-            all_runs.push(lr);
+            let lr = bench::run_once(&cluster, &large_spec, raw, salt, Some(&p)).await?;
+            all_runs.push(lr.clone());
+            large = Some(lr);
         }
+        scaling.push(row);
         cluster.stop_all()?;
     }
-    summary.insert("raw_verify_per_s".into(), raw.into());
+    let (Some(latency), Some(large)) = (latency, large) else {
+        return Err(eyre::eyre!("the 4-validator runs did not happen"));
+    };
     let four: Vec<bench::RunResult> = all_runs
         .iter()
         .filter(|r| r.validators == 4 && r.legs == spec.legs && r.leg_bytes == spec.leg_bytes)
@@ -171,13 +154,13 @@ pub(crate) async fn bench_full(
         .iter()
         .map(|s| (s.validators, s.saturation_bundles_per_s))
         .collect();
+    let summary = bench::Summary::new(scaling, &latency, &large)?;
     let png = out.join("summary.png");
     std::fs::create_dir_all(out)?;
     match bench::chart(&png, &four, &sc) {
         Ok(()) => eprintln!("chart {}", png.display()),
         Err(e) => eprintln!("no chart: {e}"),
     }
-    summary.insert("scaling".into(), serde_json::to_value(&scaling)?);
     p.finish_and_clear();
     for (i, r) in all_runs.iter().enumerate() {
         bench::write_json(

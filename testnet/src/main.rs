@@ -42,6 +42,14 @@ enum Cmd {
         legs: usize,
         #[arg(long, default_value_t = 256)]
         leg_bytes: usize,
+        /// Consecutive bundles of the load signed by one key. The default, 1, gives every
+        /// bundle its own key, as independent users do; 400 is the load of the fifteenth and
+        /// earlier sessions (a verification batch then holds one to three keys, which verify
+        /// much faster). The ceiling is measured on distinct keys, or on this same mix when it
+        /// is not 1 (each run records which as `raw_verify_keys`). At most the mempool's
+        /// pending-per-signer cap (1,000).
+        #[arg(long, default_value_t = bench::DEFAULT_BUNDLES_PER_SIGNER)]
+        bundles_per_signer: usize,
         /// Offered bundles per second (single run).
         #[arg(long, default_value_t = 500.0)]
         rate: f64,
@@ -128,6 +136,7 @@ fn main() -> std::process::ExitCode {
                 validators,
                 legs,
                 leg_bytes,
+                bundles_per_signer,
                 rate,
                 duration,
                 full,
@@ -141,6 +150,13 @@ fn main() -> std::process::ExitCode {
                 publish_linger_ms,
                 keep_heights,
             } => {
+                let cap = lockstep_node::config::MempoolConfig::default().max_per_signer;
+                if bundles_per_signer == 0 || bundles_per_signer > cap {
+                    return Err(eyre::eyre!(
+                        "--bundles-per-signer must be 1 to {cap} (the mempool holds at most \
+                         {cap} pending bundles per signer), not {bundles_per_signer}"
+                    ));
+                }
                 // Networks go under --dir (kept), or a temporary directory removed afterwards
                 // (a saturated run writes gigabytes of blocks).
                 let temporary = dir.is_none();
@@ -153,6 +169,7 @@ fn main() -> std::process::ExitCode {
                     rate,
                     duration: Duration::from_secs(duration),
                     drain: Duration::from_secs(30),
+                    bundles_per_signer,
                     block_time_ms,
                     propose_wait_ms,
                     publish_linger_ms,

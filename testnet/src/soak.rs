@@ -78,7 +78,10 @@ pub(crate) async fn bench_soak(
 ) -> eyre::Result<()> {
     let p = spinner();
     p.set_message("measuring raw batch verification");
-    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(40_000)).await?;
+    // The ceiling on the same kind of work as the load (distinct keys, or the named mix).
+    let per_signer = spec.bundles_per_signer;
+    let raw = tokio::task::spawn_blocking(move || bench::raw_verify_rate_with(40_000, per_signer))
+        .await?;
     let mut cluster = bench_network(base, validators, spec).await?;
     let watched: Vec<(Option<u32>, String, PathBuf)> = cluster
         .nodes

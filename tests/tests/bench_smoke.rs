@@ -62,7 +62,7 @@ fn bench_smoke_run_delivers_every_bundle_and_reports_ordered_percentiles() {
         "ratio_to_ceiling",
         "heights",
         "duration_s",
-        "rss_mb_max",
+        "rss_peak_mb",
     ] {
         assert!(num(k) > 0.0, "{k} is positive: {r}");
     }
@@ -70,5 +70,10 @@ fn bench_smoke_run_delivers_every_bundle_and_reports_ordered_percentiles() {
     assert_eq!(nodes.len(), 4);
     assert!(nodes
         .iter()
-        .all(|n| n["cpu_s"].as_f64().unwrap() > 0.0 && n["rss_mb_max"].as_f64().unwrap() > 0.0));
+        .all(|n| n["cpu_s"].as_f64().unwrap() > 0.0 && n["rss_peak_mb"].as_f64().unwrap() > 0.0));
+    // The peak is the kernel's high-water mark for this run (reset at its start), and what
+    // was sent is what was planned when the run was not cut short.
+    assert_eq!(r["rss_peak_scope"], "run", "{r}");
+    assert_eq!(r["ended_by_deadline"], false, "{r}");
+    assert_eq!(num("sent"), num("planned"), "{r}");
 }
