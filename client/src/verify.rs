@@ -193,6 +193,46 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_checked_against_its_height_and_the_followers_chain() {
+        let (v, block, hashes, cert) = setup();
+        let good = json_for(&block, &hashes, &cert, 1);
+        assert!(v.verify(&good).is_ok());
+
+        // The batch claims another height than its header's.
+        let mut moved = good.clone();
+        moved.height = 4;
+        assert!(matches!(
+            v.verify(&moved),
+            Err(VerifyError::Invalid(BatchError::HeightMismatch {
+                batch: 4,
+                header: 3
+            }))
+        ));
+
+        // A follower of another chain refuses it (same validators, chain 6).
+        let other = BatchVerifier::new(6, v.validators.clone());
+        assert!(matches!(
+            other.verify(&good),
+            Err(VerifyError::Invalid(BatchError::WrongChain {
+                expected: 6,
+                got: 5
+            }))
+        ));
+
+        // A certificate for another height, even with the right block hash, does not
+        // certify this one.
+        let mut other_height = cert.clone();
+        other_height.height = 4;
+        let mut relabelled = good;
+        relabelled.certificate =
+            lockstep_bundles::hash::encode_hex(&borsh::to_vec(&other_height).unwrap());
+        assert!(matches!(
+            v.verify(&relabelled),
+            Err(VerifyError::Invalid(BatchError::Certificate(_)))
+        ));
+    }
+
+    #[test]
     fn tampered_json_batches_are_rejected() {
         let (v, block, hashes, cert) = setup();
         let good = json_for(&block, &hashes, &cert, 1);
