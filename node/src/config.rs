@@ -303,6 +303,11 @@ impl Config {
         if self.rpc.rate_per_connection == 0 {
             return Err("rpc.rate_per_connection must be positive".into());
         }
+        if self.rpc.connection_buffer == 0 {
+            return Err(
+                "rpc.connection_buffer must be positive (messages queued per connection)".into(),
+            );
+        }
         Ok(())
     }
 
@@ -329,6 +334,19 @@ mod tests {
         bad.save(&p).unwrap();
         let err = Config::load(&p).unwrap_err().to_string();
         assert!(err.contains("gossip.peers"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_connection_buffer_is_refused_at_start() {
+        // jsonrpsee makes the connection's channel with this capacity, and tokio panics on a
+        // zero-capacity channel at every WebSocket upgrade: refuse it before it is served.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let mut c = Config::new("n0");
+        c.rpc.connection_buffer = 0;
+        c.save(&p).unwrap();
+        let err = Config::load(&p).unwrap_err().to_string();
+        assert!(err.contains("rpc.connection_buffer"), "{err}");
     }
 
     #[test]

@@ -1001,6 +1001,44 @@ async fn a_proposal_timestamped_too_far_ahead_is_invalid() {
 }
 
 #[tokio::test]
+async fn a_proposal_timestamped_before_its_parent_is_invalid() {
+    // Block 1 is decided; a block 2 whose timestamp is earlier than block 1's goes back in
+    // time, which the protocol forbids.
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::new(p);
+    let mut node = Node::new(other_than(p));
+    for n in [&mut proposer, &mut node] {
+        n.ready().await;
+        n.start_round(1, 0).await;
+    }
+    let (value, parts) = proposer.propose(1, 0).await;
+    node.receive(&parts).await.expect("a verdict");
+    let cert = certificate(1, 0, value).await;
+    assert!(matches!(
+        node.decide(&cert).await,
+        Next::Start(Height(2), _)
+    ));
+    node.start_round(2, 0).await;
+    let parent = node.tip.borrow().timestamp;
+    let mut early = Forged::honest_at(2, value.0, &[]);
+    early.header.timestamp = parent - 1;
+    match node.host.check(&early.stream(), early.header.hash()).await {
+        Err(Refused::Invalid(r)) => assert!(r.contains("out of range"), "{r}"),
+        _ => panic!("a block before its parent must be invalid"),
+    }
+    let pv = node.receive(&early.parts()).await.expect("a verdict");
+    assert_eq!(pv.validity, Validity::Invalid);
+    // At the parent's own timestamp it is fine (clocks at millisecond resolution).
+    let mut same = Forged::honest_at(2, value.0, &[]);
+    same.header.timestamp = parent;
+    assert!(node
+        .host
+        .check(&same.stream(), same.header.hash())
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
 async fn a_proposal_for_another_chain_is_invalid() {
     let b = [bundle(16)];
     let mut f = Forged::honest(&b);
