@@ -199,19 +199,11 @@ impl Mempool {
             return;
         }
         let hashes: Vec<Hash> = fetched.iter().map(|a| a.hash).collect();
-        let any_new = {
-            let mut s = self.state.lock();
-            s.mark_verified(&hashes);
-            let mut any_new = false;
-            for a in fetched {
-                any_new |= matches!(s.insert(a, height, Origin::Peer), Ok(Inserted::New));
-            }
-            s.publish_size();
-            any_new
-        };
-        if any_new {
-            self.inserted.notify_waiters();
-        }
+        self.insert_with(
+            |s| s.mark_verified(&hashes),
+            fetched.into_iter().map(|a| (a, Origin::Peer)),
+            height,
+        );
     }
 
     /// Inserts a verified bundle. `next_height` is the height it could be included at.
@@ -233,10 +225,21 @@ impl Mempool {
         bundles: Vec<(Admitted, Origin)>,
         next_height: u64,
     ) -> Vec<Result<Inserted, PoolError>> {
+        self.insert_with(|_| {}, bundles.into_iter(), next_height)
+    }
+
+    /// Under one lock: `first`, then each bundle inserted in order; then wakes the waiters
+    /// if any bundle is new. One outcome per bundle.
+    fn insert_with(
+        &self,
+        first: impl FnOnce(&mut State),
+        bundles: impl Iterator<Item = (Admitted, Origin)>,
+        next_height: u64,
+    ) -> Vec<Result<Inserted, PoolError>> {
         let out: Vec<_> = {
             let mut s = self.state.lock();
+            first(&mut s);
             let out = bundles
-                .into_iter()
                 .map(|(a, origin)| s.insert(a, next_height, origin))
                 .collect();
             s.publish_size();

@@ -21,6 +21,19 @@ pub(crate) fn spinner() -> indicatif::ProgressBar {
     p
 }
 
+/// The machine's raw batch-verification rate on the same kind of keys as `spec`'s load
+/// (distinct keys, or its bundles per signer), over `samples` signatures, off the runtime.
+pub(crate) async fn ceiling_for(
+    spec: &bench::RunSpec,
+    samples: usize,
+) -> eyre::Result<bench::RawVerify> {
+    let per_signer = spec.bundles_per_signer;
+    Ok(
+        tokio::task::spawn_blocking(move || bench::raw_verify_rate_with(samples, per_signer))
+            .await?,
+    )
+}
+
 pub(crate) async fn bench_network(
     base: &std::path::Path,
     validators: usize,
@@ -52,9 +65,7 @@ pub(crate) async fn bench_single(
 ) -> eyre::Result<()> {
     let p = spinner();
     p.set_message("measuring raw batch verification");
-    let per_signer = spec.bundles_per_signer;
-    let raw = tokio::task::spawn_blocking(move || bench::raw_verify_rate_with(20_000, per_signer))
-        .await?;
+    let raw = ceiling_for(spec, 20_000).await?;
     p.set_message(format!("starting {validators} validators"));
     let mut cluster = bench_network(base, validators, spec).await?;
     let r = bench::run_once(&cluster, spec, raw, 1, Some(&p)).await?;
@@ -83,7 +94,7 @@ pub(crate) async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -
         publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
         keep_heights: lockstep_node::config::DEFAULT_KEEP_HEIGHTS,
     };
-    let raw = tokio::task::spawn_blocking(|| bench::raw_verify_rate(2_000)).await?;
+    let raw = ceiling_for(&spec, 2_000).await?;
     let mut cluster = bench_network(base, 4, &spec).await?;
     let r = bench::run_once(&cluster, &spec, raw, 1, None).await?;
     cluster.stop_all()?;
@@ -101,9 +112,7 @@ pub(crate) async fn bench_full(
 ) -> eyre::Result<()> {
     let p = spinner();
     p.set_message("measuring raw batch verification");
-    let per_signer = spec.bundles_per_signer;
-    let raw = tokio::task::spawn_blocking(move || bench::raw_verify_rate_with(40_000, per_signer))
-        .await?;
+    let raw = ceiling_for(spec, 40_000).await?;
     let mut salt = stamp();
     let mut scaling = Vec::new();
     let mut all_runs = Vec::new();

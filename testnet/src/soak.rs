@@ -1,7 +1,7 @@
 //! `lockstep-testnet bench --soak`: back-to-back one-minute runs on one network, every
 //! validator sampled (RSS, metrics, disk use) throughout, and how fast its memory grew.
 
-use crate::bench_runs::{bench_network, spinner, stamp};
+use crate::bench_runs::{bench_network, ceiling_for, spinner, stamp};
 use lockstep_testnet::bench;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,10 +78,7 @@ pub(crate) async fn bench_soak(
 ) -> eyre::Result<()> {
     let p = spinner();
     p.set_message("measuring raw batch verification");
-    // The ceiling on the same kind of work as the load (distinct keys, or the named mix).
-    let per_signer = spec.bundles_per_signer;
-    let raw = tokio::task::spawn_blocking(move || bench::raw_verify_rate_with(40_000, per_signer))
-        .await?;
+    let raw = ceiling_for(spec, 40_000).await?;
     let mut cluster = bench_network(base, validators, spec).await?;
     let watched: Vec<(Option<u32>, String, PathBuf)> = cluster
         .nodes

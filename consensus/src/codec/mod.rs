@@ -194,9 +194,9 @@ mod tests {
         assert_eq!(round_trip(p.clone()), p);
     }
 
-    #[test]
-    fn proposal_streams_round_trip_in_one_part_and_in_several() {
-        let header = lockstep_bundles::BlockHeader {
+    /// A block header with every field set (to nothing in particular).
+    fn header() -> lockstep_bundles::BlockHeader {
+        lockstep_bundles::BlockHeader {
             chain_id: 1,
             height: 3,
             timestamp: 9,
@@ -205,7 +205,12 @@ mod tests {
             bundle_count: 2,
             bundles_root: Hash([3; 32]),
             rollups_root: Hash([4; 32]),
-        };
+        }
+    }
+
+    #[test]
+    fn proposal_streams_round_trip_in_one_part_and_in_several() {
+        let header = header();
         let few = vec![Hash([5; 32]), Hash([6; 32])];
         let many: Vec<Hash> = (0..crate::streaming::PART_HASHES as u32 + 1)
             .map(|i| Hash::tagged(b"test", &[&i.to_le_bytes()]))
@@ -370,16 +375,7 @@ mod tests {
     /// Valid encodings of several message kinds, each with its own decoder, to be cut,
     /// lengthened and changed.
     fn seeds() -> Vec<(Bytes, Decoder)> {
-        let header = lockstep_bundles::BlockHeader {
-            chain_id: 1,
-            height: 3,
-            timestamp: 9,
-            proposer: Address([1; 20]),
-            parent_hash: Hash([2; 32]),
-            bundle_count: 2,
-            bundles_root: Hash([3; 32]),
-            rollups_root: Hash([4; 32]),
-        };
+        let header = header();
         let part =
             crate::streaming::split(3, 1, 0, Address([1; 20]), header, &[Hash([5; 32])], [7; 64]);
         let pv = ProposedValue {

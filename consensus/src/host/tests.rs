@@ -904,6 +904,12 @@ async fn verdict(
     }
     node.ready().await;
     node.start_round(1, 0).await;
+    judge(&mut node, forged).await
+}
+
+/// What `node`, already in `forged`'s round, answers to it: the reason its checks give, and
+/// its verdict through the engine's door. A refused proposal must not be held for commit.
+async fn judge(node: &mut Node, forged: &Forged) -> (Option<Validity>, Result<(), String>) {
     let reason = match node
         .host
         .check(&forged.stream(), forged.header.hash())
@@ -921,6 +927,28 @@ async fn verdict(
         );
     }
     (pv.map(|pv| pv.validity), reason)
+}
+
+/// A validator that has decided block 1 (built from `bundles`, pending on it and on the
+/// proposer) and started height 2; and block 1's id.
+async fn at_height_two(bundles: &[&Bytes]) -> (Node, BlockId) {
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::new(p);
+    let mut node = Node::new(other_than(p));
+    for n in [&mut proposer, &mut node] {
+        n.pool(bundles);
+        n.ready().await;
+        n.start_round(1, 0).await;
+    }
+    let (value, parts) = proposer.propose(1, 0).await;
+    node.receive(&parts).await.expect("a verdict");
+    let cert = certificate(1, 0, value).await;
+    assert!(matches!(
+        node.decide(&cert).await,
+        Next::Start(Height(2), _)
+    ));
+    node.start_round(2, 0).await;
+    (node, value)
 }
 
 #[track_caller]
@@ -1004,38 +1032,19 @@ async fn a_proposal_timestamped_too_far_ahead_is_invalid() {
 async fn a_proposal_timestamped_before_its_parent_is_invalid() {
     // Block 1 is decided; a block 2 whose timestamp is earlier than block 1's goes back in
     // time, which the protocol forbids.
-    let p = proposer_of(1, 0);
-    let mut proposer = Node::new(p);
-    let mut node = Node::new(other_than(p));
-    for n in [&mut proposer, &mut node] {
-        n.ready().await;
-        n.start_round(1, 0).await;
-    }
-    let (value, parts) = proposer.propose(1, 0).await;
-    node.receive(&parts).await.expect("a verdict");
-    let cert = certificate(1, 0, value).await;
-    assert!(matches!(
-        node.decide(&cert).await,
-        Next::Start(Height(2), _)
-    ));
-    node.start_round(2, 0).await;
+    let (mut node, block1) = at_height_two(&[]).await;
     let parent = node.tip.borrow().timestamp;
-    let mut early = Forged::honest_at(2, value.0, &[]);
+    let mut early = Forged::honest_at(2, block1.0, &[]);
     early.header.timestamp = parent - 1;
-    match node.host.check(&early.stream(), early.header.hash()).await {
-        Err(Refused::Invalid(r)) => assert!(r.contains("out of range"), "{r}"),
-        _ => panic!("a block before its parent must be invalid"),
-    }
-    let pv = node.receive(&early.parts()).await.expect("a verdict");
-    assert_eq!(pv.validity, Validity::Invalid);
+    let got = judge(&mut node, &early).await;
+    assert_refused(got, Some(Validity::Invalid), "out of range");
     // At the parent's own timestamp it is fine (clocks at millisecond resolution).
-    let mut same = Forged::honest_at(2, value.0, &[]);
+    let mut same = Forged::honest_at(2, block1.0, &[]);
     same.header.timestamp = parent;
-    assert!(node
-        .host
-        .check(&same.stream(), same.header.hash())
-        .await
-        .is_ok());
+    assert_eq!(
+        judge(&mut node, &same).await,
+        (Some(Validity::Valid), Ok(()))
+    );
 }
 
 #[tokio::test]
@@ -1107,33 +1116,10 @@ async fn a_proposal_with_a_bundle_for_another_chain_is_invalid() {
 async fn a_proposal_with_a_bundle_already_included_is_invalid() {
     // Block 1 includes `b`; a proposal for height 2 that names `b` again is a replay.
     let b = bundle(25);
-    let p = proposer_of(1, 0);
-    let mut proposer = Node::new(p);
-    let mut node = Node::new(other_than(p));
-    for n in [&mut proposer, &mut node] {
-        n.pool(&[&b.1]);
-        n.ready().await;
-        n.start_round(1, 0).await;
-    }
-    let (value, parts) = proposer.propose(1, 0).await;
-    node.receive(&parts).await.expect("a verdict");
-    let cert = certificate(1, 0, value).await;
-    assert!(matches!(
-        node.decide(&cert).await,
-        Next::Start(Height(2), _)
-    ));
-    node.start_round(2, 0).await;
-    let replay = Forged::honest_at(2, value.0, std::slice::from_ref(&b));
-    match node
-        .host
-        .check(&replay.stream(), replay.header.hash())
-        .await
-    {
-        Err(Refused::Invalid(r)) => assert!(r.contains("already included at height 1"), "{r}"),
-        _ => panic!("a replayed bundle must make the proposal invalid"),
-    }
-    let pv = node.receive(&replay.parts()).await.expect("a verdict");
-    assert_eq!(pv.validity, Validity::Invalid);
+    let (mut node, block1) = at_height_two(&[&b.1]).await;
+    let replay = Forged::honest_at(2, block1.0, std::slice::from_ref(&b));
+    let got = judge(&mut node, &replay).await;
+    assert_refused(got, Some(Validity::Invalid), "already included at height 1");
 }
 
 #[tokio::test]
