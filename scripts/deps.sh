@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Rust toolchain and installs what a fresh Debian machine lacks to build Lockstep:
 # clang and libclang (RocksDB's bindings are generated with bindgen, its C++ built with cc),
-# g++, and the benchmark chart's font. Installing needs root, or sudo; without either it
-# names the packages and stops.
+# g++, the benchmark chart's font, and the fault tests' iproute2, nftables and faketime.
+# Installing needs root, or sudo; without either it names the packages and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +38,12 @@ done
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 # The benchmark chart's font.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# The fault tests' network lab (testnet/src/net: namespaces, veths, a bridge, nftables rules)
+# and their clock skew (libfaketime). `ip` and `nft` live in sbin, which a non-root PATH lacks.
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have ip || need+=(iproute2)
+have nft || need+=(nftables)
+have faketime || need+=(faketime)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then

@@ -108,6 +108,13 @@ pub struct HealthJson {
     pub peers: u64,
     pub syncing: bool,
     pub validator: bool,
+    /// When this node committed its latest height (its own wall clock, Unix ms); `null` until
+    /// it has committed one since it started.
+    #[serde(default)]
+    pub last_decided_at: Option<u64>,
+    /// No height committed here for longer than the stall bound (protocol §3.2, `seq_health`).
+    #[serde(default)]
+    pub stalled: bool,
 }
 
 /// One entry of `seq_validators`.

@@ -7,8 +7,9 @@
 //! between a proposal's arrival and this node's prevote. Queued here, the record is written
 //! while the votes travel, and the vote does not wait for it. What a crash in those
 //! milliseconds can lose is only the record, never a vote (Malachite's own WAL has those): a
-//! node that restarts without the block of a height it voted on gets it from its peers by
-//! value sync, as a node that missed the proposal altogether does.
+//! node that restarts without the block of a height it voted on gets it from its peers, as a
+//! node that missed the proposal altogether does (by value sync, or, once consensus decides
+//! it, fetched by its block hash).
 //!
 //! Commits go through the same queue, so a commit is written after every record queued before
 //! it (it deletes the records of its height, and a record queued after it is for a height
@@ -25,6 +26,8 @@ pub const QUEUE: usize = 64;
 
 enum Write {
     Record(UndecidedRecord),
+    /// Answered once every write queued before it is done.
+    Flush(oneshot::Sender<()>),
     Commit {
         header: BlockHeader,
         block: Bytes,
@@ -60,6 +63,9 @@ impl Recorder {
                                 ),
                             }
                         }
+                        Write::Flush(done) => {
+                            let _ = done.send(());
+                        }
                         Write::Commit {
                             header,
                             block,
@@ -80,6 +86,15 @@ impl Recorder {
     pub async fn record(&self, r: UndecidedRecord) {
         if self.tx.send(Write::Record(r)).await.is_err() {
             tracing::error!("cannot record proposal: the store writer has stopped");
+        }
+    }
+
+    /// Waits until every write queued before it is done (so the store can be read for it);
+    /// returns at once if the writer has stopped.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Write::Flush(done)).await.is_ok() {
+            let _ = wait.await;
         }
     }
 
@@ -129,6 +144,9 @@ mod tests {
             Ok(None)
         }
         fn certificate(&self, _: u64) -> Result<Option<CommitCertificate>> {
+            Ok(None)
+        }
+        fn block_by_hash(&self, _: &Hash) -> Result<Option<Bytes>> {
             Ok(None)
         }
         fn commit(
@@ -186,6 +204,17 @@ mod tests {
             block_hash: Hash::ZERO,
             signatures: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn a_flush_returns_once_every_write_queued_before_it_is_done() {
+        let log = Arc::new(Log::default());
+        let recorder = Recorder::start(log.clone()).unwrap();
+        for round in 0..3 {
+            recorder.record(record(1, round)).await;
+        }
+        recorder.flush().await;
+        assert_eq!(log.0.lock().len(), 3);
     }
 
     #[tokio::test]

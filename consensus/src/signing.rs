@@ -15,6 +15,188 @@ use malachitebft_app_channel::app::types::core::{
 use malachitebft_app_channel::{Signer, Verifier};
 use malachitebft_signing::{Error as SigningError, VerificationResult};
 use malachitebft_signing_ed25519::{PrivateKey, PublicKey, Signature};
+use parking_lot::Mutex;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A log of every consensus message this node signs, one JSON line each, for checking a run
+/// for faults afterwards (two conflicting votes or proposals for the same height and round):
+///
+/// ```text
+/// {"height":u64,"round":i64,"kind":"prevote"|"precommit"|"proposal","value":"<64 hex>"|null}
+/// ```
+///
+/// `value` is the block hash (lowercase hex, no `0x`), `null` for a nil vote. A line is
+/// appended (`O_APPEND`, one `write` per line) before the signature is handed out, so it
+/// survives the process being killed (the page cache holds it; there is no `fsync`, so a
+/// machine crash can lose the tail). A proposal appears when Malachite signs it and when the
+/// host signs its stream (the same signed bytes with no POL round), so usually twice. A
+/// write that fails is logged once and never fails the signing.
+pub struct SignedLog {
+    file: Mutex<File>,
+    path: PathBuf,
+    failed: AtomicBool,
+}
+
+impl SignedLog {
+    /// Opens `path` for appending, creating it if needed.
+    pub fn open(path: &Path) -> std::io::Result<SignedLog> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
+        Ok(SignedLog {
+            file: Mutex::new(file),
+            path: path.to_path_buf(),
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// The line for one signed message.
+    fn line(height: u64, round: i64, kind: &str, value: Option<&Hash>) -> String {
+        let value = match value {
+            Some(h) => format!("\"{}\"", hex::encode(h.0)),
+            None => "null".to_string(),
+        };
+        format!("{{\"height\":{height},\"round\":{round},\"kind\":\"{kind}\",\"value\":{value}}}\n")
+    }
+
+    fn append(&self, height: u64, round: i64, kind: &str, value: Option<&Hash>) {
+        let line = Self::line(height, round, kind, value);
+        if let Err(e) = self.file.lock().write_all(line.as_bytes()) {
+            if !self.failed.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    "cannot append to the signed-message log {}: {e} (logged once; signing goes on)",
+                    self.path.display()
+                );
+            }
+        }
+    }
+
+    fn vote(&self, vote: &Vote) {
+        let kind = match vote.vote_type {
+            VoteType::Prevote => "prevote",
+            VoteType::Precommit => "precommit",
+        };
+        let value = match &vote.value {
+            NilOrVal::Nil => None,
+            NilOrVal::Val(id) => Some(&id.0),
+        };
+        self.append(vote.height.0, vote.round.as_i64(), kind, value);
+    }
+}
+
+/// The highest height this validator has signed a vote or proposal at, kept in a small file
+/// beside its key — outside `data/`, so a validator whose store and consensus WAL are lost
+/// (deleted, restored from an old backup, or a disk replaced) still knows where it stopped, as
+/// CometBFT's `priv_validator_state.json` does.
+///
+/// It guards against double signing after such a loss: the signer refuses every height below
+/// the highest it has signed (Malachite's WAL covers the height in progress; heights below it
+/// were decided by the network, which this node had left behind, and a vote there could
+/// contradict one it gave). The node uses it at start: a validator whose store ends below that
+/// height follows the chain without voting until it has caught up past it
+/// (`node/src/run.rs`), so the refusal is a last resort that stops the node.
+///
+/// A new highest height is written in place (one `pwrite` of a fixed-width line) and synced
+/// before the signature is handed out: once per height, not once per signature.
+pub struct SignFloor {
+    file: Mutex<(File, u64)>,
+    at_start: u64,
+    path: PathBuf,
+}
+
+/// Width of the height in the floor file: `{height:020}\n` (u64 has at most 20 digits).
+const FLOOR_LINE: usize = 21;
+
+impl SignFloor {
+    /// Opens (or creates) the floor file. A file that does not hold a height is an error:
+    /// starting with a floor of 0 could let the validator sign again where it already did.
+    pub fn open(path: &Path) -> std::io::Result<SignFloor> {
+        let existing = match std::fs::read_to_string(path) {
+            Ok(s) => Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let height = match existing {
+            None => 0,
+            Some(s) => s.trim().parse::<u64>().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} does not hold a height ({:?}); it records the highest height this \
+                         validator signed: restore it, or remove it only if this key has never \
+                         signed on this chain",
+                        path.display(),
+                        s.chars().take(40).collect::<String>()
+                    ),
+                )
+            })?,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let floor = SignFloor {
+            file: Mutex::new((file, height)),
+            at_start: height,
+            path: path.to_path_buf(),
+        };
+        if height == 0 {
+            floor.write(0)?;
+        }
+        Ok(floor)
+    }
+
+    /// The highest height signed before this process started (0 for none).
+    pub fn at_start(&self) -> u64 {
+        self.at_start
+    }
+
+    fn write(&self, height: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        let guard = self.file.lock();
+        let line = format!("{height:020}\n");
+        debug_assert_eq!(line.len(), FLOOR_LINE);
+        guard.0.write_all_at(line.as_bytes(), 0)?;
+        guard.0.sync_data()
+    }
+
+    /// Lets a signature at `height` go out: refuses a height below the highest signed, and
+    /// records a new highest (synced) first.
+    pub fn admit(&self, height: u64) -> Result<(), String> {
+        use std::os::unix::fs::FileExt as _;
+        let mut guard = self.file.lock();
+        if height < guard.1 {
+            return Err(format!(
+                "refusing to sign at height {height}: this validator has signed at height {} \
+                 ({}); a signature below it could contradict one it already gave",
+                guard.1,
+                self.path.display()
+            ));
+        }
+        if height > guard.1 {
+            let line = format!("{height:020}\n");
+            guard
+                .0
+                .write_all_at(line.as_bytes(), 0)
+                .and_then(|_| guard.0.sync_data())
+                .map_err(|e| {
+                    format!(
+                        "refusing to sign at height {height}: cannot record it in {}: {e}",
+                        self.path.display()
+                    )
+                })?;
+            guard.1 = height;
+        }
+        Ok(())
+    }
+}
 
 /// Domain tag of vote-extension signing bytes (extensions are disabled; kept distinct anyway).
 const EXTENSION_TAG: &[u8] = b"lockstep:vote-extension:v1";
@@ -86,21 +268,50 @@ fn extension_bytes(
 pub struct LockstepSigner {
     key: PrivateKey,
     chain_id: u64,
+    log: Option<Arc<SignedLog>>,
+    floor: Option<Arc<SignFloor>>,
 }
 
 impl LockstepSigner {
     pub fn new(key: PrivateKey, chain_id: u64) -> Self {
-        LockstepSigner { key, chain_id }
+        LockstepSigner {
+            key,
+            chain_id,
+            log: None,
+            floor: None,
+        }
     }
 
+    /// Refuses heights below `floor`'s, and raises it as this signer signs higher.
+    pub fn with_floor(mut self, floor: Arc<SignFloor>) -> Self {
+        self.floor = Some(floor);
+        self
+    }
+
+    fn admit(&self, height: u64) -> Result<(), String> {
+        match &self.floor {
+            Some(f) => f.admit(height),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends every vote and proposal this signer signs to `log`.
+    pub fn with_log(mut self, log: Arc<SignedLog>) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Signs a proposal stream; refused below the signer's floor ([`SignFloor`]).
     pub fn sign_part(
         &self,
         height: u64,
         round: u32,
         block: &BlockId,
         proposer: &ValidatorAddress,
-    ) -> [u8; 64] {
-        self.key
+    ) -> Result<[u8; 64], String> {
+        self.admit(height)?;
+        let sig = self
+            .key
             .sign(&part_bytes(
                 self.chain_id,
                 height,
@@ -108,14 +319,29 @@ impl LockstepSigner {
                 &block.0,
                 proposer,
             ))
-            .to_bytes()
+            .to_bytes();
+        if let Some(log) = &self.log {
+            log.append(height, i64::from(round), "proposal", Some(&block.0));
+        }
+        Ok(sig)
     }
+}
+
+/// A refusal by the floor, as the engine's signing error (the engine then stops: the node
+/// exits rather than sign).
+fn refused(why: String) -> SigningError {
+    tracing::error!("{why}");
+    SigningError::from_source(std::io::Error::other(why))
 }
 
 #[async_trait]
 impl Signer<LockstepContext> for LockstepSigner {
     async fn sign_vote(&self, vote: Vote) -> Result<SignedVote<LockstepContext>, SigningError> {
+        self.admit(vote.height.0).map_err(refused)?;
         let sig = self.key.sign(&vote_bytes(self.chain_id, &vote));
+        if let Some(log) = &self.log {
+            log.vote(&vote);
+        }
         Ok(SignedVote::new(vote, sig))
     }
 
@@ -123,7 +349,16 @@ impl Signer<LockstepContext> for LockstepSigner {
         &self,
         proposal: Proposal,
     ) -> Result<SignedProposal<LockstepContext>, SigningError> {
+        self.admit(proposal.height.0).map_err(refused)?;
         let sig = self.key.sign(&proposal_bytes(self.chain_id, &proposal));
+        if let Some(log) = &self.log {
+            log.append(
+                proposal.height.0,
+                proposal.round.as_i64(),
+                "proposal",
+                Some(&proposal.value.0),
+            );
+        }
         Ok(SignedProposal::new(proposal, sig))
     }
 
@@ -229,5 +464,127 @@ impl Verifier<LockstepContext> for LockstepVerifier {
             )),
             Err(_) => Ok(VerificationResult::Invalid),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Height;
+    use malachitebft_app_channel::app::types::core::{Context as _, Round};
+
+    fn signer() -> LockstepSigner {
+        LockstepSigner::new(PrivateKey::from([5u8; 32]), 9)
+    }
+
+    /// A fresh path in the temporary directory, removed when dropped.
+    struct TempPath(PathBuf);
+
+    impl TempPath {
+        fn new(name: &str) -> TempPath {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            TempPath(std::env::temp_dir().join(format!(
+                "lockstep-{name}-{}-{nanos}.jsonl",
+                std::process::id()
+            )))
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_floor_refuses_heights_below_the_highest_signed_and_survives_a_restart() {
+        let path = TempPath::new("floor");
+        let ctx = LockstepContext { chain_id: 9 };
+        let me = ValidatorAddress(lockstep_bundles::Address::default());
+        let block = BlockId(Hash([3; 32]));
+        let floor = Arc::new(SignFloor::open(&path.0).unwrap());
+        assert_eq!(floor.at_start(), 0);
+        let s = signer().with_floor(floor);
+        let vote = |h: u64| ctx.new_prevote(Height(h), Round::new(0), NilOrVal::Val(block), me);
+        s.sign_vote(vote(5)).await.unwrap();
+        // The same height again (the round goes on, or the WAL replays) is fine.
+        s.sign_vote(vote(5)).await.unwrap();
+        s.sign_part(9, 0, &block, &me).unwrap();
+        assert!(
+            s.sign_vote(vote(8)).await.is_err(),
+            "below the highest signed"
+        );
+        assert!(s.sign_part(4, 0, &block, &me).is_err());
+        drop(s);
+        // A new process (the store and WAL may be gone): the floor is still 9.
+        let floor = Arc::new(SignFloor::open(&path.0).unwrap());
+        assert_eq!(floor.at_start(), 9);
+        let s = signer().with_floor(floor);
+        assert!(s.sign_vote(vote(3)).await.is_err());
+        s.sign_vote(vote(9)).await.unwrap();
+        s.sign_vote(vote(10)).await.unwrap();
+        assert_eq!(SignFloor::open(&path.0).unwrap().at_start(), 10);
+        // A file that holds no height is refused, never read as 0.
+        std::fs::write(&path.0, "garbage").unwrap();
+        let err = SignFloor::open(&path.0).err().expect("refused").to_string();
+        assert!(err.contains("does not hold a height"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn every_vote_and_proposal_signed_is_appended_as_one_json_line() {
+        let path = TempPath::new("signed");
+        // An existing file is appended to, not truncated.
+        std::fs::write(&path.0, "{\"earlier\":true}\n").unwrap();
+        let s = signer().with_log(Arc::new(SignedLog::open(&path.0).unwrap()));
+        let ctx = LockstepContext { chain_id: 9 };
+        let me = ValidatorAddress(lockstep_bundles::Address::default());
+        let block = BlockId(Hash([0xab; 32]));
+        let (h, r) = (Height(7), Round::new(2));
+        s.sign_proposal(ctx.new_proposal(h, r, block, Round::new(1), me))
+            .await
+            .unwrap();
+        s.sign_part(7, 2, &block, &me).unwrap();
+        s.sign_vote(ctx.new_prevote(h, r, NilOrVal::Val(block), me))
+            .await
+            .unwrap();
+        s.sign_vote(ctx.new_precommit(h, r, NilOrVal::Nil, me))
+            .await
+            .unwrap();
+        let hex = "ab".repeat(32);
+        let text = std::fs::read_to_string(&path.0).unwrap();
+        let want = [
+            "{\"earlier\":true}".to_string(),
+            format!("{{\"height\":7,\"round\":2,\"kind\":\"proposal\",\"value\":\"{hex}\"}}"),
+            format!("{{\"height\":7,\"round\":2,\"kind\":\"proposal\",\"value\":\"{hex}\"}}"),
+            format!("{{\"height\":7,\"round\":2,\"kind\":\"prevote\",\"value\":\"{hex}\"}}"),
+            "{\"height\":7,\"round\":2,\"kind\":\"precommit\",\"value\":null}".to_string(),
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), want);
+        // Without a log, signing writes nothing.
+        signer()
+            .sign_vote(ctx.new_prevote(h, r, NilOrVal::Nil, me))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path.0).unwrap(), text);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_log_that_cannot_be_written_never_fails_signing() {
+        // Every write to /dev/full fails (no space left on device).
+        let s = signer().with_log(Arc::new(SignedLog::open(Path::new("/dev/full")).unwrap()));
+        let ctx = LockstepContext { chain_id: 9 };
+        let me = ValidatorAddress(lockstep_bundles::Address::default());
+        for _ in 0..2 {
+            let v = ctx.new_precommit(Height(1), Round::new(0), NilOrVal::Nil, me);
+            assert!(s.sign_vote(v).await.is_ok());
+        }
+        assert!(s
+            .log
+            .as_ref()
+            .is_some_and(|l| l.failed.load(Ordering::Relaxed)));
     }
 }

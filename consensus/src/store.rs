@@ -46,6 +46,10 @@ pub trait ChainStore: Send + Sync + 'static {
 
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>>;
 
+    /// An encoded block by its block hash: a decided block still kept, or the body of a
+    /// proposal recorded for an undecided height (`None` if this store holds neither).
+    fn block_by_hash(&self, hash: &Hash) -> Result<Option<bytes::Bytes>>;
+
     /// Writes block, certificate and indexes in one synced batch, and deletes the height's
     /// undecided proposals. Committing the same block twice is a no-op; a different block
     /// at a committed height is an error.

@@ -51,7 +51,14 @@ pub enum Status {
 }
 
 /// How many dropped hashes are remembered for status queries.
-pub(crate) const DROPPED_MEMORY: usize = 100_000;
+pub const DROPPED_MEMORY: usize = 100_000;
+
+/// Why a bundle left the pool unincluded when height `next_height - 1` was decided: its
+/// `valid_until` is below `next_height`. (The node's store records the same words for the
+/// bundles it acknowledged, so the status reads the same after a restart.)
+pub fn expired_reason(next_height: u64) -> String {
+    format!("expired: valid_until is below height {next_height}")
+}
 /// How many hashes whose signatures were verified outside admission (in proposals) are
 /// remembered, so a bundle seen first in a proposal is not verified again when gossiped.
 pub(crate) const VERIFIED_MEMORY: usize = 200_000;
@@ -324,12 +331,20 @@ impl Mempool {
         let expired = s.pool.expire(height + 1);
         ::metrics::counter!(crate::metrics::EXPIRED).increment(expired.len() as u64);
         for h in expired {
-            s.remember_dropped(
-                h,
-                format!("expired: valid_until is below height {}", height + 1),
-            );
+            s.remember_dropped(h, expired_reason(height + 1));
         }
         s.publish_size();
+    }
+
+    /// Remembers bundles dropped before this process started (the node's durable record),
+    /// oldest first, as if they had been dropped here; at most [`DROPPED_MEMORY`] are kept.
+    pub fn restore_dropped(&self, dropped: impl IntoIterator<Item = (Hash, String)>) {
+        let mut s = self.state.lock();
+        for (h, reason) in dropped {
+            if !s.pool.contains(&h) {
+                s.remember_dropped(h, reason);
+            }
+        }
     }
 
     pub fn status(&self, hash: &Hash) -> Status {
@@ -401,6 +416,25 @@ mod tests {
         // Nothing brought: nothing changes.
         m.insert_from_proposal(Vec::new(), 6);
         assert_eq!(m.size().0, 1);
+    }
+
+    #[test]
+    fn dropped_bundles_restored_at_start_read_as_dropped_with_their_reason() {
+        let m = Mempool::new(PoolConfig::default(), IncludedSet::new(10));
+        let (gone, back) = (admitted(1, 1, 100, 10), admitted(1, 2, 100, 10));
+        m.insert(back.clone(), 1, Origin::Local).unwrap();
+        m.restore_dropped(vec![
+            (gone.hash, expired_reason(7)),
+            (back.hash, "stale".into()),
+        ]);
+        assert_eq!(
+            m.status(&gone.hash),
+            Status::Dropped {
+                reason: "expired: valid_until is below height 7".into()
+            }
+        );
+        // A bundle pending again is pending, whatever an older record says.
+        assert_eq!(m.status(&back.hash), Status::Pending);
     }
 
     #[test]

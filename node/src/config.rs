@@ -73,6 +73,10 @@ pub struct ConsensusConfig {
     pub timeout_vote_ms: u64,
     #[serde(default = "d_delta")]
     pub timeout_delta_ms: u64,
+    /// Append every vote and proposal this node signs to `<home>/signed.jsonl`, one JSON line
+    /// each, for checking a run for faults (see `lockstep_consensus::signing::SignedLog`).
+    #[serde(default)]
+    pub signed_log: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +237,7 @@ impl Config {
                 timeout_propose_ms: d_propose(),
                 timeout_vote_ms: d_vote(),
                 timeout_delta_ms: d_delta(),
+                signed_log: false,
             },
             gossip: GossipConfig {
                 listen: DEFAULT_GOSSIP_LISTEN.into(),
@@ -334,6 +339,22 @@ mod tests {
         bad.save(&p).unwrap();
         let err = Config::load(&p).unwrap_err().to_string();
         assert!(err.contains("gossip.peers"), "{err}");
+    }
+
+    #[test]
+    fn the_signed_message_log_is_off_unless_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let mut c = Config::new("n0");
+        c.save(&p).unwrap();
+        // A config written before the option existed loads with it off.
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("signed_log = false"), "{text}");
+        std::fs::write(&p, text.replace("signed_log = false\n", "")).unwrap();
+        assert!(!Config::load(&p).unwrap().consensus.signed_log);
+        c.consensus.signed_log = true;
+        c.save(&p).unwrap();
+        assert!(Config::load(&p).unwrap().consensus.signed_log);
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const GENESIS_FILE: &str = "genesis.json";
 pub const KEY_FILE: &str = "key.json";
 pub const DATA_DIR: &str = "data";
+pub const SIGNED_HEIGHT_FILE: &str = "signed_height";
+/// The log of signed consensus messages (`consensus.signed_log`).
+pub const SIGNED_LOG_FILE: &str = "signed.jsonl";
 
 pub struct Home {
     pub dir: PathBuf,
@@ -34,6 +37,14 @@ impl Home {
     }
     pub fn wal(&self) -> PathBuf {
         self.dir.join(DATA_DIR).join("wal").join("consensus.wal")
+    }
+    /// The highest height this validator has signed at (`SignFloor`): kept outside `data/`,
+    /// with the key, so losing the store and WAL does not lose it.
+    pub fn signed_height(&self) -> PathBuf {
+        self.dir.join(SIGNED_HEIGHT_FILE)
+    }
+    pub fn signed_log(&self) -> PathBuf {
+        self.dir.join(SIGNED_LOG_FILE)
     }
 
     /// Writes whatever of key, config and genesis is missing; never overwrites.

@@ -140,7 +140,15 @@ fn main() -> std::process::ExitCode {
             home,
             exit_with_parent,
         } => {
-            runtime().and_then(|rt| rt.block_on(lockstep_node::run::start(&home, exit_with_parent)))
+            let exit = runtime()
+                .and_then(|rt| rt.block_on(lockstep_node::run::start(&home, exit_with_parent)));
+            match exit {
+                // Every thread and file of this run is gone with its runtime: run again, the
+                // same process (pid, parent, namespaces, environment), now as a validator.
+                Ok(lockstep_node::run::Exit::Rejoin) => rejoin(),
+                Ok(lockstep_node::run::Exit::Stopped) => Ok(()),
+                Err(e) => Err(e),
+            }
         }
         Command::Rollup {
             command:
@@ -202,4 +210,14 @@ mod tests {
             .to_string()
             .contains("libp2p_gossipsub=error"));
     }
+}
+
+/// Replaces this process with a new run of the same command line.
+fn rejoin() -> eyre::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe()?;
+    let err = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(eyre::eyre!("cannot start {} again: {err}", exe.display()))
 }

@@ -11,6 +11,10 @@ pub const REJECTED: &str = "lockstep_mempool_rejected_total";
 pub const VERIFY_BATCH_SIZE: &str = "lockstep_mempool_verify_batch_size";
 /// Time to verify one batch.
 pub const VERIFY_BATCH_SECONDS: &str = "lockstep_mempool_verify_batch_seconds";
+/// Time to make one group of acknowledged bundles durable (one synced write).
+pub const ACK_WRITE_SECONDS: &str = "lockstep_mempool_ack_write_seconds";
+/// Acknowledged bundles made durable per synced write.
+pub const ACK_WRITE_BUNDLES: &str = "lockstep_mempool_ack_write_bundles";
 /// Bytes free on the store's file system (submissions are refused below storage.min_free_mb).
 pub const DISK_FREE: &str = "lockstep_disk_free_bytes";
 /// Bytes the store holds in memory, by kind (memtables, table_readers, read_cache, decoded_cache).
@@ -32,6 +36,14 @@ pub fn describe() {
     describe_counter!(REJECTED, "Bundles refused, by reason");
     describe_histogram!(VERIFY_BATCH_SIZE, "Signatures per verification batch");
     describe_histogram!(VERIFY_BATCH_SECONDS, "Time to verify one batch");
+    describe_histogram!(
+        ACK_WRITE_SECONDS,
+        "Time to make one group of acknowledged bundles durable (one synced write)"
+    );
+    describe_histogram!(
+        ACK_WRITE_BUNDLES,
+        "Acknowledged bundles made durable per synced write"
+    );
     describe_gauge!(
         DISK_FREE,
         "Bytes free on the store's file system (submissions are refused below storage.min_free_mb)"

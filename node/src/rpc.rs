@@ -44,6 +44,39 @@ pub struct RpcState {
     /// Batches already encoded for subscribers, so each is encoded once however many
     /// subscribers receive it.
     pub encoded: Mutex<EncodedBatches>,
+    /// When the node started (Unix ms): a node that has committed nothing since is measured
+    /// from then for `stalled`.
+    pub started_at: u64,
+    /// No commit for longer than this is a stall ([`stall_bound`]).
+    pub stall_after: Duration,
+}
+
+/// The least time without a commit that `seq_health` calls a stall.
+pub const MIN_STALL: Duration = Duration::from_secs(10);
+/// A stall is also at least this many target block times.
+pub const STALL_BLOCK_TIMES: u32 = 20;
+
+/// How long without a commit is a stall: `max(10 s, 20 × target block time)`. An idle chain
+/// still makes an empty block about every `propose_wait_ms` (100 ms), and a round whose
+/// proposer is down costs a propose timeout (1 s) or a few, so a healthy node commits well
+/// within it.
+pub fn stall_bound(target_block_time: Duration) -> Duration {
+    MIN_STALL.max(target_block_time * STALL_BLOCK_TIMES)
+}
+
+/// Whether a node is stalled at `now` (Unix ms): its latest commit in this process was at
+/// `last_commit`, or it has made none since it started at `started_at`.
+pub fn is_stalled(last_commit: Option<u64>, started_at: u64, now: u64, bound: Duration) -> bool {
+    let since = last_commit.unwrap_or(started_at).max(started_at);
+    u128::from(now.saturating_sub(since)) > bound.as_millis()
+}
+
+/// The wall clock, Unix ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Encoded batches per `(rollup, height)`, bounded by count and bytes, oldest evicted first.
@@ -270,6 +303,13 @@ impl SeqApiServer for Rpc {
             peers: self.0.gossip.peers() as u64,
             syncing: tip.synced,
             validator: self.0.is_validator,
+            last_decided_at: tip.committed_at,
+            stalled: is_stalled(
+                tip.committed_at,
+                self.0.started_at,
+                now_ms(),
+                self.0.stall_after,
+            ),
         })
     }
 
@@ -439,4 +479,54 @@ pub async fn serve(
         .map_err(|e| eyre::eyre!("cannot listen for JSON-RPC on {listen}: {e}"))?;
     let addr = server.local_addr()?;
     Ok((server.start(rpc.into_rpc()), addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_bound_is_ten_seconds_or_twenty_block_times() {
+        assert_eq!(stall_bound(Duration::from_millis(30)), MIN_STALL);
+        assert_eq!(stall_bound(Duration::ZERO), MIN_STALL);
+        assert_eq!(stall_bound(Duration::from_secs(2)), Duration::from_secs(40));
+    }
+
+    #[test]
+    fn a_node_is_stalled_only_after_the_bound_passes_without_a_commit() {
+        let bound = Duration::from_secs(10);
+        let start = 1_000_000;
+        // Nothing committed since it started: measured from the start.
+        assert!(!is_stalled(None, start, start + 10_000, bound));
+        assert!(is_stalled(None, start, start + 10_001, bound));
+        // A commit restarts the count.
+        let last = start + 60_000;
+        assert!(!is_stalled(Some(last), start, last + 9_999, bound));
+        assert!(is_stalled(Some(last), start, last + 10_001, bound));
+        // A clock that went back is not a stall.
+        assert!(!is_stalled(Some(last), start, last - 5_000, bound));
+    }
+
+    #[test]
+    fn health_says_null_before_a_commit_and_the_time_after_one() {
+        let mut h = HealthJson {
+            height: 3,
+            peers: 2,
+            syncing: false,
+            validator: true,
+            last_decided_at: None,
+            stalled: true,
+        };
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(json["lastDecidedAt"], serde_json::Value::Null);
+        assert_eq!(json["stalled"], true);
+        h.last_decided_at = Some(1_700_000_000_123);
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(json["lastDecidedAt"], 1_700_000_000_123u64);
+        // A node from before these fields still parses.
+        let old: HealthJson =
+            serde_json::from_str(r#"{"height":1,"peers":0,"syncing":false,"validator":false}"#)
+                .unwrap();
+        assert_eq!((old.last_decided_at, old.stalled), (None, false));
+    }
 }

@@ -12,7 +12,7 @@ use crate::rpc::{self, Rpc, RpcState};
 use crate::store::Store;
 use lockstep_consensus::codec::LockstepCodec;
 use lockstep_consensus::context::{LockstepContext, ValidatorAddress};
-use lockstep_consensus::signing::{LockstepSigner, LockstepVerifier};
+use lockstep_consensus::signing::{LockstepSigner, LockstepVerifier, SignFloor, SignedLog};
 use lockstep_consensus::{ChainStore, Host, HostConfig, Tip};
 use lockstep_mempool::included::IncludedSet;
 use lockstep_mempool::pool::PoolConfig;
@@ -64,9 +64,22 @@ impl NodeConfig for EngineConfig {
 /// Gossipsub mesh degree for consensus messages and bundle gossip.
 pub const MESH_N: usize = 2;
 
-fn engine_config(config: &Config) -> eyre::Result<EngineConfig> {
+/// How a node's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped (a signal, or its parent exited).
+    Stopped,
+    /// A validator that started behind the height it had signed at has followed the chain
+    /// past it: it must be started again, now voting (`main` re-executes itself).
+    Rejoin,
+}
+
+/// `voting`: whether this node takes part in consensus (a validator not catching up);
+/// otherwise it only syncs decided values.
+fn engine_config(config: &Config, voting: bool) -> eyre::Result<EngineConfig> {
     let mut consensus = EngineConsensus {
         value_payload: ValuePayload::ProposalAndParts,
+        enabled: voting,
         ..Default::default()
     };
     // Validators keep direct connections to each other and publish to all of them (flood
@@ -196,7 +209,7 @@ async fn parent_gone(parent: u32) {
 /// Runs the node in `home` until a shutdown signal or a fatal error; with `exit_with_parent`,
 /// also when the process that started it exits (local networks and benchmarks start nodes as
 /// child processes, and a killed harness must not leave validators running).
-pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> {
+pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit> {
     let parent = parent_now();
     let home = Home::new(home_dir);
     let config = Config::load(&home.config())?;
@@ -240,7 +253,10 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
         max_per_signer: config.mempool.max_per_signer,
     };
     let mempool = Arc::new(Mempool::new(pool, included));
+    // The bundles this node acknowledged before it stopped, back in the pool.
+    let reloaded = admission::reload(&store, &mempool, &limits, latest)?;
     let (tip_tx, tip_rx) = watch::channel(Tip::default());
+    let tip_watch = tip_rx.clone();
 
     let gossip_cfg = lockstep_p2p::GossipConfig {
         secret: key.gossip_secret(),
@@ -261,8 +277,11 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
         mesh_n: MESH_N,
         publish_linger: Duration::from_millis(config.gossip.publish_linger_ms),
         message_id: admission::gossip_message_id,
-        store: Arc::new(PendingBundles(mempool.clone())),
-        max_fetch_bytes: limits.max_block_bytes as usize,
+        store: Arc::new(PendingBundles {
+            mempool: mempool.clone(),
+            store: store.clone(),
+        }),
+        max_fetch_bytes: limits.max_block_bytes as usize + BLOCK_HEADROOM,
         agent: gossip_agent(&address),
     };
     let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;
@@ -274,15 +293,56 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
         tip_rx.clone(),
         gossip.clone(),
         space.clone(),
+        store.clone(),
     );
+    tokio::spawn(admission::republish(
+        gossip.clone(),
+        reloaded,
+        config.gossip.peers.len(),
+    ));
     tokio::spawn(admission::run_gossip_inbound(
         inbound,
         admission.clone(),
         gossip.clone(),
     ));
 
-    // Consensus.
+    // Consensus. A validator whose store ends below the height it last signed at (its store
+    // and WAL were lost or restored from an old copy) must not vote at the heights in between:
+    // the network decided them while this node was there, and a vote now could contradict
+    // the one it gave. It follows the chain by value sync, without voting, until it has the
+    // block of that height, then starts again as a validator.
+    let floor_path = home.signed_height();
+    let floor = Arc::new(
+        SignFloor::open(&floor_path)
+            .map_err(|e| eyre::eyre!("cannot read {}: {e}", floor_path.display()))?,
+    );
+    let catching_up = is_validator && floor.at_start() > latest + 1;
+    if catching_up {
+        warn!(
+            latest,
+            signed = floor.at_start(),
+            "this validator signed at height {} but its store ends at {latest}: following the \
+             chain without voting until it has passed that height",
+            floor.at_start()
+        );
+    }
     let private = PrivateKey::from(key.secret);
+    let signed_log = if config.consensus.signed_log {
+        let path = home.signed_log();
+        let log = SignedLog::open(&path).map_err(|e| {
+            eyre::eyre!("cannot open the signed-message log {}: {e}", path.display())
+        })?;
+        Some(Arc::new(log))
+    } else {
+        None
+    };
+    let with_log = |s: LockstepSigner| {
+        let s = s.with_floor(floor.clone());
+        match &signed_log {
+            Some(log) => s.with_log(log.clone()),
+            None => s,
+        }
+    };
     let host_cfg = HostConfig {
         chain_id,
         limits,
@@ -296,7 +356,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
     let chain_store: Arc<dyn ChainStore> = store.clone();
     let host = Host::new(
         host_cfg,
-        LockstepSigner::new(private.clone(), chain_id),
+        with_log(LockstepSigner::new(private.clone(), chain_id)),
         chain_store,
         mempool.clone(),
         Arc::new(PeerFetch(gossip.clone())),
@@ -304,9 +364,9 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
     )?;
 
     let keypair = Keypair::ed25519_from_bytes(key.secret)?;
-    let signer = LockstepSigner::new(private.clone(), chain_id);
+    let signer = with_log(LockstepSigner::new(private.clone(), chain_id));
     let me = ValidatorAddress(address);
-    let (identity, consensus_ctx) = if is_validator {
+    let (identity, consensus_ctx) = if is_validator && !catching_up {
         let proof = signer
             .sign_validator_proof(
                 key.public_key().to_vec(),
@@ -334,15 +394,17 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
             ConsensusContext::new_full_node(me, Box::new(LockstepVerifier::new(chain_id))),
         )
     };
-    let (channels, mut engine) =
-        EngineBuilder::new(LockstepContext { chain_id }, engine_config(&config)?)
-            .with_default_wal(WalContext::new(home.wal(), LockstepCodec))
-            .with_default_network(NetworkContext::new(identity, LockstepCodec))
-            .with_default_sync(SyncContext::new(LockstepCodec))
-            .with_default_consensus(consensus_ctx)
-            .with_default_request(RequestContext::new(100))
-            .build()
-            .await?;
+    let (channels, mut engine) = EngineBuilder::new(
+        LockstepContext { chain_id },
+        engine_config(&config, is_validator && !catching_up)?,
+    )
+    .with_default_wal(WalContext::new(home.wal(), LockstepCodec))
+    .with_default_network(NetworkContext::new(identity, LockstepCodec))
+    .with_default_sync(SyncContext::new(LockstepCodec))
+    .with_default_consensus(consensus_ctx)
+    .with_default_request(RequestContext::new(100))
+    .build()
+    .await?;
     let mut host_task = tokio::spawn(host.run(channels));
 
     // RPC and metrics.
@@ -357,6 +419,8 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
         is_validator,
         subscriber_send_timeout: Duration::from_millis(config.rpc.subscriber_send_timeout_ms),
         encoded: rpc::encoded_batches(),
+        started_at: rpc::now_ms(),
+        stall_after: rpc::stall_bound(Duration::from_millis(config.consensus.target_block_time_ms)),
     };
     let (rpc_handle, rpc_addr) = rpc::serve(
         config.rpc.listen,
@@ -371,10 +435,14 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
     info!(rpc = %rpc_addr, metrics = %metrics_addr, "node ready");
 
     let result = tokio::select! {
-        _ = shutdown_signal() => { info!("shutdown requested"); Ok(()) }
+        _ = shutdown_signal() => { info!("shutdown requested"); Ok(Exit::Stopped) }
         _ = parent_gone(parent), if exit_with_parent => {
             warn!("the process that started this node has exited; shutting down");
-            Ok(())
+            Ok(Exit::Stopped)
+        }
+        _ = passed(tip_watch, floor.at_start()), if catching_up => {
+            info!(height = floor.at_start(), "caught up past the height this validator last signed at; starting again as a validator");
+            Ok(Exit::Rejoin)
         }
         why = disk::watch(space, config.storage.stop_free_mb) => {
             error!("stopping: {why}");
@@ -400,18 +468,50 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<()> 
     result
 }
 
-/// What this node hands to peers that fetch bundles: its pending bundles, by hash.
-struct PendingBundles(Arc<Mempool>);
+/// Resolves once the tip has reached `height`.
+async fn passed(mut tip: watch::Receiver<Tip>, height: u64) {
+    loop {
+        if tip.borrow_and_update().height >= height {
+            return;
+        }
+        if tip.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Room in a fetch response for a whole block beyond `max_block_bytes` (which bounds its
+/// bundles' bytes): the header and the bundle count take 148 bytes.
+const BLOCK_HEADROOM: usize = 4096;
+
+/// Ids of one fetch request that are looked up among the store's block bodies when they are
+/// not pending bundles. A node asks for a decided block alone, so one would do; a few keep a
+/// request of many unknown bundle hashes from costing as many store reads.
+const BLOCK_LOOKUPS_PER_REQUEST: usize = 4;
+
+/// What this node hands to peers that fetch by hash: its pending bundles, and blocks by block
+/// hash (decided blocks it keeps and proposals it recorded; a validator that missed a decided
+/// block asks for it so).
+struct PendingBundles {
+    mempool: Arc<Mempool>,
+    store: Arc<Store>,
+}
 
 impl lockstep_p2p::fetch::ItemStore for PendingBundles {
     fn lookup(&self, ids: &[[u8; 32]]) -> Vec<Option<bytes::Bytes>> {
         let hashes: Vec<lockstep_bundles::Hash> =
             ids.iter().map(|id| lockstep_bundles::Hash(*id)).collect();
-        self.0
+        let mut found: Vec<Option<bytes::Bytes>> = self
+            .mempool
             .pending_many(&hashes)
             .into_iter()
             .map(|a| a.map(|a| a.encoded))
-            .collect()
+            .collect();
+        let missing = found.iter_mut().zip(&hashes).filter(|(f, _)| f.is_none());
+        for (slot, hash) in missing.take(BLOCK_LOOKUPS_PER_REQUEST) {
+            *slot = self.store.block_by_hash(hash).ok().flatten();
+        }
+        found
     }
 }
 

@@ -49,9 +49,21 @@ pub(crate) async fn bench_network(
             propose_wait_ms: spec.propose_wait_ms,
             publish_linger_ms: spec.publish_linger_ms,
             keep_heights: spec.keep_heights,
+            // A link delay needs the lab's relay (the kernel has no netem).
+            network: if spec.link_delay_ms.is_some() {
+                lockstep_testnet::Network::Lab { relay: true }
+            } else {
+                lockstep_testnet::Network::Loopback
+            },
             ..Default::default()
         },
     )?;
+    if let (Some(delay), Some(lab)) = (spec.link_delay_ms, c.lab()) {
+        lab.set_delay_all(
+            Duration::from_millis(delay),
+            Duration::from_millis(spec.link_jitter_ms),
+        )?;
+    }
     c.start_all()?;
     c.wait_ready(Duration::from_secs(120)).await?;
     Ok(c)
@@ -93,6 +105,8 @@ pub(crate) async fn bench_smoke(base: &std::path::Path, out: &std::path::Path) -
         propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
         publish_linger_ms: lockstep_node::config::DEFAULT_PUBLISH_LINGER_MS,
         keep_heights: lockstep_node::config::DEFAULT_KEEP_HEIGHTS,
+        link_delay_ms: None,
+        link_jitter_ms: 0,
     };
     let raw = ceiling_for(&spec, 2_000).await?;
     let mut cluster = bench_network(base, 4, &spec).await?;

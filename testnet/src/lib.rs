@@ -5,6 +5,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bench;
+pub mod faults;
+pub mod net;
 
 use eyre::{bail, eyre, Context as _};
 use lockstep_bundles::ValidatorSet;
@@ -42,8 +44,14 @@ pub struct EndpointNode {
 /// One validator process and its home.
 pub struct Node {
     pub name: String,
+    /// The node's home. It may be a mount point (e.g. a small tmpfs for a disk-full fault,
+    /// mounted before the node starts: a lab node runs in its own mount namespace, made by
+    /// `ip netns exec` from the mounts of the moment): nothing here uses its parent.
     pub home: PathBuf,
     pub config: Config,
+    /// Extra environment variables of the process, applied at each [`Cluster::start`] (e.g.
+    /// `LD_PRELOAD`/`FAKETIME` for a clock fault).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -72,7 +80,30 @@ pub struct Cluster {
     pub genesis: Genesis,
     pub nodes: Vec<Node>,
     bin: PathBuf,
+    /// The network lab the nodes run in ([`Network::Lab`]); dropped after the nodes are
+    /// killed, so its namespaces go with them.
+    lab: Option<net::Lab>,
 }
+
+/// Where the validators' network is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Network {
+    /// Every node on 127.0.0.1 with free ports (the default).
+    #[default]
+    Loopback,
+    /// Each node in its own network namespace of a [`net::Lab`] (needs root), listening on its
+    /// namespace address with fixed ports ([`LAB_RPC_PORT`] …), so faults can be made in the
+    /// kernel. With `relay`, every consensus and gossip link goes through the lab's delay relay
+    /// (jitter seeded with [`ClusterOptions::lab_seed`]), and peers are listed by their relay
+    /// addresses.
+    Lab { relay: bool },
+}
+
+/// Ports of a node in a lab namespace (each namespace has its own port space).
+pub const LAB_RPC_PORT: u16 = 8545;
+pub const LAB_METRICS_PORT: u16 = 9100;
+pub const LAB_CONSENSUS_PORT: u16 = 26656;
+pub const LAB_GOSSIP_PORT: u16 = 26756;
 
 /// Lowest port handed out to local networks.
 const FIRST_PORT: u32 = 20_000;
@@ -154,6 +185,10 @@ pub struct ClusterOptions {
     pub limits: lockstep_bundles::Limits,
     /// Applied to each node's config before it is written.
     pub tweak: Option<fn(&mut Config)>,
+    /// Loopback, or a network lab.
+    pub network: Network,
+    /// Seed of the lab relay's jitter.
+    pub lab_seed: u64,
 }
 
 impl Default for ClusterOptions {
@@ -167,29 +202,64 @@ impl Default for ClusterOptions {
             keep_heights: lockstep_node::config::DEFAULT_KEEP_HEIGHTS,
             limits: lockstep_bundles::Limits::default(),
             tweak: None,
+            network: Network::Loopback,
+            lab_seed: 0,
         }
     }
 }
 
 impl Cluster {
     /// Opens the network in `dir`, creating homes for a new one. Existing homes (and their
-    /// data) are reused as they are: nothing of a previous run is removed.
+    /// data) are reused as they are: nothing of a previous run is removed. In a lab
+    /// ([`Network::Lab`]) the lab is created first, and each existing config's addresses
+    /// (listen and peers) are rewritten for it, since a lab's subnet is chosen at run time.
     pub fn create(dir: &Path, opts: &ClusterOptions) -> eyre::Result<Cluster> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
         let bin = lockstep_binary()?;
+        let lab = match opts.network {
+            Network::Loopback => None,
+            Network::Lab { relay } => {
+                let relay_ports = if relay {
+                    vec![LAB_CONSENSUS_PORT, LAB_GOSSIP_PORT]
+                } else {
+                    vec![]
+                };
+                let lab = net::Lab::create_with(
+                    opts.validators,
+                    &net::LabOptions {
+                        relay_ports,
+                        seed: opts.lab_seed,
+                    },
+                )?;
+                Some(lab)
+            }
+        };
         let names: Vec<String> = (0..opts.validators).map(|i| format!("node{i}")).collect();
         let existing = names
             .iter()
             .all(|n| Home::new(&dir.join(n)).config().exists());
         if !existing {
-            if names.iter().any(|n| dir.join(n).exists()) {
+            // An empty directory (a mount point made ready for a home) is no partial network.
+            if names.iter().any(|n| !is_absent_or_empty(&dir.join(n))) {
                 bail!(
                     "{} holds a partial network; remove it or choose another --dir",
                     dir.display()
                 );
             }
-            Self::make_homes(&dir, &names, opts)?;
+            Self::make_homes(&dir, &names, opts, lab.as_ref())?;
+        } else if let Some(lab) = &lab {
+            let homes: Vec<Home> = names.iter().map(|n| Home::new(&dir.join(n))).collect();
+            let keys = homes
+                .iter()
+                .map(|h| NodeKey::load(&h.key()))
+                .collect::<eyre::Result<Vec<_>>>()?;
+            let addrs = lab_addresses(lab, &gossip_ids(&keys)?)?;
+            for (h, a) in homes.iter().zip(&addrs) {
+                let mut c = Config::load(&h.config())?;
+                a.apply(&mut c);
+                c.save(&h.config())?;
+            }
         }
         let genesis = Genesis::load(&Home::new(&dir.join(&names[0])).genesis())?;
         if genesis.validators.len() != opts.validators {
@@ -208,6 +278,7 @@ impl Cluster {
                     name: n.clone(),
                     config: Config::load(&Home::new(&home).config())?,
                     home,
+                    env: Vec::new(),
                     child: None,
                 })
             })
@@ -218,51 +289,74 @@ impl Cluster {
             genesis,
             nodes,
             bin,
+            lab,
         })
     }
 
-    fn make_homes(dir: &Path, names: &[String], opts: &ClusterOptions) -> eyre::Result<()> {
+    fn make_homes(
+        dir: &Path,
+        names: &[String],
+        opts: &ClusterOptions,
+        lab: Option<&net::Lab>,
+    ) -> eyre::Result<()> {
         let keys: Vec<NodeKey> = names.iter().map(|_| NodeKey::generate()).collect();
         let mut genesis = Genesis::new(
             opts.chain_id,
             &keys.iter().map(|k| k.public_key()).collect::<Vec<_>>(),
         );
         genesis.limits = opts.limits;
-        let mut ports = Vec::new();
-        for _ in names {
-            ports.push([free_port()?, free_port()?, free_port()?, free_port()?]);
-        }
-        let gossip_ids = keys
-            .iter()
-            .map(|k| lockstep_p2p_peer_id(&k.gossip_secret()))
-            .collect::<eyre::Result<Vec<_>>>()?;
+        let ids = gossip_ids(&keys)?;
+        let addrs = match lab {
+            Some(lab) => lab_addresses(lab, &ids)?,
+            None => loopback_addresses(&ids)?,
+        };
         for (i, name) in names.iter().enumerate() {
-            let [rpc, metrics, consensus, gossip] = ports[i];
             let mut c = Config::new(name);
-            c.rpc.listen = format!("127.0.0.1:{rpc}").parse()?;
-            c.metrics.listen = format!("127.0.0.1:{metrics}").parse()?;
-            c.consensus.listen = format!("/ip4/127.0.0.1/tcp/{consensus}");
+            addrs[i].apply(&mut c);
             c.consensus.target_block_time_ms = opts.target_block_time_ms;
             c.consensus.propose_wait_ms = opts.propose_wait_ms;
-            c.gossip.listen = format!("/ip4/127.0.0.1/tcp/{gossip}");
             c.gossip.publish_linger_ms = opts.publish_linger_ms;
             c.history.keep_heights = opts.keep_heights;
-            for (j, p) in ports.iter().enumerate() {
-                if j != i {
-                    c.consensus
-                        .peers
-                        .push(format!("/ip4/127.0.0.1/tcp/{}", p[2]));
-                    c.gossip
-                        .peers
-                        .push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", p[3], gossip_ids[j]));
-                }
-            }
             if let Some(t) = opts.tweak {
                 t(&mut c);
             }
             Home::new(&dir.join(name)).init(&c, Some(&keys[i]), Some(&genesis))?;
         }
         Ok(())
+    }
+
+    /// The network lab the nodes run in (`None` on loopback).
+    pub fn lab(&self) -> Option<&net::Lab> {
+        self.lab.as_ref()
+    }
+
+    /// What network the nodes run on, for a run's record: loopback, or the lab's namespaces,
+    /// and through the relay with the delay of link 0→1 (set per link, usually all alike).
+    pub fn network_description(&self) -> String {
+        let Some(lab) = &self.lab else {
+            return "loopback (127.0.0.1), no link delay".into();
+        };
+        let mut s = format!(
+            "{} network namespaces ({} to {}) on bridge {}, nftables table {}",
+            lab.len(),
+            lab.namespace(0),
+            lab.namespace(lab.len().saturating_sub(1)),
+            lab.bridge(),
+            net::NFT_TABLE
+        );
+        if lab.has_relay() {
+            let (delay, jitter) = lab.delay(0, 1);
+            s.push_str(&format!(
+                "; every peer link through the harness's userspace TCP relay (netem is \
+                 missing): one-way delay {} ms + uniform jitter up to {} ms per chunk, stream \
+                 order kept; direct peer packets dropped by nftables",
+                delay.as_millis(),
+                jitter.as_millis()
+            ));
+        } else {
+            s.push_str("; no link delay");
+        }
+        s
     }
 
     pub fn validator_set(&self) -> eyre::Result<ValidatorSet> {
@@ -285,11 +379,18 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(node.home.join("node.log"))?;
-        let child = Command::new(&bin)
+        // In a lab, `ip netns exec` enters the node's namespace and execs the node: the child's
+        // pid is the node's, so signals and waits reach it.
+        let mut cmd = match &self.lab {
+            Some(lab) => lab.command(i, &bin),
+            None => Command::new(&bin),
+        };
+        let child = cmd
             .arg("start")
             .arg("--home")
             .arg(&node.home)
             .arg("--exit-with-parent")
+            .envs(node.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -484,6 +585,102 @@ async fn futures_heights(c: &Cluster, which: &[usize]) -> Vec<Option<u64>> {
         v.push(c.height(i).await);
     }
     v
+}
+
+/// Where one node listens and how it reaches each peer.
+struct NodeAddresses {
+    rpc: std::net::SocketAddr,
+    metrics: std::net::SocketAddr,
+    consensus: String,
+    gossip: String,
+    consensus_peers: Vec<String>,
+    gossip_peers: Vec<String>,
+}
+
+impl NodeAddresses {
+    fn apply(&self, c: &mut Config) {
+        c.rpc.listen = self.rpc;
+        c.metrics.listen = self.metrics;
+        c.consensus.listen = self.consensus.clone();
+        c.consensus.peers = self.consensus_peers.clone();
+        c.gossip.listen = self.gossip.clone();
+        c.gossip.peers = self.gossip_peers.clone();
+    }
+}
+
+/// Every node's gossip peer id.
+fn gossip_ids(keys: &[NodeKey]) -> eyre::Result<Vec<String>> {
+    keys.iter()
+        .map(|k| lockstep_p2p_peer_id(&k.gossip_secret()))
+        .collect()
+}
+
+/// Loopback: free ports on 127.0.0.1, peers by their listen addresses.
+fn loopback_addresses(gossip_ids: &[String]) -> eyre::Result<Vec<NodeAddresses>> {
+    let mut ports = Vec::new();
+    for _ in gossip_ids {
+        ports.push([free_port()?, free_port()?, free_port()?, free_port()?]);
+    }
+    let mut out = Vec::new();
+    for (i, [rpc, metrics, consensus, gossip]) in ports.iter().copied().enumerate() {
+        let others = || (0..ports.len()).filter(move |&j| j != i);
+        out.push(NodeAddresses {
+            rpc: format!("127.0.0.1:{rpc}").parse()?,
+            metrics: format!("127.0.0.1:{metrics}").parse()?,
+            consensus: format!("/ip4/127.0.0.1/tcp/{consensus}"),
+            gossip: format!("/ip4/127.0.0.1/tcp/{gossip}"),
+            consensus_peers: others()
+                .map(|j| format!("/ip4/127.0.0.1/tcp/{}", ports[j][2]))
+                .collect(),
+            gossip_peers: others()
+                .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j][3], gossip_ids[j]))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// A lab: each node on its namespace address with the fixed lab ports; peers by real address,
+/// or by the relay's address of link `i→j` when the lab relays.
+fn lab_addresses(lab: &net::Lab, gossip_ids: &[String]) -> eyre::Result<Vec<NodeAddresses>> {
+    let peer = |i: usize, j: usize, port: u16| -> eyre::Result<std::net::SocketAddr> {
+        if lab.has_relay() {
+            lab.relay_addr(i, j, port)
+        } else {
+            Ok(std::net::SocketAddr::from((lab.node_ip(j), port)))
+        }
+    };
+    let mut out = Vec::new();
+    for i in 0..gossip_ids.len() {
+        let ip = lab.node_ip(i);
+        let mut consensus_peers = Vec::new();
+        let mut gossip_peers = Vec::new();
+        for (j, id) in gossip_ids.iter().enumerate() {
+            if j != i {
+                let c = peer(i, j, LAB_CONSENSUS_PORT)?;
+                let g = peer(i, j, LAB_GOSSIP_PORT)?;
+                consensus_peers.push(format!("/ip4/{}/tcp/{}", c.ip(), c.port()));
+                gossip_peers.push(format!("/ip4/{}/tcp/{}/p2p/{id}", g.ip(), g.port()));
+            }
+        }
+        out.push(NodeAddresses {
+            rpc: (ip, LAB_RPC_PORT).into(),
+            metrics: (ip, LAB_METRICS_PORT).into(),
+            consensus: format!("/ip4/{ip}/tcp/{LAB_CONSENSUS_PORT}"),
+            gossip: format!("/ip4/{ip}/tcp/{LAB_GOSSIP_PORT}"),
+            consensus_peers,
+            gossip_peers,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `dir` is missing or an empty directory.
+fn is_absent_or_empty(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => !dir.exists(),
+    }
 }
 
 fn lockstep_p2p_peer_id(secret: &[u8; 32]) -> eyre::Result<String> {

@@ -2,6 +2,7 @@
 
 mod bench_runs;
 mod demo;
+mod faults_cli;
 mod soak;
 mod up;
 
@@ -91,6 +92,36 @@ enum Cmd {
         /// node default). A soak keeps its disk use bounded with e.g. the genesis max_ttl.
         #[arg(long, default_value_t = lockstep_node::config::DEFAULT_KEEP_HEIGHTS)]
         keep_heights: u64,
+        /// Delay every peer link by this many ms one way: the validators run in the network
+        /// lab (a network namespace each; root needed) with every consensus and gossip link
+        /// through the harness's delaying TCP relay (the kernel has no netem). Recorded in the
+        /// result JSON (`link_delay_ms`, `network`).
+        #[arg(long)]
+        link_delay_ms: Option<u64>,
+        /// Jitter on top of --link-delay-ms: uniform in [0, J] ms per chunk, never reordering
+        /// a stream.
+        #[arg(long, default_value_t = 0, requires = "link_delay_ms")]
+        link_jitter_ms: u64,
+    },
+    /// Fault runs: 4 validators in Linux network namespaces (root needed), a workload that
+    /// records every acknowledgement, a nemesis, and a checker of agreement, no equivocation,
+    /// acknowledged bundles kept, heights kept and liveness. Writes history.json and
+    /// result.json per run under --out and prints a table of scenario × property.
+    Faults {
+        /// A scenario name, a comma-separated list, `all` (every named scenario), or `random`
+        /// (a randomized schedule drawn from --seed, lasting --duration).
+        #[arg(long, default_value = "all")]
+        scenario: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds of faults in a randomized schedule.
+        #[arg(long, default_value_t = 300)]
+        duration: u64,
+        /// Seconds each fault is held.
+        #[arg(long, default_value_t = 10)]
+        hold: u64,
+        #[arg(long, default_value = "target/fault-results")]
+        out: PathBuf,
     },
     /// Start a fresh 4-validator network, send atomic bundles across rollups 1 and 2, and
     /// print what each rollup's verifying follower receives and its example ledger executes.
@@ -132,6 +163,13 @@ fn main() -> std::process::ExitCode {
                 up::up(validators, dir).await
             }
             Cmd::Demo { bundles, dir } => demo::demo(bundles, dir).await,
+            Cmd::Faults {
+                scenario,
+                seed,
+                duration,
+                hold,
+                out,
+            } => faults_cli::faults(scenario, seed, duration, hold, out).await,
             Cmd::Bench {
                 validators,
                 legs,
@@ -149,6 +187,8 @@ fn main() -> std::process::ExitCode {
                 propose_wait_ms,
                 publish_linger_ms,
                 keep_heights,
+                link_delay_ms,
+                link_jitter_ms,
             } => {
                 let cap = lockstep_node::config::MempoolConfig::default().max_per_signer;
                 if bundles_per_signer == 0 || bundles_per_signer > cap {
@@ -174,6 +214,8 @@ fn main() -> std::process::ExitCode {
                     propose_wait_ms,
                     publish_linger_ms,
                     keep_heights,
+                    link_delay_ms,
+                    link_jitter_ms,
                 };
                 let result = if smoke {
                     bench_runs::bench_smoke(&base, &out).await

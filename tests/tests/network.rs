@@ -454,3 +454,75 @@ async fn a_validator_missing_proposed_bundles_fetches_them_and_still_votes() -> 
     assert_identical_blocks(&cluster, &[0, 1, 2], top).await?;
     Ok(())
 }
+
+/// An acknowledgement is durable: a bundle whose hash `seq_sendRawBundle` returned survives the
+/// acknowledging node's crash even when nothing else holds it. node0 is alone (no quorum, so
+/// nothing is included; no peer, so gossip reaches nobody) when it acknowledges the bundle, and
+/// is killed (SIGKILL) at once; after all four restart, the bundle is never `unknown` and is
+/// included exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_bundle_survives_the_crash_of_the_only_node_that_holds_it(
+) -> eyre::Result<()> {
+    let mut cluster = network("durable").await?;
+    for i in 1..4 {
+        cluster.stop(i, Duration::from_secs(10))?;
+    }
+    let alone_at = decided_height(&cluster, 0).await?;
+    let k = key();
+    let b = sign(
+        &k,
+        cluster.chain_id,
+        1,
+        alone_at + 1000,
+        vec![(1, b"acknowledged, then the node died".to_vec())],
+    );
+    let hash = cluster.http(0)?.send_raw_bundle(to_raw_hex(&b)).await?;
+    assert_eq!(hash, b.hash());
+    cluster.kill(0)?;
+
+    cluster.start_all()?;
+    // As soon as node0 answers again it knows the bundle (pending, or already included).
+    let node0 = cluster.http(0)?;
+    let first = eventually("node0 answers after restart", READY, || async {
+        node0.get_bundle_status(hash).await.ok()
+    })
+    .await?;
+    assert_ne!(
+        first.status, "unknown",
+        "node0 acknowledged the bundle before it was killed, and forgot it after restart"
+    );
+
+    let mut at = None;
+    for i in 0..4 {
+        let c = cluster.http(i)?;
+        let height = eventually(
+            &format!("the acknowledged bundle included, per node{i}"),
+            Duration::from_secs(120),
+            || async {
+                let s = c.get_bundle_status(hash).await.ok()?;
+                // The others learn of it by gossip or in a block; node0 never forgets it.
+                if i == 0 {
+                    assert_ne!(
+                        s.status, "unknown",
+                        "node0 forgot the bundle it acknowledged"
+                    );
+                }
+                (s.status == "included").then_some(s.height?)
+            },
+        )
+        .await?;
+        assert_eq!(*at.get_or_insert(height), height, "node{i} disagrees");
+    }
+    let included_at = at.unwrap_or_default();
+    let top = decided_height(&cluster, 0).await?.max(included_at + 3);
+    cluster.wait_for_height(&[0, 1, 2, 3], top, READY).await?;
+    let c = cluster.http(1)?;
+    let mut found = Vec::new();
+    for h in 1..=top {
+        let block = c.get_block(h).await?.expect("decided block");
+        found.extend(block.bundles.iter().filter(|x| **x == hash).map(|_| h));
+    }
+    assert_eq!(found, vec![included_at], "included exactly once");
+    assert_identical_blocks(&cluster, &[0, 1, 2, 3], top).await?;
+    Ok(())
+}

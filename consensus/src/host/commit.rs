@@ -2,20 +2,34 @@
 //! serving decided blocks to peers that sync, taking blocks that arrive by value sync, and
 //! reloading the proposals of an undecided height after a restart.
 
-use super::{Held, Host, Tip};
+use super::{now_ms, Held, Host, Tip};
 use crate::codec::{from_protocol_certificate, to_protocol_certificate};
 use crate::context::{BlockId, Height, LockstepContext as Ctx, ValidatorAddress};
 use crate::store::Committed;
 use bytes::Bytes;
-use lockstep_bundles::{Block, Limits};
+use lockstep_bundles::{Block, Hash, Limits};
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::engine::host::SyncedValueOutcome;
 use malachitebft_app_channel::app::types::core::{
-    CommitCertificate, ExtendedCommitCertificate, Round, Validity, VoteExtensions,
+    CommitCertificate, Context as _, ExtendedCommitCertificate, Round, Validity, VoteExtensions,
 };
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{debug, error, info, warn};
+
+/// Times a decided block's commit is tried before the host stops with an error.
+pub(super) const COMMIT_ATTEMPTS: u32 = 3;
+/// Wait before a commit is tried again, times the attempts made so far.
+const COMMIT_RETRY: Duration = Duration::from_millis(100);
+/// How long one request to peers for a decided block may take (each peer has 2 s).
+const OBTAIN_ATTEMPT: Duration = Duration::from_secs(5);
+/// Wait between requests for a decided block: from this…
+const OBTAIN_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// …doubling up to this.
+const OBTAIN_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How often a decided block still not obtained is logged (at warn).
+const OBTAIN_WARN_EVERY: Duration = Duration::from_secs(5);
 
 impl Host {
     pub(super) fn load_undecided(&mut self, height: u64) -> eyre::Result<()> {
@@ -41,48 +55,160 @@ impl Host {
         Ok(())
     }
 
-    pub(super) async fn decide(&mut self, certificate: &CommitCertificate<Ctx>) {
+    /// Commits the decided block, then publishes it. A height is never restarted (that would
+    /// reset its consensus state and WAL, and this node could sign votes conflicting with those
+    /// it already sent): a block this node does not hold is taken from its store or fetched
+    /// from peers until it has it, and a commit the store keeps refusing stops the host with
+    /// an error (fail-stop; a restarted node replays its WAL and decides the height again).
+    pub(super) async fn decide(
+        &mut self,
+        certificate: &CommitCertificate<Ctx>,
+    ) -> eyre::Result<()> {
         let height = certificate.height.0;
         let hash = certificate.value_id.0;
-        let Some(held) = self.blocks.get(&hash).cloned() else {
-            error!(height, block = %hash, "decided a block this node does not hold");
-            return;
+        let held = match self.blocks.get(&hash).cloned() {
+            Some(held) => held,
+            None => {
+                warn!(height, block = %hash, "decided a block this node does not hold; getting it");
+                let held = self.obtain(height, certificate.round, hash).await;
+                self.blocks.insert(hash, held.clone());
+                held
+            }
         };
         let cert = to_protocol_certificate(certificate);
         let started = std::time::Instant::now();
-        let res = self
-            .recorder
-            .commit(
-                held.block.header.clone(),
-                held.encoded.clone(),
-                held.hashes.clone(),
-                cert,
-            )
-            .await;
-        match res {
-            Ok(outcome) => {
-                metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
-                if outcome == Committed::AlreadyPresent {
-                    info!(height, "block already committed (replay)");
+        let mut attempt = 1;
+        let outcome = loop {
+            let res = self
+                .recorder
+                .commit(
+                    held.block.header.clone(),
+                    held.encoded.clone(),
+                    held.hashes.clone(),
+                    cert.clone(),
+                )
+                .await;
+            match res {
+                Ok(outcome) => break outcome,
+                Err(e) if attempt < COMMIT_ATTEMPTS => {
+                    warn!(height, attempt, "commit failed, retrying: {e}");
+                    tokio::time::sleep(COMMIT_RETRY * attempt).await;
+                    attempt += 1;
                 }
-                self.mempool.on_commit(height, &held.hashes);
-                self.committed = Some(height);
-                self.tip = Tip {
-                    height,
-                    hash,
-                    timestamp: held.block.header.timestamp,
-                    synced: held.from_sync,
-                };
-                self.tip_header = Some(held.block.header.clone());
-                self.tip_tx.send_replace(self.tip.clone());
-                metrics::gauge!(crate::metrics::HEIGHT).set(height as f64);
-                metrics::counter!(crate::metrics::BUNDLES_COMMITTED)
-                    .increment(held.hashes.len() as u64);
-                debug!(height, block = %hash, bundles = held.hashes.len(), "committed");
+                Err(e) => {
+                    error!(height, block = %hash, "commit failed {attempt} times: {e}");
+                    return Err(eyre::eyre!(
+                        "cannot commit the decided block {hash} at height {height} \
+                         ({attempt} attempts): {e}; stopping rather than restart the height \
+                         (a restarted node replays its WAL)"
+                    ));
+                }
             }
-            Err(e) => error!(height, "commit failed: {e}"),
+        };
+        metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        if outcome == Committed::AlreadyPresent {
+            info!(height, "block already committed (replay)");
         }
+        self.mempool.on_commit(height, &held.hashes);
+        self.committed = Some(height);
+        self.tip = Tip {
+            height,
+            hash,
+            timestamp: held.block.header.timestamp,
+            synced: held.from_sync,
+            committed_at: Some(now_ms()),
+        };
+        self.tip_header = Some(held.block.header.clone());
+        self.tip_tx.send_replace(self.tip.clone());
+        metrics::gauge!(crate::metrics::HEIGHT).set(height as f64);
+        metrics::counter!(crate::metrics::BUNDLES_COMMITTED).increment(held.hashes.len() as u64);
+        debug!(height, block = %hash, bundles = held.hashes.len(), "committed");
+        Ok(())
+    }
+
+    /// The decided block `hash` at `height` (decided in `round`), which this node does not
+    /// hold: from the store's proposal records, else from peers, asked again with backoff
+    /// until one answers with the block. Consensus has decided it, so there is nothing else
+    /// to do at this height meanwhile.
+    async fn obtain(&self, height: u64, round: Round, hash: Hash) -> Arc<Held> {
+        // A record may still be queued to the writer.
+        self.recorder.flush().await;
+        match self.store.block_by_hash(&hash) {
+            Ok(Some(bytes)) => match self.check_decided(bytes, height, hash) {
+                Ok(held) => {
+                    info!(height, block = %hash, "decided block taken from the store");
+                    return Arc::new(held);
+                }
+                Err(e) => warn!(height, block = %hash, "stored copy of the decided block: {e}"),
+            },
+            Ok(None) => {}
+            Err(e) => warn!(height, block = %hash, "cannot read the store: {e}"),
+        }
+        let proposer = self
+            .ctx
+            .select_proposer(&self.set, Height(height), round)
+            .address
+            .0;
+        let started = std::time::Instant::now();
+        let mut last_warn = started;
+        let mut backoff = OBTAIN_BACKOFF_MIN;
+        let mut attempts = 0u64;
+        loop {
+            attempts += 1;
+            // The round's proposer holds the block and is asked first, alone; every other
+            // attempt names no one, so peers are asked in turn and a proposer that answers
+            // with something else cannot keep the block from this node.
+            let prefer = if attempts % 2 == 1 {
+                proposer
+            } else {
+                lockstep_bundles::Address::default()
+            };
+            let answer =
+                tokio::time::timeout(OBTAIN_ATTEMPT, self.fetcher.fetch(vec![hash], prefer))
+                    .await
+                    .ok()
+                    .and_then(|answers| answers.into_iter().next().flatten());
+            let why = match answer {
+                None => "no peer has it".to_string(),
+                Some(bytes) => match self.check_decided(bytes, height, hash) {
+                    Ok(held) => {
+                        info!(height, block = %hash, attempts, "decided block fetched from peers");
+                        return Arc::new(held);
+                    }
+                    Err(e) => format!("a peer answered with something else: {e}"),
+                },
+            };
+            if last_warn.elapsed() >= OBTAIN_WARN_EVERY {
+                last_warn = std::time::Instant::now();
+                warn!(
+                    height,
+                    block = %hash,
+                    attempts,
+                    waited_s = started.elapsed().as_secs(),
+                    "still fetching the decided block: {why}"
+                );
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(OBTAIN_BACKOFF_MAX);
+        }
+    }
+
+    /// `bytes` as the decided block `hash` at `height`: it decodes, is that block, and its
+    /// body matches its header (its bundles' signatures are covered by the certificate).
+    fn check_decided(&self, bytes: Bytes, height: u64, hash: Hash) -> Result<Held, String> {
+        let held = hold(bytes, &self.cfg.limits, false)?;
+        let got = held.block.hash();
+        if got != hash {
+            return Err(format!("block {got}, not {hash}"));
+        }
+        if held.block.header.height != height || held.block.header.chain_id != self.cfg.chain_id {
+            return Err(format!(
+                "block for chain {} height {}",
+                held.block.header.chain_id, held.block.header.height
+            ));
+        }
+        Ok(held)
     }
 
     pub(super) fn decided_values(&self, from: u64, to: u64) -> Vec<RawDecidedValue<Ctx>> {

@@ -81,6 +81,9 @@ pub struct Tip {
     pub timestamp: u64,
     /// Whether the latest block arrived through value sync (the node is catching up).
     pub synced: bool,
+    /// When this node committed it (local wall clock, Unix ms); `None` for a block committed
+    /// before this process started.
+    pub committed_at: Option<u64>,
 }
 
 /// A block held for an undecided height.
@@ -147,6 +150,7 @@ impl Host {
                 hash: h.hash(),
                 timestamp: h.timestamp,
                 synced: false,
+                committed_at: None,
             })
             .unwrap_or_default();
         tip_tx.send_replace(tip.clone());
@@ -277,20 +281,27 @@ impl Host {
                 extensions: _,
                 reply,
             } => {
-                self.decide(&certificate).await;
+                self.decide(&certificate).await?;
                 let _ = reply.send(());
             }
             AppMsg::Finalized {
                 certificate, reply, ..
             } => {
                 let h = certificate.height.0;
-                let next = if self.committed == Some(h) {
-                    Next::Start(Height(h + 1), self.params())
-                } else {
-                    error!(height = h, "block was not committed; restarting the height");
-                    Next::Restart(Height(h), self.params())
-                };
-                let _ = reply.send(next);
+                if self.committed != Some(h) {
+                    // `Decided` commits or stops the host, so this is a bug. Restarting the
+                    // height would reset its consensus state and WAL, and this node could then
+                    // sign votes conflicting with those it sent: stop instead.
+                    error!(
+                        height = h,
+                        "finalized a height that was not committed; stopping"
+                    );
+                    return Err(eyre::eyre!(
+                        "height {h} was finalized but not committed; stopping rather than \
+                         restart the height (a restarted node replays its WAL)"
+                    ));
+                }
+                let _ = reply.send(Next::Start(Height(h + 1), self.params()));
             }
             AppMsg::GetDecidedValues { range, reply } => {
                 let _ = reply.send(self.decided_values(range.start().0, range.end().0));

@@ -155,7 +155,10 @@ impl Host {
         };
         let id = BlockId(held.block.hash());
         metrics::histogram!(crate::metrics::PROPOSED_BUNDLES).record(held.hashes.len() as f64);
-        let sig = self.signer.sign_part(height, round, &id, &me);
+        let sig = self
+            .signer
+            .sign_part(height, round, &id, &me)
+            .map_err(|e| eyre::eyre!(e))?;
         let msgs = split(
             height,
             round,
@@ -181,7 +184,13 @@ impl Host {
         }
         let held = self.blocks.get(&value_id.0)?;
         let r = round_u32(round);
-        let sig = self.signer.sign_part(height, r, &value_id, &address);
+        let sig = match self.signer.sign_part(height, r, &value_id, &address) {
+            Ok(sig) => sig,
+            Err(e) => {
+                tracing::error!("not restreaming: {e}");
+                return None;
+            }
+        };
         Some(split(
             height,
             r,

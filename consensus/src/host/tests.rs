@@ -45,6 +45,8 @@ const DEADLINE: Duration = Duration::from_secs(10);
 struct Mem {
     chain: BTreeMap<u64, (BlockHeader, Vec<u8>, Vec<Hash>, CommitCertificate)>,
     undecided: Vec<UndecidedRecord>,
+    /// Every commit fails (a disk that refuses writes).
+    fail_commits: bool,
 }
 
 #[derive(Default)]
@@ -75,6 +77,16 @@ impl ChainStore for MemStore {
     fn certificate(&self, height: u64) -> StoreResult<Option<CommitCertificate>> {
         Ok(self.0.lock().chain.get(&height).map(|c| c.3.clone()))
     }
+    fn block_by_hash(&self, hash: &Hash) -> StoreResult<Option<Bytes>> {
+        let m = self.0.lock();
+        let decided = m.chain.values().find(|c| c.0.hash() == *hash);
+        Ok(decided.map(|c| Bytes::from(c.1.clone())).or_else(|| {
+            m.undecided
+                .iter()
+                .find(|r| r.block_hash == *hash && !r.block.is_empty())
+                .map(|r| r.block.clone())
+        }))
+    }
     fn commit(
         &self,
         header: &BlockHeader,
@@ -83,6 +95,9 @@ impl ChainStore for MemStore {
         certificate: &CommitCertificate,
     ) -> StoreResult<Committed> {
         let mut m = self.0.lock();
+        if m.fail_commits {
+            return Err(StoreError("the disk refuses the write".into()));
+        }
         if let Some(c) = m.chain.get(&header.height) {
             return if c.0.hash() == header.hash() {
                 Ok(Committed::AlreadyPresent)
@@ -141,6 +156,11 @@ impl MapFetch {
         self.0
             .lock()
             .insert(SignedBundle::hash_of_encoding(&bytes), bytes);
+    }
+
+    /// Offers `bytes` as what peers answer for the id `hash` (a block hash).
+    fn offer_as(&self, hash: Hash, bytes: Bytes) {
+        self.0.lock().insert(hash, bytes);
     }
 }
 
@@ -635,21 +655,137 @@ async fn a_proposer_with_an_empty_pool_proposes_the_first_bundle_to_arrive() {
 }
 
 #[tokio::test]
-async fn finalizing_a_block_this_node_could_not_commit_restarts_the_height() {
+async fn a_decided_block_this_node_never_saw_is_fetched_by_its_hash_and_committed() {
     let p = proposer_of(1, 0);
     let mut proposer = Node::new(p);
     let mut late = Node::new(other_than(p));
+    let b = bundle(8);
+    proposer.pool(&[&b.1]);
     proposer.ready().await;
     late.ready().await;
     let (value, _parts) = proposer.propose(1, 0).await;
-    // `late` never saw the proposal: it cannot commit, and says so.
+    // `late` never saw the proposal; its peers hold the block and answer its hash.
+    let encoded = proposer.host.blocks[&value.0].encoded.clone();
+    late.fetch.offer_as(value.0, encoded.clone());
+    let cert = certificate(1, 0, value).await;
+    let next = late.decide(&cert).await;
+    assert!(
+        matches!(next, Next::Start(Height(2), _)),
+        "the height is committed and the next one starts, never restarted"
+    );
+    assert_eq!(late.tip.borrow().height, 1);
+    assert_eq!(
+        late.store.block_bytes(1).unwrap().as_deref(),
+        Some(&encoded[..])
+    );
+    assert_eq!(late.mempool.status(&b.0), Status::Included { height: 1 });
+}
+
+#[tokio::test]
+async fn a_decided_block_recorded_but_not_held_is_taken_from_the_store() {
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::new(p);
+    let mut node = Node::new(other_than(p));
+    proposer.pool(&[&bundle(31).1]);
+    proposer.ready().await;
+    node.ready().await;
+    let (value, _) = proposer.propose(1, 0).await;
+    // The store has the proposal's record (with its body); the host does not hold it, and
+    // no peer answers.
+    node.store
+        .put_undecided(&UndecidedRecord {
+            height: 1,
+            round: 0,
+            valid_round: -1,
+            proposer: address(p),
+            block_hash: value.0,
+            valid: true,
+            block: proposer.host.blocks[&value.0].encoded.clone(),
+        })
+        .unwrap();
     let cert = certificate(1, 0, value).await;
     assert!(matches!(
-        late.decide(&cert).await,
-        Next::Restart(Height(1), _)
+        node.decide(&cert).await,
+        Next::Start(Height(2), _)
     ));
-    assert_eq!(late.tip.borrow().height, 0);
-    assert!(late.block(1).is_none());
+    assert_eq!(node.block(1).map(|b| b.hash()), Some(value.0));
+}
+
+#[tokio::test]
+async fn a_wrong_answer_for_a_decided_block_is_refused_and_the_block_asked_for_again() {
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::new(p);
+    let mut late = Node::new(other_than(p));
+    proposer.pool(&[&bundle(32).1]);
+    proposer.ready().await;
+    late.ready().await;
+    let (value, _) = proposer.propose(1, 0).await;
+    let right = proposer.host.blocks[&value.0].encoded.clone();
+    // Peers first answer with another block (it decodes and is whole, but is not the one
+    // decided), then with bytes that are not a block at all.
+    let other = Block::build(CHAIN, 1, now_ms(), address(p), Hash::ZERO, vec![], &[]);
+    late.fetch.offer_as(value.0, Bytes::from(other.encode()));
+    let fetch = late.fetch.clone();
+    let cert = certificate(1, 0, value).await;
+    let (next, ()) = tokio::join!(late.decide(&cert), async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        fetch.offer_as(value.0, Bytes::from_static(b"not a block"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fetch.offer_as(value.0, right.clone());
+    });
+    assert!(matches!(next, Next::Start(Height(2), _)));
+    assert_eq!(
+        late.store.block_bytes(1).unwrap().as_deref(),
+        Some(&right[..])
+    );
+}
+
+#[tokio::test]
+async fn a_commit_the_store_keeps_refusing_stops_the_host_rather_than_restart_the_height() {
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::new(p);
+    let mut node = Node::new(other_than(p));
+    let b = bundle(33);
+    for n in [&mut proposer, &mut node] {
+        n.pool(&[&b.1]);
+        n.ready().await;
+        n.start_round(1, 0).await;
+    }
+    let (value, parts) = proposer.propose(1, 0).await;
+    node.receive(&parts).await.expect("a verdict");
+    node.store.0.lock().fail_commits = true;
+    let cert = certificate(1, 0, value).await;
+    let (reply, _answer) = oneshot::channel();
+    let decided = AppMsg::Decided {
+        certificate: cert.clone(),
+        extensions: VoteExtensions::default(),
+        reply,
+    };
+    let err = node
+        .host
+        .handle(decided, &node.net)
+        .await
+        .expect_err("the host stops");
+    assert!(err.to_string().contains("cannot commit"), "{err}");
+    assert_eq!(node.tip.borrow().height, 0, "nothing is published");
+    assert_eq!(node.mempool.status(&b.0), Status::Pending);
+    // Were the engine to finalize the height anyway, the host would stop, not restart it.
+    let (reply, _answer) = oneshot::channel();
+    let finalized = AppMsg::Finalized {
+        certificate: cert,
+        extensions: VoteExtensions::default(),
+        evidence: MisbehaviorEvidence {
+            proposals: Default::default(),
+            votes: Default::default(),
+        },
+        reply,
+    };
+    let err = node
+        .host
+        .handle(finalized, &node.net)
+        .await
+        .expect_err("the host stops");
+    assert!(err.to_string().contains("not committed"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -861,7 +997,9 @@ impl Forged {
     fn signature(&self) -> [u8; 64] {
         let id = BlockId(self.header.hash());
         let claimed = ValidatorAddress(address(self.claimed));
-        signer(self.signed_by).sign_part(self.height(), 0, &id, &claimed)
+        signer(self.signed_by)
+            .sign_part(self.height(), 0, &id, &claimed)
+            .unwrap()
     }
 
     fn parts(&self) -> Vec<StreamMessage<ProposalPart>> {

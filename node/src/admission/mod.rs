@@ -6,21 +6,27 @@
 //! - `verifier`: the signature-verification threads and their bounded queue;
 //! - `queue`: single submissions (RPC) coalesced into groups;
 //! - `gossip`: gossip messages admitted in groups, each given a verdict for peer scoring;
+//! - `durable`: bundles submitted here made durable before they are acknowledged (one
+//!   synced write per group of groups), and reloaded at start;
 //! - here: [`Admission`], the handle, and the admission of one group.
 
+mod durable;
 mod gossip;
 mod queue;
 mod verifier;
 
+pub use durable::{reload, republish, NoPendingLog, PendingLog};
 pub use gossip::{gossip_message_id, run_gossip_inbound};
 pub use lockstep_mempool::{AdmitError, Source};
 pub use verifier::{raw_verify_rate, raw_verify_rate_in_batches, MAX_BATCH};
 
 use crate::disk::DiskSpace;
+use crate::store::PendingRecord;
 use bytes::Bytes;
+use durable::AckWriter;
 use lockstep_bundles::{Hash, Limits, SignedBundle};
 use lockstep_consensus::Tip;
-use lockstep_mempool::{AdmitResult, Admitted, Inserted, Mempool, Rules, Screened};
+use lockstep_mempool::{AdmitResult, Admitted, Inserted, Known, Mempool, Rules, Screened};
 use lockstep_p2p::BundleGossip;
 use queue::SubmitQueue;
 use std::sync::Arc;
@@ -40,8 +46,8 @@ pub struct Admission {
 /// A bundle to admit, as decoded (with its canonical encoding) or why it could not be.
 type Parsed = AdmitResult<(SignedBundle, Bytes)>;
 
-/// What admits a group: the rules' inputs, the pool, the verifier and the gossip to publish
-/// new bundles on.
+/// What admits a group: the rules' inputs, the pool, the verifier, the gossip to publish
+/// new bundles on and the writer that makes acknowledgements durable.
 struct Core {
     chain_id: u64,
     limits: Limits,
@@ -50,6 +56,7 @@ struct Core {
     verifier: Verifier,
     gossip: Arc<dyn BundleGossip>,
     disk: Arc<DiskSpace>,
+    acks: AckWriter,
     /// Groups admitted so far (each one lock, one verification hand-off).
     groups: std::sync::atomic::AtomicU64,
 }
@@ -77,7 +84,8 @@ impl Admission {
         self.core.groups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Starts the verifier threads and the submission queue (needs a tokio runtime).
+    /// Starts the verifier threads, the acknowledgement writer (over `log`) and the
+    /// submission queue (needs a tokio runtime).
     pub fn new(
         chain_id: u64,
         limits: Limits,
@@ -85,6 +93,7 @@ impl Admission {
         tip: watch::Receiver<Tip>,
         gossip: Arc<dyn BundleGossip>,
         disk: Arc<DiskSpace>,
+        log: Arc<dyn PendingLog>,
     ) -> Arc<Admission> {
         let core = Arc::new(Core {
             chain_id,
@@ -94,6 +103,7 @@ impl Admission {
             verifier: Verifier::start(verifier::cores()),
             gossip,
             disk,
+            acks: AckWriter::start(log),
             groups: std::sync::atomic::AtomicU64::new(0),
         });
         let queue = SubmitQueue::start(core.clone());
@@ -101,7 +111,8 @@ impl Admission {
     }
 
     /// Admits an encoded `SignedBundle`. Idempotent: a bundle already pending or included
-    /// returns its hash without being checked again.
+    /// returns its hash without being checked again. From [`Source::Rpc`], the hash is
+    /// returned once the bundle is durable here (see `durable`).
     pub async fn submit_bytes(&self, encoded: Bytes, source: Source) -> AdmitResult<Hash> {
         // Undecodable input needs no queue.
         let bundle = SignedBundle::decode_shared(&encoded, &self.core.limits)
@@ -140,8 +151,48 @@ impl Core {
 
     /// Admits a group of bundles: one outcome per bundle, in order, with one lock for the
     /// dedupe, the rules ([`Rules::screen`]), one verification request, one lock for the
-    /// inserts, and one publication of the new bundles submitted here.
+    /// inserts, one publication of the new bundles submitted here, and one durable write of
+    /// every bundle submitted here that is pending, which the group's answers wait for (a
+    /// failed write answers those bundles 4006).
     async fn admit(&self, parsed: Vec<(Parsed, Source)>) -> Vec<AdmitResult<Hash>> {
+        let mut acks = Acks::default();
+        let mut out = self.admit_group(parsed, &mut acks).await;
+        let mut records = acks.records;
+        if !acks.known.is_empty() {
+            // Submitted again while pending (perhaps from gossip, so not yet recorded here):
+            // the pool's copy, whose signature was verified, is what is recorded.
+            let hashes: Vec<Hash> = acks.known.iter().map(|(_, h)| *h).collect();
+            for ((slot, _), a) in acks.known.iter().zip(self.mempool.pending_many(&hashes)) {
+                if let Some(a) = a {
+                    records.push((*slot, record(&a, acks.latest)));
+                }
+            }
+        }
+        let slots: Vec<usize> = records.iter().map(|(slot, _)| *slot).collect();
+        let durable = self
+            .acks
+            .queue(records.into_iter().map(|(_, r)| r).collect())
+            .await;
+        // The group's new bundles travel together (as few gossip messages as fit), while
+        // they are written.
+        self.gossip.publish(acks.publish).await;
+        if let Err(e) = durable.await {
+            for slot in slots {
+                out[slot] = Err(reject(AdmitError::Busy(format!(
+                    "node busy: the bundle could not be recorded durably ({e}); retry later"
+                ))));
+            }
+        }
+        out
+    }
+
+    /// [`Core::admit`] up to the inserts: the outcomes, and in `acks` what is to be made
+    /// durable and published.
+    async fn admit_group(
+        &self,
+        parsed: Vec<(Parsed, Source)>,
+        acks: &mut Acks,
+    ) -> Vec<AdmitResult<Hash>> {
         self.groups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut out: Vec<AdmitResult<Hash>> = Vec::with_capacity(parsed.len());
@@ -170,13 +221,18 @@ impl Core {
         let hashes: Vec<Hash> = candidates.iter().map(|c| c.hash).collect();
         let known = self.mempool.known_many(&hashes);
         let latest = self.tip.borrow().height;
+        acks.latest = latest;
         let rules = Rules::new(self.chain_id, self.limits, latest, self.disk.refusal());
         let mut checked = Vec::with_capacity(candidates.len());
         let mut items = Vec::new();
         for (c, k) in candidates.into_iter().zip(known) {
             match rules.screen(&c.bundle, c.hash, c.encoded.len(), k, c.source) {
-                // Idempotent: its hash is the answer.
-                Ok(Screened::Known) => {}
+                // Idempotent: its hash is the answer (once it is durable here, if pending).
+                Ok(Screened::Known) => {
+                    if c.source == Source::Rpc && k == Known::Pending {
+                        acks.known.push((c.slot, c.hash));
+                    }
+                }
                 Ok(Screened::Verify(item)) => {
                     items.push(item);
                     checked.push((c, true));
@@ -206,7 +262,12 @@ impl Core {
                 out[c.slot] = Err(reject(AdmitError::bad_signature(&c.bundle.body.signer)));
                 continue;
             }
-            slots.push((c.slot, c.source, c.encoded.clone()));
+            slots.push((
+                c.slot,
+                c.source,
+                c.bundle.body.valid_until,
+                c.encoded.clone(),
+            ));
             admitted.push((
                 Admitted {
                     hash: c.hash,
@@ -222,18 +283,28 @@ impl Core {
 
         let inserted = self.mempool.insert_many(admitted, rules.next_height());
         let (mut from_rpc, mut from_gossip) = (0u64, 0u64);
-        let mut publish = Vec::new();
-        for ((slot, source, encoded), r) in slots.into_iter().zip(inserted) {
-            match r {
-                Ok(Inserted::New) => match source {
-                    Source::Rpc => {
-                        from_rpc += 1;
-                        publish.push(encoded);
-                    }
-                    Source::Gossip => from_gossip += 1,
-                },
-                Ok(Inserted::AlreadyPending | Inserted::AlreadyIncluded { .. }) => {}
-                Err(e) => out[slot] = Err(reject(e.into())),
+        for ((slot, source, valid_until, encoded), r) in slots.into_iter().zip(inserted) {
+            let hash = match &out[slot] {
+                Ok(h) => *h,
+                Err(_) => continue,
+            };
+            let ack = || PendingRecord {
+                hash,
+                valid_until,
+                admitted_at: latest,
+                encoded: encoded.clone(),
+            };
+            match (r, source) {
+                (Ok(Inserted::New), Source::Rpc) => {
+                    from_rpc += 1;
+                    acks.records.push((slot, ack()));
+                    acks.publish.push(encoded);
+                }
+                (Ok(Inserted::New), Source::Gossip) => from_gossip += 1,
+                // Pending by another group's hand, whose record may not be written yet.
+                (Ok(Inserted::AlreadyPending), Source::Rpc) => acks.records.push((slot, ack())),
+                (Ok(_), _) => {}
+                (Err(e), _) => out[slot] = Err(reject(e.into())),
             }
         }
         for (source, n) in [(Source::Rpc, from_rpc), (Source::Gossip, from_gossip)] {
@@ -242,9 +313,30 @@ impl Core {
                     .increment(n);
             }
         }
-        // The group's new bundles travel together (as few gossip messages as fit).
-        self.gossip.publish(publish).await;
         out
+    }
+}
+
+/// What a group's admission leaves to do for its bundles submitted here.
+#[derive(Default)]
+struct Acks {
+    /// The latest decided height when the group was screened.
+    latest: u64,
+    /// Admitted (new, or pending by another group's hand): to be made durable, by slot.
+    records: Vec<(usize, PendingRecord)>,
+    /// Already pending when screened: the pool's copy is to be made durable, by slot.
+    known: Vec<(usize, Hash)>,
+    /// New to this node: to be gossiped.
+    publish: Vec<Bytes>,
+}
+
+/// The durable record of a pending bundle, admitted when `latest` was decided.
+fn record(a: &Admitted, latest: u64) -> PendingRecord {
+    PendingRecord {
+        hash: a.hash,
+        valid_until: a.bundle.body.valid_until,
+        admitted_at: latest,
+        encoded: a.encoded.clone(),
     }
 }
 

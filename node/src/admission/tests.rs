@@ -35,12 +35,28 @@ fn admission_with_disk(
     pool: PoolConfig,
     disk: Arc<crate::disk::DiskSpace>,
 ) -> (Arc<Admission>, Arc<Mempool>, Arc<Recorder>) {
+    admission_with(pool, disk, Arc::new(NoPendingLog))
+}
+
+fn admission_with(
+    pool: PoolConfig,
+    disk: Arc<crate::disk::DiskSpace>,
+    log: Arc<dyn PendingLog>,
+) -> (Arc<Admission>, Arc<Mempool>, Arc<Recorder>) {
     let mempool = Arc::new(Mempool::new(pool, IncludedSet::new(100)));
     let (tip_tx, tip_rx) = watch::channel(Tip::default());
     std::mem::forget(tip_tx);
     let gossip = Arc::new(Recorder::default());
     let limits = Limits::default();
-    let a = Admission::new(1, limits, mempool.clone(), tip_rx, gossip.clone(), disk);
+    let a = Admission::new(
+        1,
+        limits,
+        mempool.clone(),
+        tip_rx,
+        gossip.clone(),
+        disk,
+        log,
+    );
     (a, mempool, gossip)
 }
 
@@ -214,4 +230,71 @@ async fn the_submit_queue_holds_submit_queue_submissions_then_says_busy() {
         .unwrap();
     assert_eq!(hash, SignedBundle::hash_of_encoding(&b));
     assert_eq!(mempool.size().0, 1);
+}
+
+/// Records what admission makes durable; fails while `fail` is set.
+#[derive(Default)]
+struct AckLog {
+    records: PlMutex<Vec<PendingRecord>>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl PendingLog for AckLog {
+    fn record(&self, records: &[PendingRecord]) -> Result<(), String> {
+        if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("disk on fire".into());
+        }
+        self.records.lock().extend_from_slice(records);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_submission_is_answered_once_it_is_durable_and_busy_when_it_cannot_be() {
+    let log = Arc::new(AckLog::default());
+    let (a, mempool, _) = admission_with(
+        PoolConfig::default(),
+        crate::disk::DiskSpace::unlimited(),
+        log.clone(),
+    );
+    let b = |n: u64| sign(&key(7), 1, n, 10, vec![(1, vec![n as u8])]);
+    let recorded = || -> Vec<Hash> { log.records.lock().iter().map(|r| r.hash).collect() };
+
+    // Submitted here: recorded, as admitted, before the answer.
+    let h1 = a
+        .submit_bytes(b(1).encode().into(), Source::Rpc)
+        .await
+        .unwrap();
+    assert_eq!(recorded(), vec![h1]);
+    let r = log.records.lock()[0].clone();
+    assert_eq!((r.valid_until, r.admitted_at), (10, 0));
+    assert_eq!(&r.encoded[..], &b(1).encode()[..]);
+
+    // From a peer: not recorded (nobody was answered)…
+    let h2 = a
+        .submit_bytes(b(2).encode().into(), Source::Gossip)
+        .await
+        .unwrap();
+    assert_eq!(recorded(), vec![h1]);
+    // …until a user submits it here: then the pool's copy is.
+    a.submit_bytes(b(2).encode().into(), Source::Rpc)
+        .await
+        .unwrap();
+    assert_eq!(recorded(), vec![h1, h2]);
+
+    // A write that fails answers 4006, and the same bundle may be submitted again.
+    log.fail.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = a
+        .submit_bytes(b(3).encode().into(), Source::Rpc)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 4006);
+    assert!(err.to_string().contains("recorded durably"), "{err}");
+    log.fail.store(false, std::sync::atomic::Ordering::Relaxed);
+    let h3 = a
+        .submit_bytes(b(3).encode().into(), Source::Rpc)
+        .await
+        .unwrap();
+    assert_eq!(recorded(), vec![h1, h2, h3]);
+    assert_eq!(mempool.size().0, 3);
 }

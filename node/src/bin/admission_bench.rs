@@ -186,6 +186,8 @@ fn fresh(args: &Args, gossip: Arc<CountingGossip>) -> (Arc<Mempool>, Arc<Admissi
         tip_rx,
         gossip,
         lockstep_node::disk::DiskSpace::unlimited(),
+        // Admission alone: the durable write of acknowledgements is the store's cost.
+        Arc::new(lockstep_node::admission::NoPendingLog),
     );
     (mempool, admission)
 }

@@ -4,7 +4,7 @@
 use lockstep_bundles::Hash;
 use lockstep_consensus::store::{Result, StoreError};
 
-pub(super) const CFS: [&str; 8] = [
+pub(super) const CFS: [&str; 10] = [
     "headers",
     "blocks",
     "bodies",
@@ -13,12 +13,17 @@ pub(super) const CFS: [&str; 8] = [
     "bundles",
     "undecided",
     "meta",
+    "pending",
+    "dropped",
 ];
 pub(super) const LATEST: &[u8] = b"latest";
 pub(super) const EARLIEST: &[u8] = b"earliest";
 pub(super) const SCHEMA_KEY: &[u8] = b"schema";
 /// The store's layout version. 2: block bodies by hash, written once (1 kept them by height,
-/// and kept undecided proposals' bodies in their records).
+/// and kept undecided proposals' bodies in their records). The `pending` and `dropped`
+/// families came later without a new version: a layout-2 store without them opens with them
+/// created empty, which is what it held (a node that old kept acknowledged bundles in memory
+/// only), and no other family changed.
 pub(super) const SCHEMA: u64 = 2;
 
 /// A value of the `undecided` family: the proposal's record without its body (which is in

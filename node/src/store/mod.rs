@@ -7,6 +7,9 @@
 //! - `bundles`: bundle hash → height ++ index
 //! - `undecided`: height ++ round ++ block hash → proposal record (its body in `bodies`)
 //! - `meta`: `latest`, `earliest` → height; `schema` → the layout version (`SCHEMA`)
+//! - `pending`: bundle hash → the bundles acknowledged to this node's users and not yet
+//!   included; `dropped`: height ++ bundle hash → why an acknowledged bundle was dropped
+//!   (see `pending`)
 //!
 //! A block's body is written once: when it is proposed (a validator records every proposal it
 //! holds, for crash recovery), or at commit if it arrived some other way (sync).
@@ -23,12 +26,14 @@
 mod layout;
 mod memory;
 mod open;
+mod pending;
 mod read;
 mod write;
 
 #[cfg(test)]
 mod test_support;
 
+pub use pending::{PendingRecord, DROPPED_KEEP_HEIGHTS};
 pub(crate) use read::Decided;
 
 use crate::cache::FifoCache;
@@ -51,6 +56,9 @@ pub struct Store {
     undecided_keys: Mutex<std::collections::BTreeSet<[u8; UNDECIDED_KEY]>>,
     /// Decided heights kept; older ones are pruned (0 keeps everything).
     keep_heights: u64,
+    /// The `pending` and `dropped` families' index; its lock orders pending writes against
+    /// commits (see `pending`).
+    pending: Mutex<pending::PendingIndex>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -88,6 +96,11 @@ impl ChainStore for Store {
 
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>> {
         self.read_certificate(height)
+    }
+
+    fn block_by_hash(&self, hash: &Hash) -> Result<Option<bytes::Bytes>> {
+        // Decided blocks and recorded proposals share the `bodies` family, by block hash.
+        Ok(self.body(&hash.0)?.map(bytes::Bytes::from))
     }
 
     fn commit(

@@ -112,6 +112,7 @@ impl Store {
             written: Mutex::new(FifoCache::new(WRITTEN_BODIES, usize::MAX)),
             undecided_keys: Mutex::new(Default::default()),
             keep_heights,
+            pending: Mutex::new(Default::default()),
         };
         let keys = store
             .db
@@ -140,6 +141,8 @@ impl Store {
                 )))
             }
         }
+        let index = store.load_pending_index(store.latest_height()?)?;
+        *store.pending.lock() = index;
         Ok(store)
     }
 }

@@ -20,7 +20,7 @@ pub(crate) struct Decided {
 
 impl Store {
     /// A block body by block hash.
-    fn body(&self, hash: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(super) fn body(&self, hash: &[u8]) -> Result<Option<Vec<u8>>> {
         self.db.get_cf(self.cf("bodies")?, hash).map_err(err)
     }
 
@@ -183,5 +183,44 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{block, cert};
+    use super::*;
+    use lockstep_bundles::Address;
+
+    #[test]
+    fn a_block_is_found_by_its_hash_while_proposed_and_once_decided() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 0).unwrap();
+        let (won, lost) = (block(1, Hash::ZERO, 10), block(1, Hash::ZERO, 11));
+        for (round, b) in [(0, &lost), (1, &won)] {
+            s.put_undecided(&UndecidedRecord {
+                height: 1,
+                round,
+                valid_round: -1,
+                proposer: Address::default(),
+                block_hash: b.hash(),
+                valid: true,
+                block: b.encode().into(),
+            })
+            .unwrap();
+        }
+        let by_hash = |b: &Block| s.block_by_hash(&b.hash()).unwrap().map(|x| x.to_vec());
+        assert_eq!(by_hash(&won), Some(won.encode()), "a recorded proposal");
+        assert_eq!(by_hash(&lost), Some(lost.encode()));
+        s.commit(&won.header, &won.encode(), &[], &cert(&won))
+            .unwrap();
+        assert_eq!(by_hash(&won), Some(won.encode()), "a decided block");
+        assert_eq!(by_hash(&lost), None, "a proposal that lost is gone");
+        // A block that arrived by sync (never recorded as a proposal).
+        let next = block(2, won.hash(), 12);
+        s.commit(&next.header, &next.encode(), &[], &cert(&next))
+            .unwrap();
+        assert_eq!(by_hash(&next), Some(next.encode()));
+        assert_eq!(s.block_by_hash(&Hash([7; 32])).unwrap(), None);
     }
 }

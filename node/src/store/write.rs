@@ -1,6 +1,7 @@
 //! The chain writes: a decided block's commit (one synced write batch, with its bundle index,
-//! the proposals of its height dropped, and the heights pruned behind it), and the undecided
-//! proposals recorded for crash recovery.
+//! the proposals of its height dropped, the heights pruned behind it, and the acknowledged
+//! bundles it includes or expires settled: see `pending`), and the undecided proposals
+//! recorded for crash recovery.
 
 use super::layout::{
     be, undecided_key, undecided_key_hash, StoredProposal, EARLIEST, LATEST, UNDECIDED_KEY,
@@ -91,9 +92,14 @@ impl Store {
                 lost.push(body);
             }
         }
+        // Held until the batch is written: pending records are written in order with it.
+        let mut pending = self.pending.lock();
+        let settled = self.pending_into_commit(&pending, &mut batch, h, hashes)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(err)?;
+        settled.apply(&mut pending);
+        drop(pending);
         {
             let mut keys = self.undecided_keys.lock();
             for k in &done {

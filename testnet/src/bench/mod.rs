@@ -67,6 +67,11 @@ pub struct RunSpec {
     pub publish_linger_ms: u64,
     /// The validators' `history.keep_heights` (0 keeps every height).
     pub keep_heights: u64,
+    /// One-way delay of every peer link, in ms: the validators then run in the network lab
+    /// (namespaces, root needed) with every link through its delaying relay. `None`: loopback.
+    pub link_delay_ms: Option<u64>,
+    /// Jitter added to `link_delay_ms` (uniform in `[0, jitter]` per chunk, order kept).
+    pub link_jitter_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -176,6 +181,12 @@ pub struct RunResult {
     pub propose_wait_ms: u64,
     pub publish_linger_ms: u64,
     pub keep_heights: u64,
+    /// The one-way delay of every peer link ([`RunSpec::link_delay_ms`]); `None` on loopback.
+    pub link_delay_ms: Option<u64>,
+    pub link_jitter_ms: u64,
+    /// The network the validators ran on and how link delays were made
+    /// ([`crate::Cluster::network_description`]).
+    pub network: String,
     pub legs: usize,
     pub leg_bytes: usize,
     /// Consecutive bundles of the load signed by one key.

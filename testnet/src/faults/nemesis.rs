@@ -1,0 +1,345 @@
+//! The nemesis: faults applied to a running network and undone, each made by a real mechanism
+//! (kernel packet filters, signals, a delaying relay, libfaketime, a full file system), and
+//! each saying which mechanism it used.
+
+use crate::Cluster;
+use eyre::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Size of the tmpfs each validator's home is on in a fault run (filled by [`Fault::DiskFull`]).
+pub const HOME_TMPFS_MB: u64 = 1_536;
+/// How long a graceful stop may take before the node is killed.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// One fault. Nodes are indices into the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fault {
+    /// Nodes in different groups exchange no packet; a node in two groups bridges them.
+    Partition(Vec<Vec<usize>>),
+    /// Packets from `from` to each of `to` are dropped; the other way they pass.
+    OneWay { from: usize, to: Vec<usize> },
+    /// SIGSTOP, then SIGCONT.
+    Pause(usize),
+    /// SIGKILL, then started again.
+    Kill(usize),
+    /// SIGTERM (a graceful stop), then started again.
+    Restart(usize),
+    /// SIGKILL, its store and consensus WAL deleted (keys, config and signed-message log
+    /// kept), then started again: it syncs from its peers.
+    Wipe(usize),
+    /// The node's wall clock runs `secs` ahead (negative: behind).
+    Skew { node: usize, secs: i64 },
+    /// The node's home file system filled to the last byte.
+    DiskFull(usize),
+    /// Every link delayed (one way) with jitter, and lossy.
+    Slow {
+        delay_ms: u64,
+        jitter_ms: u64,
+        loss_pct: u8,
+    },
+}
+
+fn set(nodes: &[usize]) -> String {
+    format!(
+        "{{{}}}",
+        nodes
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+impl Fault {
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Partition(groups) => format!(
+                "partition {}",
+                groups.iter().map(|g| set(g)).collect::<Vec<_>>().join("|")
+            ),
+            Fault::OneWay { from, to } => format!("drop packets {from} → {}", set(to)),
+            Fault::Pause(n) => format!("pause node{n}"),
+            Fault::Kill(n) => format!("kill -9 node{n}, restart"),
+            Fault::Restart(n) => format!("graceful restart of node{n}"),
+            Fault::Wipe(n) => format!("kill -9 node{n}, wipe its store, restart"),
+            Fault::Skew { node, secs } => format!("clock of node{node} {secs:+} s"),
+            Fault::DiskFull(n) => format!("disk of node{n} full"),
+            Fault::Slow {
+                delay_ms,
+                jitter_ms,
+                loss_pct,
+            } => format!("every link {delay_ms}±{jitter_ms} ms one way, {loss_pct}% loss"),
+        }
+    }
+
+    /// Validators the fault touches.
+    pub fn faulty(&self, n: usize) -> Vec<usize> {
+        match self {
+            Fault::Partition(groups) => {
+                let main = largest(groups);
+                (0..n).filter(|i| !main.contains(i)).collect()
+            }
+            Fault::OneWay { from, .. } => vec![*from],
+            Fault::Pause(i)
+            | Fault::Kill(i)
+            | Fault::Restart(i)
+            | Fault::Wipe(i)
+            | Fault::DiskFull(i) => vec![*i],
+            Fault::Skew { node, .. } => vec![*node],
+            Fault::Slow { .. } => vec![],
+        }
+    }
+
+    /// Whether the validators that still reach each other hold more than 2/3 of the power
+    /// (every validator has the same power).
+    pub fn quorum_kept(&self, n: usize) -> bool {
+        let connected = n - self.faulty(n).len();
+        3 * connected > 2 * n
+    }
+
+    pub fn wiped(&self) -> Vec<usize> {
+        match self {
+            Fault::Wipe(i) => vec![*i],
+            _ => vec![],
+        }
+    }
+
+    /// Whether the fault needs every link to go through the delaying relay.
+    pub fn needs_relay(&self) -> bool {
+        matches!(self, Fault::Slow { .. })
+    }
+
+    /// Applies the fault; returns the mechanism used.
+    pub async fn apply(&self, c: &mut Cluster) -> eyre::Result<String> {
+        let n = c.nodes.len();
+        match self {
+            Fault::Partition(groups) => lab(c)?.partition(groups),
+            Fault::OneWay { from, to } => {
+                let mut m = String::new();
+                for t in to {
+                    m = lab(c)?.block_one_way(*from, *t)?;
+                }
+                Ok(m)
+            }
+            Fault::Pause(i) => {
+                signal(c, *i, nix::sys::signal::Signal::SIGSTOP)?;
+                Ok("SIGSTOP, then SIGCONT".into())
+            }
+            Fault::Kill(i) => {
+                c.kill(*i)?;
+                Ok("SIGKILL, then a new process".into())
+            }
+            Fault::Restart(i) => {
+                c.stop(*i, GRACE)?;
+                Ok("SIGTERM (graceful stop), then a new process".into())
+            }
+            Fault::Wipe(i) => {
+                c.kill(*i)?;
+                let data = c.nodes[*i].home.join(lockstep_node::home::DATA_DIR);
+                std::fs::remove_dir_all(&data)
+                    .wrap_err_with(|| format!("cannot wipe {}", data.display()))?;
+                std::fs::create_dir_all(&data)?;
+                Ok(
+                    "SIGKILL, data/ (RocksDB store and consensus WAL) deleted, a new process"
+                        .into(),
+                )
+            }
+            Fault::Skew { node, secs } => {
+                let lib = faketime_library()?;
+                c.stop(*node, GRACE)?;
+                c.nodes[*node].env = vec![
+                    ("LD_PRELOAD".into(), lib.display().to_string()),
+                    ("FAKETIME".into(), format!("{secs:+}")),
+                    ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+                ];
+                c.start(*node)?;
+                Ok(format!(
+                    "libfaketime (LD_PRELOAD {}, FAKETIME={secs:+}, monotonic clock untouched); \
+                     the node restarted to take it, and again without it to undo",
+                    lib.display()
+                ))
+            }
+            Fault::DiskFull(i) => {
+                let filled = fill(&c.nodes[*i].home)?;
+                Ok(format!(
+                    "home on a {HOME_TMPFS_MB} MiB tmpfs, {} MiB of filler written until ENOSPC",
+                    filled >> 20
+                ))
+            }
+            Fault::Slow {
+                delay_ms,
+                jitter_ms,
+                loss_pct,
+            } => {
+                let lab = lab(c)?;
+                let mut m = vec![lab.set_delay_all(
+                    Duration::from_millis(*delay_ms),
+                    Duration::from_millis(*jitter_ms),
+                )?];
+                if *loss_pct > 0 {
+                    let mut loss = String::new();
+                    for a in 0..n {
+                        for b in (0..n).filter(|b| *b != a) {
+                            loss = lab.set_loss(a, b, *loss_pct)?;
+                        }
+                    }
+                    m.push(loss);
+                }
+                Ok(m.join("; "))
+            }
+        }
+    }
+
+    /// Undoes the fault.
+    pub async fn undo(&self, c: &mut Cluster) -> eyre::Result<()> {
+        match self {
+            Fault::Partition(_) | Fault::OneWay { .. } => {
+                lab(c)?.heal()?;
+            }
+            Fault::Pause(i) => signal(c, *i, nix::sys::signal::Signal::SIGCONT)?,
+            Fault::Kill(i) | Fault::Restart(i) | Fault::Wipe(i) => c.start(*i)?,
+            Fault::Skew { node, .. } => {
+                c.stop(*node, GRACE)?;
+                c.nodes[*node].env.clear();
+                c.start(*node)?;
+            }
+            Fault::DiskFull(i) => {
+                let _ = std::fs::remove_file(filler(&c.nodes[*i].home));
+                // A node whose disk filled stops itself; start it again.
+                c.start(*i)?;
+            }
+            Fault::Slow { .. } => {
+                let lab = lab(c)?;
+                lab.set_delay_all(Duration::ZERO, Duration::ZERO)?;
+                lab.heal()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn largest(groups: &[Vec<usize>]) -> Vec<usize> {
+    groups
+        .iter()
+        .max_by_key(|g| g.len())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn lab(c: &Cluster) -> eyre::Result<&crate::net::Lab> {
+    c.lab()
+        .ok_or_else(|| eyre::eyre!("this fault needs the network lab (namespaces)"))
+}
+
+fn signal(c: &Cluster, i: usize, sig: nix::sys::signal::Signal) -> eyre::Result<()> {
+    let Some(pid) = c.nodes[i].pid() else {
+        bail!("node{i} is not running");
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+        .wrap_err_with(|| format!("{sig} to node{i}"))
+}
+
+/// libfaketime's preload library (Debian's `faketime` package).
+pub fn faketime_library() -> eyre::Result<PathBuf> {
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ] {
+        let p = Path::new(dir).join("faketime/libfaketime.so.1");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("libfaketime is missing: install Debian's faketime package (scripts/deps.sh does)")
+}
+
+fn filler(home: &Path) -> PathBuf {
+    home.join("disk-filler")
+}
+
+/// Writes a filler file into `home` until the file system is full; returns its size.
+fn fill(home: &Path) -> eyre::Result<u64> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(filler(home))?;
+    let chunk = vec![0u8; 4 << 20];
+    let mut written = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = f.sync_all();
+    Ok(written)
+}
+
+/// Puts `home` on a tmpfs of [`HOME_TMPFS_MB`] (its files copied over).
+pub fn home_on_tmpfs(home: &Path) -> eyre::Result<()> {
+    let aside = home.with_extension("disk");
+    std::fs::rename(home, &aside)?;
+    std::fs::create_dir_all(home)?;
+    run(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={HOME_TMPFS_MB}m"),
+            "tmpfs",
+            &home.display().to_string(),
+        ],
+    )?;
+    run(
+        "cp",
+        &[
+            "-a",
+            &format!("{}/.", aside.display()),
+            &home.display().to_string(),
+        ],
+    )?;
+    std::fs::remove_dir_all(&aside)?;
+    Ok(())
+}
+
+/// Unmounts a home put on a tmpfs (lazily, so a process still holding it does not stop us).
+pub fn unmount(home: &Path) {
+    let _ = run("umount", &["-l", &home.display().to_string()]);
+}
+
+fn run(cmd: &str, args: &[&str]) -> eyre::Result<()> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .wrap_err_with(|| format!("cannot run {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_follows_the_largest_connected_group() {
+        assert!(!Fault::Partition(vec![vec![0, 1], vec![2, 3]]).quorum_kept(4));
+        assert!(Fault::Partition(vec![vec![0], vec![1, 2, 3]]).quorum_kept(4));
+        assert_eq!(
+            Fault::Partition(vec![vec![0, 1, 2], vec![2, 3]]).faulty(4),
+            vec![3]
+        );
+        assert!(Fault::Pause(1).quorum_kept(4));
+        assert!(!Fault::Partition(vec![vec![0, 1, 2, 3], vec![4, 5, 6]]).quorum_kept(7));
+        assert!(Fault::Partition(vec![vec![0, 1, 2, 3, 4], vec![5, 6]]).quorum_kept(7));
+    }
+}
