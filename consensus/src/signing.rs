@@ -89,28 +89,72 @@ impl SignedLog {
     }
 }
 
-/// The highest height this validator has signed a vote or proposal at, kept in a small file
-/// beside its key — outside `data/`, so a validator whose store and consensus WAL are lost
-/// (deleted, restored from an old backup, or a disk replaced) still knows where it stopped, as
-/// CometBFT's `priv_validator_state.json` does.
+/// The highest height this validator has signed a vote or proposal at, and the blocks it
+/// proposed at that height, kept in a small file beside its key — outside `data/`, so a
+/// validator whose store and consensus WAL are lost (deleted, restored from an old backup, or
+/// a disk replaced or full) still knows where it stopped, as CometBFT's
+/// `priv_validator_state.json` does.
 ///
-/// It guards against double signing after such a loss: the signer refuses every height below
-/// the highest it has signed (Malachite's WAL covers the height in progress; heights below it
-/// were decided by the network, which this node had left behind, and a vote there could
-/// contradict one it gave). The node uses it at start: a validator whose store ends below that
-/// height follows the chain without voting until it has caught up past it
-/// (`node/src/run.rs`), so the refusal is a last resort that stops the node.
+/// It guards against double signing after such a loss:
 ///
-/// A new highest height is written in place (one `pwrite` of a fixed-width line) and synced
-/// before the signature is handed out: once per height, not once per signature.
+/// - the signer refuses every height below the highest it has signed (Malachite's WAL covers
+///   the height in progress; heights below it were decided by the network, which this node had
+///   left behind, and a vote there could contradict one it gave). The node uses it at start: a
+///   validator whose store ends below that height follows the chain without voting until it
+///   has caught up past it (`node/src/run.rs`), so the refusal is a last resort that stops the
+///   node;
+/// - a proposal for a (height, round) this validator already proposed a block at is refused
+///   unless it is the same block; the host asks [`SignFloor::proposed`] first, and re-announces
+///   the block it proposed (the proposal record with the block itself may have been lost with
+///   the store: a full disk, a crash before the write) instead of building another.
+///
+/// Records are written in place (one `pwrite` of a fixed-size file) and synced before the
+/// signature is handed out: once per height and once per own proposal, not per signature.
 pub struct SignFloor {
-    file: Mutex<(File, u64)>,
+    state: Mutex<(File, FloorState)>,
     at_start: u64,
     path: PathBuf,
 }
 
-/// Width of the height in the floor file: `{height:020}\n` (u64 has at most 20 digits).
-const FLOOR_LINE: usize = 21;
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FloorState {
+    height: u64,
+    /// (round, block) of this validator's proposals at `height`, oldest first.
+    proposed: Vec<(u32, Hash)>,
+}
+
+/// Own proposals kept for the floor height: one per round this validator led (it leads one
+/// round in `n`, so 16 cover 64 rounds of a 4-validator set); beyond, the oldest is forgotten.
+const FLOOR_PROPOSALS: usize = 16;
+/// `{height:020}\n`, then per proposal `{round:010} {64 hex}\n`, padded with spaces.
+const FLOOR_HEIGHT_LINE: usize = 21;
+const FLOOR_PROPOSAL_LINE: usize = 76;
+const FLOOR_FILE: usize = FLOOR_HEIGHT_LINE + FLOOR_PROPOSALS * FLOOR_PROPOSAL_LINE;
+
+impl FloorState {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = format!("{:020}\n", self.height);
+        for (r, h) in &self.proposed {
+            out.push_str(&format!("{r:010} {}\n", hex::encode(h.0)));
+        }
+        let mut bytes = out.into_bytes();
+        bytes.resize(FLOOR_FILE, b' ');
+        bytes
+    }
+
+    fn decode(text: &str) -> Option<FloorState> {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let height = lines.next()?.parse().ok()?;
+        let mut proposed = Vec::new();
+        for l in lines {
+            let (r, h) = l.split_once(' ')?;
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(h, &mut hash).ok()?;
+            proposed.push((r.parse().ok()?, Hash(hash)));
+        }
+        Some(FloorState { height, proposed })
+    }
+}
 
 impl SignFloor {
     /// Opens (or creates) the floor file. A file that does not hold a height is an error:
@@ -121,9 +165,9 @@ impl SignFloor {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        let height = match existing {
-            None => 0,
-            Some(s) => s.trim().parse::<u64>().map_err(|_| {
+        let state = match existing {
+            None => FloorState::default(),
+            Some(s) => FloorState::decode(&s).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!(
@@ -142,13 +186,16 @@ impl SignFloor {
             .create(true)
             .truncate(false)
             .open(path)?;
+        let at_start = state.height;
+        let fresh = state == FloorState::default();
         let floor = SignFloor {
-            file: Mutex::new((file, height)),
-            at_start: height,
+            state: Mutex::new((file, state)),
+            at_start,
             path: path.to_path_buf(),
         };
-        if height == 0 {
-            floor.write(0)?;
+        if fresh {
+            let guard = floor.state.lock();
+            Self::write(&guard.0, &guard.1)?;
         }
         Ok(floor)
     }
@@ -158,41 +205,74 @@ impl SignFloor {
         self.at_start
     }
 
-    fn write(&self, height: u64) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt as _;
-        let guard = self.file.lock();
-        let line = format!("{height:020}\n");
-        debug_assert_eq!(line.len(), FLOOR_LINE);
-        guard.0.write_all_at(line.as_bytes(), 0)?;
-        guard.0.sync_data()
+    /// The block this validator proposed at `(height, round)`, if it did.
+    pub fn proposed(&self, height: u64, round: u32) -> Option<Hash> {
+        let guard = self.state.lock();
+        if guard.1.height != height {
+            return None;
+        }
+        guard
+            .1
+            .proposed
+            .iter()
+            .find(|(r, _)| *r == round)
+            .map(|(_, h)| *h)
     }
 
-    /// Lets a signature at `height` go out: refuses a height below the highest signed, and
-    /// records a new highest (synced) first.
-    pub fn admit(&self, height: u64) -> Result<(), String> {
+    fn write(file: &File, state: &FloorState) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt as _;
-        let mut guard = self.file.lock();
-        if height < guard.1 {
+        file.write_all_at(&state.encode(), 0)?;
+        file.sync_data()
+    }
+
+    /// Lets a signature at `height` go out — for a proposal of `block` at `round`, when
+    /// `proposal` is given: refuses a height below the highest signed, and a proposal for a
+    /// round this validator already proposed another block at; records what is new (synced)
+    /// first.
+    pub fn admit(&self, height: u64, proposal: Option<(u32, &Hash)>) -> Result<(), String> {
+        let mut guard = self.state.lock();
+        let (file, state) = &mut *guard;
+        if height < state.height {
             return Err(format!(
                 "refusing to sign at height {height}: this validator has signed at height {} \
                  ({}); a signature below it could contradict one it already gave",
-                guard.1,
+                state.height,
                 self.path.display()
             ));
         }
-        if height > guard.1 {
-            let line = format!("{height:020}\n");
-            guard
-                .0
-                .write_all_at(line.as_bytes(), 0)
-                .and_then(|_| guard.0.sync_data())
-                .map_err(|e| {
-                    format!(
-                        "refusing to sign at height {height}: cannot record it in {}: {e}",
+        let mut next = state.clone();
+        if height > next.height {
+            next = FloorState {
+                height,
+                proposed: Vec::new(),
+            };
+        }
+        if let Some((round, block)) = proposal {
+            match next.proposed.iter().find(|(r, _)| *r == round) {
+                Some((_, b)) if b != block => {
+                    return Err(format!(
+                        "refusing to propose block {block} at height {height} round {round}: \
+                         this validator proposed block {b} there ({})",
                         self.path.display()
-                    )
-                })?;
-            guard.1 = height;
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    if next.proposed.len() == FLOOR_PROPOSALS {
+                        next.proposed.remove(0);
+                    }
+                    next.proposed.push((round, *block));
+                }
+            }
+        }
+        if next != *state {
+            Self::write(file, &next).map_err(|e| {
+                format!(
+                    "refusing to sign at height {height}: cannot record it in {}: {e}",
+                    self.path.display()
+                )
+            })?;
+            *state = next;
         }
         Ok(())
     }
@@ -288,11 +368,20 @@ impl LockstepSigner {
         self
     }
 
-    fn admit(&self, height: u64) -> Result<(), String> {
+    fn admit(&self, height: u64, proposal: Option<(u32, &Hash)>) -> Result<(), String> {
         match &self.floor {
-            Some(f) => f.admit(height),
+            Some(f) => f.admit(height, proposal),
             None => Ok(()),
         }
+    }
+
+    /// The block this validator proposed at `(height, round)` according to its floor (it may
+    /// have lost the proposal's record with its store).
+    pub fn proposed(&self, height: u64, round: u32) -> Option<BlockId> {
+        self.floor
+            .as_ref()
+            .and_then(|f| f.proposed(height, round))
+            .map(BlockId)
     }
 
     /// Appends every vote and proposal this signer signs to `log`.
@@ -309,7 +398,7 @@ impl LockstepSigner {
         block: &BlockId,
         proposer: &ValidatorAddress,
     ) -> Result<[u8; 64], String> {
-        self.admit(height)?;
+        self.admit(height, Some((round, &block.0)))?;
         let sig = self
             .key
             .sign(&part_bytes(
@@ -337,7 +426,7 @@ fn refused(why: String) -> SigningError {
 #[async_trait]
 impl Signer<LockstepContext> for LockstepSigner {
     async fn sign_vote(&self, vote: Vote) -> Result<SignedVote<LockstepContext>, SigningError> {
-        self.admit(vote.height.0).map_err(refused)?;
+        self.admit(vote.height.0, None).map_err(refused)?;
         let sig = self.key.sign(&vote_bytes(self.chain_id, &vote));
         if let Some(log) = &self.log {
             log.vote(&vote);
@@ -349,7 +438,9 @@ impl Signer<LockstepContext> for LockstepSigner {
         &self,
         proposal: Proposal,
     ) -> Result<SignedProposal<LockstepContext>, SigningError> {
-        self.admit(proposal.height.0).map_err(refused)?;
+        let round = proposal.round.as_u32().unwrap_or(0);
+        self.admit(proposal.height.0, Some((round, &proposal.value.0)))
+            .map_err(refused)?;
         let sig = self.key.sign(&proposal_bytes(self.chain_id, &proposal));
         if let Some(log) = &self.log {
             log.append(
@@ -527,6 +618,27 @@ mod tests {
         s.sign_vote(vote(9)).await.unwrap();
         s.sign_vote(vote(10)).await.unwrap();
         assert_eq!(SignFloor::open(&path.0).unwrap().at_start(), 10);
+        // A proposal is recorded; another block for the same round is refused, the same
+        // block (a restream) is not, and the record survives a restart.
+        let floor = Arc::new(SignFloor::open(&path.0).unwrap());
+        let s = signer().with_floor(floor.clone());
+        let other = BlockId(Hash([4; 32]));
+        s.sign_part(11, 2, &block, &me).unwrap();
+        s.sign_part(11, 2, &block, &me).unwrap();
+        assert!(s.sign_part(11, 2, &other, &me).is_err());
+        s.sign_part(11, 3, &other, &me).unwrap();
+        assert_eq!(floor.proposed(11, 2), Some(block.0));
+        drop(s);
+        let floor = SignFloor::open(&path.0).unwrap();
+        assert_eq!(floor.at_start(), 11);
+        assert_eq!(floor.proposed(11, 2), Some(block.0));
+        assert_eq!(floor.proposed(11, 3), Some(other.0));
+        assert_eq!(floor.proposed(11, 4), None);
+        let s = signer().with_floor(Arc::new(floor));
+        assert!(s
+            .sign_proposal(ctx.new_proposal(Height(11), Round::new(2), other, Round::Nil, me))
+            .await
+            .is_err());
         // A file that holds no height is refused, never read as 0.
         std::fs::write(&path.0, "garbage").unwrap();
         let err = SignFloor::open(&path.0).err().expect("refused").to_string();

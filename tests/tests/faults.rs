@@ -64,5 +64,6 @@ scenarios! {
     a_clock_ahead => "clock-ahead",
     a_clock_behind => "clock-behind",
     a_full_disk => "disk-full",
+    a_full_disk_without_the_free_space_guard => "disk-full-unguarded",
     slow_lossy_links => "slow-lossy-links",
 }

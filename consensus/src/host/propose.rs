@@ -15,7 +15,7 @@ use malachitebft_app_channel::NetworkMsg;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 impl Host {
     /// Answers a `GetValue` now if the pool has bundles (or waiting is off); otherwise waits,
@@ -103,6 +103,19 @@ impl Host {
     ) -> eyre::Result<(BlockId, Vec<StreamMessage<ProposalPart>>)> {
         let me = ValidatorAddress(self.cfg.address);
         let previous = self.own_proposal(height, round);
+        if previous.is_none() {
+            if let Some(v) = self.signer.proposed(height, round) {
+                if !self.blocks.contains_key(&v.0) {
+                    // This validator proposed block `v` here before a restart and lost the
+                    // block with its record (a full disk, a crash before the write). Another
+                    // block would be a second proposal for this round: re-announce `v`
+                    // without parts (peers that received them can still vote for it).
+                    warn!(height, round, block = %v.0, "re-announcing a proposal whose block this node lost");
+                    return Ok((v, Vec::new()));
+                }
+            }
+        }
+        let previous = previous.or_else(|| self.signer.proposed(height, round));
         let held = match previous.and_then(|v| self.blocks.get(&v.0).cloned()) {
             Some(h) => h,
             None => {

@@ -252,6 +252,8 @@ struct Node {
 struct Setup {
     limits: Limits,
     propose_wait: Duration,
+    /// The validator's signed-height floor file (none: no floor).
+    floor: Option<std::path::PathBuf>,
 }
 
 impl Default for Setup {
@@ -259,6 +261,7 @@ impl Default for Setup {
         Setup {
             limits: Limits::default(),
             propose_wait: Duration::ZERO,
+            floor: None,
         }
     }
 }
@@ -301,9 +304,15 @@ impl Node {
             propose_wait: setup.propose_wait,
         };
         let (tip_tx, tip) = watch::channel(Tip::default());
+        let signer = match &setup.floor {
+            Some(path) => signer(index).with_floor(Arc::new(
+                crate::signing::SignFloor::open(path).expect("the floor opens"),
+            )),
+            None => signer(index),
+        };
         let host = Host::new(
             cfg,
-            signer(index),
+            signer,
             store.clone(),
             mempool.clone(),
             fetch.clone(),
@@ -832,6 +841,48 @@ async fn after_a_restart_a_validator_reloads_the_proposal_it_held_and_commits_it
     let mut validator = validator.restart(Setup::default());
     assert_eq!(validator.ready().await, 2);
     assert_eq!(validator.tip.borrow().hash, value.0);
+}
+
+#[tokio::test]
+async fn a_proposer_that_lost_its_proposal_with_its_store_announces_the_same_block_again() {
+    let floor = std::env::temp_dir().join(format!(
+        "lockstep-host-floor-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&floor);
+    let setup = || Setup {
+        floor: Some(floor.clone()),
+        ..Setup::default()
+    };
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::with(p, setup());
+    proposer.pool(&[&bundle(4).1]);
+    proposer.ready().await;
+    let (value, first) = proposer.propose(1, 0).await;
+    assert!(!first.is_empty());
+    // The store (with the proposal's record) is lost — a full disk refused the write, or the
+    // data directory was deleted — but not the floor beside the key.
+    let mut proposer = Node::with(p, setup());
+    proposer.pool(&[&bundle(5).1]);
+    proposer.ready().await;
+    let (again, parts) = proposer.propose(1, 0).await;
+    assert_eq!(
+        again, value,
+        "the same block, never a second one for the round"
+    );
+    assert!(
+        parts.is_empty(),
+        "its block is gone: announced without parts"
+    );
+    // The next round it leads is a new proposal.
+    let later = 4;
+    assert_eq!(proposer_of(1, later), p);
+    proposer.start_round(1, later).await;
+    let (fresh, parts) = proposer.propose(1, later).await;
+    assert_ne!(fresh, value);
+    assert!(!parts.is_empty());
+    let _ = std::fs::remove_file(&floor);
 }
 
 #[tokio::test]

@@ -101,8 +101,13 @@ impl Store {
             dropped_from: latest,
             ..PendingIndex::default()
         };
-        for r in self.pending_records()? {
-            idx.insert(r.hash, r.valid_until);
+        for item in self
+            .db
+            .iterator_cf(self.cf("pending")?, IteratorMode::Start)
+        {
+            let (k, v) = item.map_err(err)?;
+            let valid_until = read_u64(v.get(..8).unwrap_or_default())?;
+            idx.insert(hash_of(&k)?, valid_until);
         }
         if let Some(first) = self
             .db

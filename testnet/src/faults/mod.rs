@@ -33,7 +33,7 @@ pub struct Scenario {
 }
 
 /// The scenarios CI runs, each once.
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     "partition-2-2",
     "minority-1-3",
     "bridge",
@@ -45,6 +45,7 @@ pub const NAMES: [&str; 12] = [
     "clock-ahead",
     "clock-behind",
     "disk-full",
+    "disk-full-unguarded",
     "slow-lossy-links",
 ];
 
@@ -70,6 +71,7 @@ pub fn scenario(
         "clock-ahead" => vec![Fault::Skew { node: 1, secs: 20 }],
         "clock-behind" => vec![Fault::Skew { node: 3, secs: -20 }],
         "disk-full" => vec![Fault::DiskFull(0)],
+        "disk-full-unguarded" => vec![Fault::DiskFullUnguarded(3)],
         "slow-lossy-links" => vec![Fault::Slow {
             delay_ms: 50,
             jitter_ms: 10,
@@ -102,7 +104,7 @@ pub fn random_schedule(seed: u64, n: usize, duration: Duration, hold: Duration) 
         let node = rng.gen_range(0..n);
         let mut others: Vec<usize> = (0..n).filter(|i| *i != node).collect();
         others.shuffle(&mut rng);
-        let f = match rng.gen_range(0..10) {
+        let f = match rng.gen_range(0..12) {
             0 => {
                 let mut all: Vec<usize> = (0..n).collect();
                 all.shuffle(&mut rng);
@@ -130,6 +132,8 @@ pub fn random_schedule(seed: u64, n: usize, duration: Duration, hold: Duration) 
                 node,
                 secs: if rng.gen_bool(0.5) { 20 } else { -20 },
             },
+            9 => Fault::DiskFull(node),
+            10 => Fault::DiskFullUnguarded(node),
             _ => Fault::Slow {
                 delay_ms: rng.gen_range(10..=100),
                 jitter_ms: rng.gen_range(0..=20),

@@ -31,8 +31,12 @@ pub enum Fault {
     Wipe(usize),
     /// The node's wall clock runs `secs` ahead (negative: behind).
     Skew { node: usize, secs: i64 },
-    /// The node's home file system filled to the last byte.
+    /// The node's home file system filled to the last byte. The node's free-space guard
+    /// (`storage.min_free_mb`, `storage.stop_free_mb`) sees it coming and stops the node.
     DiskFull(usize),
+    /// The same with the node's free-space guard turned off (restarted with both limits 0
+    /// first), so its writes fail with `ENOSPC`: a store write that fails.
+    DiskFullUnguarded(usize),
     /// Every link delayed (one way) with jitter, and lossy.
     Slow {
         delay_ms: u64,
@@ -66,6 +70,9 @@ impl Fault {
             Fault::Wipe(n) => format!("kill -9 node{n}, wipe its store, restart"),
             Fault::Skew { node, secs } => format!("clock of node{node} {secs:+} s"),
             Fault::DiskFull(n) => format!("disk of node{n} full"),
+            Fault::DiskFullUnguarded(n) => {
+                format!("disk of node{n} full, its free-space guard off")
+            }
             Fault::Slow {
                 delay_ms,
                 jitter_ms,
@@ -86,7 +93,8 @@ impl Fault {
             | Fault::Kill(i)
             | Fault::Restart(i)
             | Fault::Wipe(i)
-            | Fault::DiskFull(i) => vec![*i],
+            | Fault::DiskFull(i)
+            | Fault::DiskFullUnguarded(i) => vec![*i],
             Fault::Skew { node, .. } => vec![*node],
             Fault::Slow { .. } => vec![],
         }
@@ -168,6 +176,19 @@ impl Fault {
                     filled >> 20
                 ))
             }
+            Fault::DiskFullUnguarded(i) => {
+                c.stop(*i, GRACE)?;
+                set_guard(c, *i, false)?;
+                c.start(*i)?;
+                // Let it rejoin before its disk fills under it.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let filled = fill(&c.nodes[*i].home)?;
+                Ok(format!(
+                    "node restarted with storage.min_free_mb = storage.stop_free_mb = 0, then \
+                     its home ({HOME_TMPFS_MB} MiB tmpfs) filled with {} MiB until ENOSPC",
+                    filled >> 20
+                ))
+            }
             Fault::Slow {
                 delay_ms,
                 jitter_ms,
@@ -210,6 +231,12 @@ impl Fault {
                 // A node whose disk filled stops itself; start it again.
                 c.start(*i)?;
             }
+            Fault::DiskFullUnguarded(i) => {
+                let _ = std::fs::remove_file(filler(&c.nodes[*i].home));
+                c.stop(*i, GRACE)?;
+                set_guard(c, *i, true)?;
+                c.start(*i)?;
+            }
             Fault::Slow { .. } => {
                 let lab = lab(c)?;
                 lab.set_delay_all(Duration::ZERO, Duration::ZERO)?;
@@ -218,6 +245,16 @@ impl Fault {
         }
         Ok(())
     }
+}
+
+/// Turns node `i`'s free-space guard off (both limits 0) or back to the defaults.
+fn set_guard(c: &mut Cluster, i: usize, on: bool) -> eyre::Result<()> {
+    let node = &mut c.nodes[i];
+    let defaults = lockstep_node::config::Config::new(&node.name).storage;
+    node.config.storage.min_free_mb = if on { defaults.min_free_mb } else { 0 };
+    node.config.storage.stop_free_mb = if on { defaults.stop_free_mb } else { 0 };
+    node.config
+        .save(&lockstep_node::home::Home::new(&node.home).config())
 }
 
 fn largest(groups: &[Vec<usize>]) -> Vec<usize> {

@@ -292,14 +292,20 @@ impl Followers {
         let mut out = Vec::new();
         for (rec, task) in self.tasks {
             let abort = task.abort_handle();
-            let timed_out = tokio::time::timeout_at(deadline, task).await.is_err();
+            let ended = tokio::time::timeout_at(deadline, task).await;
             abort.abort();
             let mut r = rec
                 .lock()
                 .map(|r| r.clone())
                 .unwrap_or_else(|e| e.into_inner().clone());
-            if timed_out && r.error.is_none() {
-                r.error = Some(format!("did not reach height {height} within {within:?}"));
+            if r.error.is_none() {
+                match ended {
+                    Err(_) => {
+                        r.error = Some(format!("did not reach height {height} within {within:?}"))
+                    }
+                    Ok(Err(e)) => r.error = Some(format!("follower task failed: {e}")),
+                    Ok(Ok(())) => {}
+                }
             }
             out.push(r);
         }
