@@ -190,6 +190,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Replaces this process with a new run of the same command line.
+fn rejoin() -> eyre::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe()?;
+    let err = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(eyre::eyre!("cannot start {} again: {err}", exe.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::log_filter;
@@ -210,14 +220,4 @@ mod tests {
             .to_string()
             .contains("libp2p_gossipsub=error"));
     }
-}
-
-/// Replaces this process with a new run of the same command line.
-fn rejoin() -> eyre::Result<()> {
-    use std::os::unix::process::CommandExt as _;
-    let exe = std::env::current_exe()?;
-    let err = std::process::Command::new(&exe)
-        .args(std::env::args_os().skip(1))
-        .exec();
-    Err(eyre::eyre!("cannot start {} again: {err}", exe.display()))
 }

@@ -413,13 +413,13 @@ async fn run_started(
 
 /// The table of scenario × property.
 pub fn table(outcomes: &[Outcome]) -> String {
-    let mut s = format!("{:<18}", "scenario");
+    let mut s = format!("{:<20}", "scenario");
     for p in checker::PROPERTIES {
         s.push_str(&format!(" {p:<16}"));
     }
     s.push_str(" acks   height\n");
     for o in outcomes {
-        s.push_str(&format!("{:<18}", o.scenario));
+        s.push_str(&format!("{:<20}", o.scenario));
         for p in checker::PROPERTIES {
             let mark = match o.verdicts.iter().find(|v| v.property == p) {
                 Some(v) if v.pass => "pass",
