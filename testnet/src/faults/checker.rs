@@ -432,13 +432,20 @@ pub fn liveness(h: &History) -> Verdict {
         }
     }
     let final_tip = h.chains.iter().map(|c| c.tip).min().unwrap_or(0);
+    if h.follow_target > final_tip {
+        v.push(format!(
+            "the followers were asked for height {}, above the final height {final_tip}",
+            h.follow_target
+        ));
+    }
     for f in &h.followers {
         let last = f.batches.last().map_or(0, |b| b.height);
-        if last < final_tip {
+        if last < h.follow_target {
             v.push(format!(
-                "{} (rollup {}) stopped at height {last}, the nodes reached {final_tip}{}",
+                "{} (rollup {}) stopped at height {last}, short of {}{}",
                 f.name,
                 f.rollup,
+                h.follow_target,
                 f.error
                     .as_deref()
                     .map(|e| format!(": {e}"))
@@ -541,6 +548,7 @@ mod tests {
                     .collect(),
                 error: None,
             }],
+            follow_target: 10,
             ..History::default()
         }
     }

@@ -128,4 +128,8 @@ pub struct History {
     /// Per validator, what it signed (empty when its log is missing).
     pub signed: Vec<Vec<Signed>>,
     pub followers: Vec<FollowerRecord>,
+    /// The height every follower was asked to reach: the lowest node tip once the acknowledged
+    /// bundles had settled (the chain goes on growing after it, with empty blocks).
+    #[serde(default)]
+    pub follow_target: u64,
 }

@@ -408,6 +408,7 @@ async fn run_started(
         statuses,
         signed,
         followers: followed,
+        follow_target: target,
     })
 }
 
