@@ -1,6 +1,7 @@
 //! `lockstep-testnet faults`: runs fault scenarios and prints a table of scenario × property.
 
-use lockstep_testnet::faults::{self, Outcome, RunSpec};
+use eyre::WrapErr;
+use lockstep_testnet::faults::{self, checker, history::History, Outcome, RunSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,14 +33,7 @@ pub(crate) async fn faults(
         spec.out = out.clone();
         spec.work = work.clone();
         let outcome = faults::run(&spec, &mut |line| println!("   {line}")).await?;
-        for v in &outcome.verdicts {
-            println!(
-                "   {:<16} {}  {}",
-                v.property,
-                if v.pass { "pass" } else { "FAIL" },
-                v.detail
-            );
-        }
+        print_verdicts(&outcome.verdicts);
         println!("   history: {}", outcome.dir.display());
         outcomes.push(outcome);
     }
@@ -49,4 +43,41 @@ pub(crate) async fn faults(
         eyre::bail!("properties failed:\n{failed}");
     }
     Ok(())
+}
+
+/// Judges the `history.json` a past run saved in `dir` again, with this build's checker.
+pub(crate) fn recheck(dir: &std::path::Path) -> eyre::Result<()> {
+    let path = dir.join("history.json");
+    let text = std::fs::read_to_string(&path)
+        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    let history: History = serde_json::from_str(&text)
+        .wrap_err_with(|| format!("{} is not a fault run's history", path.display()))?;
+    println!(
+        "== {} (seed {}), judged again: {}",
+        history.scenario,
+        history.seed,
+        path.display()
+    );
+    let verdicts = checker::check(&history);
+    print_verdicts(&verdicts);
+    let failed: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.pass)
+        .map(|v| format!("{}: {}", v.property, v.detail))
+        .collect();
+    if !failed.is_empty() {
+        eyre::bail!("properties failed:\n{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
+fn print_verdicts(verdicts: &[checker::Verdict]) {
+    for v in verdicts {
+        println!(
+            "   {:<16} {}  {}",
+            v.property,
+            if v.pass { "pass" } else { "FAIL" },
+            v.detail
+        );
+    }
 }

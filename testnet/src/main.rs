@@ -122,6 +122,10 @@ enum Cmd {
         hold: u64,
         #[arg(long, default_value = "target/fault-results")]
         out: PathBuf,
+        /// Run nothing: judge the history a past run saved in this folder again, with this
+        /// build's checker.
+        #[arg(long)]
+        check: Option<PathBuf>,
     },
     /// Start a fresh 4-validator network, send atomic bundles across rollups 1 and 2, and
     /// print what each rollup's verifying follower receives and its example ledger executes.
@@ -169,7 +173,11 @@ fn main() -> std::process::ExitCode {
                 duration,
                 hold,
                 out,
-            } => faults_cli::faults(scenario, seed, duration, hold, out).await,
+                check,
+            } => match check {
+                Some(dir) => faults_cli::recheck(&dir),
+                None => faults_cli::faults(scenario, seed, duration, hold, out).await,
+            },
             Cmd::Bench {
                 validators,
                 legs,

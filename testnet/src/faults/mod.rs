@@ -282,6 +282,7 @@ pub async fn run(spec: &RunSpec, progress: &mut dyn FnMut(&str)) -> eyre::Result
         dir.join("result.json"),
         serde_json::to_vec_pretty(&outcome)?,
     )?;
+    prune(&spec.out, KEEP_RUNS);
     if outcome.passed() {
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -412,6 +413,26 @@ async fn run_started(
     })
 }
 
+/// Run folders kept under the results folder (a history is a few MB; CI adds 13 per run).
+pub const KEEP_RUNS: usize = 100;
+
+/// Removes all but the newest `keep` run folders under `out`.
+fn prune(out: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().join("result.json").is_file())
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    runs.sort();
+    let excess = runs.len().saturating_sub(keep);
+    for (_, p) in runs.into_iter().take(excess) {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
+
 /// The table of scenario × property.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut s = format!("{:<20}", "scenario");
@@ -477,6 +498,28 @@ mod tests {
         assert_eq!(random_schedule(7, 4, d, h), random_schedule(7, 4, d, h));
         assert_ne!(random_schedule(7, 4, d, h), random_schedule(8, 4, d, h));
         assert_eq!(random_schedule(7, 4, d, h).len(), 18);
+    }
+
+    #[test]
+    fn only_the_newest_runs_are_kept() {
+        let out = std::env::temp_dir().join(format!("lockstep-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        for i in 0..4 {
+            let d = out.join(format!("run-{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("result.json"), "{}").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::create_dir_all(out.join("not-a-run")).unwrap();
+        prune(&out, 2);
+        let mut left: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["not-a-run", "run-2", "run-3"]);
+        let _ = std::fs::remove_dir_all(&out);
     }
 
     #[test]
