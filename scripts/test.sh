@@ -14,10 +14,15 @@ export RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
 export CLIPPY_ARGS="-Dwarnings"
 # Bins and tests in one build: built apart, the test build's dev-dependencies change features
 # of the build scripts' dependencies (bindgen's), and RocksDB would be compiled twice.
-cargo build --workspace --bins --tests
+# `lockstep-node/byzantine` adds `lockstep-byzantine`, the node with Byzantine behaviours the
+# fault runner's byz-* scenarios start (the `lockstep` binary built with it misbehaves only if
+# its config has a [byzantine] section; a release build, scripts/up.sh's, never has the
+# feature). Every cargo command below names it, so nothing is compiled twice.
+FEATURES=(--features lockstep-node/byzantine)
+cargo build --workspace --bins --tests "${FEATURES[@]}"
 # Fast tests, in parallel.
-cargo test --workspace --exclude lockstep-tests
+cargo test --workspace --exclude lockstep-tests "${FEATURES[@]}"
 # Multi-process tests, one network at a time: every integration-test target, which only
 # tests/ (lockstep-tests) has. Chosen by target, not with `-p lockstep-tests`: selecting one
 # package resolves features for it alone, and RocksDB and libp2p would be compiled again.
-cargo test --workspace --test '*' -- --test-threads=1
+cargo test --workspace --test '*' "${FEATURES[@]}" -- --test-threads=1

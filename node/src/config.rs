@@ -29,6 +29,21 @@ pub const DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS: u64 = 10_000;
 /// Notifications buffered per RPC connection before sends wait (and, past the timeout above,
 /// the subscriber is dropped).
 pub const DEFAULT_RPC_CONNECTION_BUFFER: u32 = 1_024;
+/// Calls per second one client address may make over all its RPC connections together before
+/// getting error 4006 (0: no per-address limit). Two and a half connections' worth: opening
+/// more connections does not buy a host more calls.
+pub const DEFAULT_RPC_RATE_PER_IP: u32 = 50_000;
+/// RPC connections one client address may hold open at once (0: no per-address limit); an
+/// eighth of [`DEFAULT_RPC_MAX_CONNECTIONS`], so one host cannot hold every slot.
+pub const DEFAULT_RPC_MAX_CONNECTIONS_PER_IP: u32 = 64;
+/// Client addresses the per-address limits do not apply to: loopback, where the node's own
+/// machine connects from (a local reverse proxy shares one address among all its clients).
+pub const DEFAULT_RPC_IP_LIMIT_EXEMPT: [&str; 2] = ["127.0.0.1", "::1"];
+/// How often the node pings each WebSocket connection.
+pub const DEFAULT_RPC_PING_INTERVAL_MS: u64 = 20_000;
+/// A WebSocket connection that has answered no ping (and sent nothing) for this long is closed,
+/// at the next ping after it; above [`DEFAULT_RPC_PING_INTERVAL_MS`].
+pub const DEFAULT_RPC_PING_TIMEOUT_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +59,22 @@ pub struct RpcConfig {
     pub subscriber_send_timeout_ms: u64,
     #[serde(default = "d_buffer")]
     pub connection_buffer: u32,
+    /// Calls per second from one client address, all its connections together (0: no limit).
+    #[serde(default = "d_rate_ip")]
+    pub rate_per_ip: u32,
+    /// Connections one client address may hold open at once (0: no limit).
+    #[serde(default = "d_max_conn_ip")]
+    pub max_connections_per_ip: u32,
+    /// Client addresses exempt from the two per-address limits: a reverse proxy's address
+    /// (every client behind it shares it; limit per client at the proxy). Default: loopback.
+    #[serde(default = "d_ip_exempt")]
+    pub ip_limit_exempt: Vec<std::net::IpAddr>,
+    /// How often each WebSocket connection is pinged.
+    #[serde(default = "d_ping_interval")]
+    pub ping_interval_ms: u64,
+    /// A WebSocket connection silent (no pong, no message) this long is closed.
+    #[serde(default = "d_ping_timeout")]
+    pub ping_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +194,10 @@ pub struct Config {
     pub history: HistoryConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Byzantine behaviours: read only by `lockstep-byzantine`, the test build (see
+    /// `byzantine.rs`); `lockstep` refuses to start with this section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byzantine: Option<toml::Table>,
 }
 
 fn d_min_free() -> u64 {
@@ -185,6 +220,24 @@ fn d_send_timeout() -> u64 {
 }
 fn d_buffer() -> u32 {
     DEFAULT_RPC_CONNECTION_BUFFER
+}
+fn d_rate_ip() -> u32 {
+    DEFAULT_RPC_RATE_PER_IP
+}
+fn d_max_conn_ip() -> u32 {
+    DEFAULT_RPC_MAX_CONNECTIONS_PER_IP
+}
+fn d_ip_exempt() -> Vec<std::net::IpAddr> {
+    DEFAULT_RPC_IP_LIMIT_EXEMPT
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+fn d_ping_interval() -> u64 {
+    DEFAULT_RPC_PING_INTERVAL_MS
+}
+fn d_ping_timeout() -> u64 {
+    DEFAULT_RPC_PING_TIMEOUT_MS
 }
 fn d_block_time() -> u64 {
     DEFAULT_TARGET_BLOCK_TIME_MS
@@ -225,6 +278,11 @@ impl Config {
                 rate_per_connection: d_rate(),
                 subscriber_send_timeout_ms: d_send_timeout(),
                 connection_buffer: d_buffer(),
+                rate_per_ip: d_rate_ip(),
+                max_connections_per_ip: d_max_conn_ip(),
+                ip_limit_exempt: d_ip_exempt(),
+                ping_interval_ms: d_ping_interval(),
+                ping_timeout_ms: d_ping_timeout(),
             },
             metrics: MetricsConfig {
                 listen: DEFAULT_METRICS_LISTEN.parse().expect("constant address"),
@@ -249,6 +307,7 @@ impl Config {
                 keep_heights: DEFAULT_KEEP_HEIGHTS,
             },
             storage: StorageConfig::default(),
+            byzantine: None,
         }
     }
 
@@ -312,6 +371,14 @@ impl Config {
             return Err(
                 "rpc.connection_buffer must be positive (messages queued per connection)".into(),
             );
+        }
+        let r = &self.rpc;
+        if r.ping_interval_ms == 0 || r.ping_timeout_ms <= r.ping_interval_ms {
+            return Err(format!(
+                "rpc.ping_timeout_ms ({}) must be above rpc.ping_interval_ms ({}), which must be \
+                 positive: a client answers one ping per interval",
+                r.ping_timeout_ms, r.ping_interval_ms
+            ));
         }
         Ok(())
     }

@@ -6,7 +6,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod admission;
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod genesis;

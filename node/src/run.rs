@@ -220,6 +220,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let limits = genesis.limits;
     let address = key.address();
     let is_validator = validators.get(&address).is_some();
+    let byzantine = byzantine_behaviour(&config, &home)?;
     let prometheus = metrics_http::install()?;
 
     let keep = config.history.keep_heights;
@@ -277,15 +278,23 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         mesh_n: MESH_N,
         publish_linger: Duration::from_millis(config.gossip.publish_linger_ms),
         message_id: admission::gossip_message_id,
-        store: Arc::new(PendingBundles {
-            mempool: mempool.clone(),
-            store: store.clone(),
-        }),
+        store: fetch_store(
+            Arc::new(PendingBundles {
+                mempool: mempool.clone(),
+                store: store.clone(),
+            }),
+            &byzantine,
+        ),
         max_fetch_bytes: limits.max_block_bytes as usize + BLOCK_HEADROOM,
         agent: gossip_agent(&address),
     };
     let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;
     let gossip: Arc<dyn BundleGossip> = Arc::new(gossip_handle);
+    #[cfg(feature = "byzantine")]
+    let gossip: Arc<dyn BundleGossip> = match &byzantine {
+        Some(b) if b.withhold => Arc::new(crate::byzantine::Withholding(gossip)),
+        _ => gossip,
+    };
     let admission = Admission::new(
         chain_id,
         limits,
@@ -352,6 +361,11 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         target_block_time: Some(Duration::from_millis(config.consensus.target_block_time_ms))
             .filter(|d| !d.is_zero()),
         propose_wait: Duration::from_millis(config.consensus.propose_wait_ms),
+        #[cfg(feature = "byzantine")]
+        censor: match &byzantine {
+            Some(b) => b.censored()?,
+            None => Vec::new(),
+        },
     };
     let chain_store: Arc<dyn ChainStore> = store.clone();
     let host = Host::new(
@@ -394,17 +408,52 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
             ConsensusContext::new_full_node(me, Box::new(LockstepVerifier::new(chain_id))),
         )
     };
-    let (channels, mut engine) = EngineBuilder::new(
+    let builder = EngineBuilder::new(
         LockstepContext { chain_id },
         engine_config(&config, is_validator && !catching_up)?,
     )
-    .with_default_wal(WalContext::new(home.wal(), LockstepCodec))
-    .with_default_network(NetworkContext::new(identity, LockstepCodec))
-    .with_default_sync(SyncContext::new(LockstepCodec))
-    .with_default_consensus(consensus_ctx)
-    .with_default_request(RequestContext::new(100))
-    .build()
-    .await?;
+    .with_default_wal(WalContext::new(home.wal(), LockstepCodec));
+    // The rest of the engine is the same whichever network actor it talks to.
+    macro_rules! finish {
+        ($b:expr) => {
+            $b.with_default_sync(SyncContext::new(LockstepCodec))
+                .with_default_consensus(consensus_ctx)
+                .with_default_request(RequestContext::new(100))
+                .build()
+                .await?
+        };
+    }
+    #[cfg(feature = "byzantine")]
+    let (channels, mut engine) = match byzantine.as_ref().filter(|b| b.engine.is_active()) {
+        Some(b) => {
+            // Malachite's proxy signs the conflicting messages with this key: no sign floor
+            // (it would refuse them), but the signed-message log sees them.
+            let s = LockstepSigner::new(private.clone(), chain_id);
+            let s = match &signed_log {
+                Some(log) => s.with_log(log.clone()),
+                None => s,
+            };
+            finish!(
+                builder
+                    .with_byzantine_network(malachitebft_app_channel::ByzantineContext {
+                        identity,
+                        codec: LockstepCodec,
+                        config: b.engine.clone(),
+                        signer: Box::new(s),
+                        address: me,
+                        conflicting_value_fn: Some(Box::new(crate::byzantine::conflicting_value)),
+                        conflicting_vote_value_fn: Some(Box::new(
+                            crate::byzantine::conflicting_vote_value
+                        )),
+                    })
+                    .await?
+            )
+        }
+        None => finish!(builder.with_default_network(NetworkContext::new(identity, LockstepCodec))),
+    };
+    #[cfg(not(feature = "byzantine"))]
+    let (channels, mut engine) =
+        finish!(builder.with_default_network(NetworkContext::new(identity, LockstepCodec)));
     let mut host_task = tokio::spawn(host.run(channels));
 
     // RPC and metrics.
@@ -488,6 +537,56 @@ const BLOCK_HEADROOM: usize = 4096;
 /// not pending bundles. A node asks for a decided block alone, so one would do; a few keep a
 /// request of many unknown bundle hashes from costing as many store reads.
 const BLOCK_LOOKUPS_PER_REQUEST: usize = 4;
+
+#[cfg(feature = "byzantine")]
+type Byzantine = Option<crate::byzantine::Behaviour>;
+/// A release build has no Byzantine behaviour to hold.
+#[cfg(not(feature = "byzantine"))]
+enum NoByzantine {}
+#[cfg(not(feature = "byzantine"))]
+type Byzantine = Option<NoByzantine>;
+
+/// The config's `[byzantine]` section: read by the test build, refused by the release one.
+#[cfg(feature = "byzantine")]
+fn byzantine_behaviour(config: &Config, home: &Home) -> eyre::Result<Byzantine> {
+    let Some(table) = &config.byzantine else {
+        return Ok(None);
+    };
+    let b = crate::byzantine::Behaviour::parse(table)
+        .map_err(|e| eyre::eyre!("config {}: {e}", home.config().display()))?;
+    if !b.is_active() {
+        return Ok(None);
+    }
+    warn!(behaviour = ?b, "BYZANTINE: this validator misbehaves as its config says");
+    Ok(Some(b))
+}
+
+#[cfg(not(feature = "byzantine"))]
+fn byzantine_behaviour(config: &Config, home: &Home) -> eyre::Result<Byzantine> {
+    if config.byzantine.is_some() {
+        eyre::bail!(
+            "config {}: a [byzantine] section is for lockstep-byzantine, the test build; this \
+             binary has no Byzantine behaviours",
+            home.config().display()
+        );
+    }
+    Ok(None)
+}
+
+/// What peers' fetches are served from: this node's pending bundles and blocks, or nothing
+/// for a withholding Byzantine validator.
+fn fetch_store(
+    store: Arc<dyn lockstep_p2p::fetch::ItemStore>,
+    byzantine: &Byzantine,
+) -> Arc<dyn lockstep_p2p::fetch::ItemStore> {
+    #[cfg(feature = "byzantine")]
+    if byzantine.as_ref().is_some_and(|b| b.withhold) {
+        return Arc::new(crate::byzantine::ServesNothing);
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = byzantine;
+    store
+}
 
 /// What this node hands to peers that fetch by hash: its pending bundles, and blocks by block
 /// hash (decided blocks it keeps and proposals it recorded; a validator that missed a decided

@@ -14,6 +14,13 @@ pub(crate) async fn faults(
 ) -> eyre::Result<()> {
     let names: Vec<String> = if scenario == "all" {
         faults::NAMES.iter().map(|s| s.to_string()).collect()
+    } else if scenario == "all-byzantine" {
+        faults::NAMES
+            .iter()
+            .chain(faults::BYZANTINE_7.iter())
+            .filter(|n| n.starts_with("byz"))
+            .map(|s| s.to_string())
+            .collect()
     } else {
         scenario.split(',').map(|s| s.trim().to_string()).collect()
     };
@@ -34,6 +41,9 @@ pub(crate) async fn faults(
         spec.work = work.clone();
         let outcome = faults::run(&spec, &mut |line| println!("   {line}")).await?;
         print_verdicts(&outcome.verdicts);
+        if let Some(c) = &outcome.censorship {
+            println!("   censorship       {}", c.describe());
+        }
         println!("   history: {}", outcome.dir.display());
         outcomes.push(outcome);
     }
@@ -60,6 +70,9 @@ pub(crate) fn recheck(dir: &std::path::Path) -> eyre::Result<()> {
     );
     let verdicts = checker::check(&history);
     print_verdicts(&verdicts);
+    if let Some(c) = faults::censorship::measure(&history) {
+        println!("   censorship       {}", c.describe());
+    }
     let failed: Vec<String> = verdicts
         .iter()
         .filter(|v| !v.pass)

@@ -52,6 +52,9 @@ pub struct Node {
     /// Extra environment variables of the process, applied at each [`Cluster::start`] (e.g.
     /// `LD_PRELOAD`/`FAKETIME` for a clock fault).
     pub env: Vec<(String, String)>,
+    /// The binary this node runs, when not the cluster's `lockstep` (e.g.
+    /// [`byzantine_binary`] for a validator that misbehaves).
+    pub bin: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -149,15 +152,31 @@ fn free_port() -> eyre::Result<u16> {
 /// The `lockstep` binary: `$LOCKSTEP_BIN`, else next to the running executable (or its
 /// parent, for test binaries under `deps/`).
 pub fn lockstep_binary() -> eyre::Result<PathBuf> {
-    if let Ok(p) = std::env::var("LOCKSTEP_BIN") {
-        return Ok(PathBuf::from(p));
+    binary("lockstep", "LOCKSTEP_BIN")
+        .ok_or_else(|| eyre::eyre!("cannot find the lockstep binary; build it (cargo build --bin lockstep) or set LOCKSTEP_BIN"))
+}
+
+/// `lockstep-byzantine`, the node's test build with Byzantine behaviours:
+/// `$LOCKSTEP_BYZANTINE_BIN`, else next to the running executable.
+pub fn byzantine_binary() -> eyre::Result<PathBuf> {
+    binary("lockstep-byzantine", "LOCKSTEP_BYZANTINE_BIN").ok_or_else(|| {
+        eyre::eyre!(
+            "cannot find the lockstep-byzantine binary; build it (cargo build --bin \
+             lockstep-byzantine --features lockstep-node/byzantine) or set LOCKSTEP_BYZANTINE_BIN"
+        )
+    })
+}
+
+fn binary(name: &str, env: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        return Some(PathBuf::from(p));
     }
-    let exe = std::env::current_exe()?;
+    let exe = std::env::current_exe().ok()?;
     let mut dir = exe.parent().map(Path::to_path_buf);
     while let Some(d) = dir {
-        let candidate = d.join("lockstep");
+        let candidate = d.join(name);
         if candidate.is_file() {
-            return Ok(candidate);
+            return Some(candidate);
         }
         dir = d.parent().map(Path::to_path_buf);
         if dir
@@ -167,7 +186,7 @@ pub fn lockstep_binary() -> eyre::Result<PathBuf> {
             break;
         }
     }
-    bail!("cannot find the lockstep binary; build it (cargo build --bin lockstep) or set LOCKSTEP_BIN")
+    None
 }
 
 /// Per-network settings a test or benchmark may change.
@@ -279,6 +298,7 @@ impl Cluster {
                     config: Config::load(&Home::new(&home).config())?,
                     home,
                     env: Vec::new(),
+                    bin: None,
                     child: None,
                 })
             })
@@ -370,8 +390,8 @@ impl Cluster {
 
     /// Starts node `i` (if it is not running).
     pub fn start(&mut self, i: usize) -> eyre::Result<()> {
-        let bin = self.bin.clone();
         let node = &mut self.nodes[i];
+        let bin = node.bin.clone().unwrap_or_else(|| self.bin.clone());
         if node.is_running() {
             return Ok(());
         }

@@ -108,8 +108,9 @@ enum Cmd {
     /// acknowledged bundles kept, heights kept and liveness. Writes history.json and
     /// result.json per run under --out and prints a table of scenario × property.
     Faults {
-        /// A scenario name, a comma-separated list, `all` (every named scenario), or `random`
-        /// (a randomized schedule drawn from --seed, lasting --duration).
+        /// A scenario name, a comma-separated list, `all` (every scenario CI runs),
+        /// `all-byzantine` (every Byzantine one, with 4 and with 7 validators), or `random` (a
+        /// randomized schedule drawn from --seed, lasting --duration).
         #[arg(long, default_value = "all")]
         scenario: String,
         #[arg(long, default_value_t = 1)]

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used)]
 //! The fault matrix CI runs: every named scenario of `lockstep-testnet faults` once, on four
 //! validators in network namespaces (root needed: without it each test fails saying so), each
-//! judged by the checker on every property. Histories go to `target/fault-results/`.
+//! judged by the checker on every property. Histories go to `target/fault-results/`. The
+//! `byz-*` scenarios need `lockstep-byzantine` (the node built with `--features
+//! lockstep-node/byzantine`), which `scripts/test.sh` builds.
 //!
 //! Multi-process tests: run them one at a time (`--test-threads=1`), as `scripts/test.sh` does.
 
@@ -27,6 +29,9 @@ async fn scenario(name: &str) {
         .unwrap_or_else(|e| panic!("{name}: the run failed: {e:#}"));
     let table = faults::table(std::slice::from_ref(&outcome));
     eprintln!("{table}");
+    if let Some(c) = &outcome.censorship {
+        eprintln!("[{name}] censorship: {}", c.describe());
+    }
     assert!(
         outcome.passed(),
         "{name}:\n{table}\n{}",
@@ -66,4 +71,10 @@ scenarios! {
     a_full_disk => "disk-full",
     a_full_disk_without_the_free_space_guard => "disk-full-unguarded",
     slow_lossy_links => "slow-lossy-links",
+    a_validator_signing_two_votes_for_each => "byz-equivocate-votes",
+    a_proposer_signing_two_proposals_for_each => "byz-equivocate-proposals",
+    a_silent_validator => "byz-silent",
+    a_proposer_withholding_its_bundles => "byz-withhold",
+    a_proposer_censoring_a_signer => "byz-censor",
+    two_of_seven_signing_two_votes_for_each => "byz7-equivocate-votes",
 }

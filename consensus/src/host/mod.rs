@@ -64,6 +64,9 @@ pub struct HostConfig {
     /// chain still makes (empty) blocks at about this pace. Zero proposes at once. It is kept
     /// below half the propose timeout whatever is configured.
     pub propose_wait: Duration,
+    /// Byzantine test build only: as proposer, leave out every bundle of these signers.
+    #[cfg(feature = "byzantine")]
+    pub censor: Vec<[u8; 32]>,
 }
 
 /// A proposal put off until the pool has a bundle (or the wait is over).

@@ -123,6 +123,11 @@ impl Host {
                 let reaped = self
                     .mempool
                     .reap(self.cfg.limits.max_block_bytes as usize, height);
+                #[cfg(feature = "byzantine")]
+                let reaped: Vec<_> = reaped
+                    .into_iter()
+                    .filter(|a| !self.cfg.censor.contains(&a.bundle.body.signer))
+                    .collect();
                 let reap_ms = started.elapsed().as_secs_f64() * 1e3;
                 let hashes: Vec<Hash> = reaped.iter().map(|a| a.hash).collect();
                 let encodings: Vec<&[u8]> = reaped.iter().map(|a| &a.encoded[..]).collect();

@@ -302,6 +302,8 @@ impl Node {
             timeouts: LinearTimeouts::default(),
             target_block_time: None,
             propose_wait: setup.propose_wait,
+            #[cfg(feature = "byzantine")]
+            censor: Vec::new(),
         };
         let (tip_tx, tip) = watch::channel(Tip::default());
         let signer = match &setup.floor {

@@ -74,18 +74,21 @@ fn verdict(property: &str, checked: String, violations: Vec<String>) -> Verdict 
 
 /// Judges every property.
 pub fn check(h: &History) -> Vec<Verdict> {
-    vec![
+    let mut v = vec![
         agreement(h),
         no_equivocation(h),
         acks_kept(h),
         heights_kept(h),
         liveness(h),
-    ]
+    ];
+    // A run with a censoring validator: did it censor, and was the signer still served.
+    v.extend(super::censorship::verdict(h));
+    v
 }
 
 /// The block hash at each height, from every node's chain (first seen wins; conflicts are
 /// `agreement`'s business).
-fn canonical(h: &History) -> BTreeMap<u64, (Hash, &[Hash])> {
+pub(crate) fn canonical(h: &History) -> BTreeMap<u64, (Hash, &[Hash])> {
     let mut m = BTreeMap::new();
     for c in &h.chains {
         for b in &c.blocks {
@@ -172,15 +175,38 @@ pub fn agreement(h: &History) -> Verdict {
 pub fn no_equivocation(h: &History) -> Verdict {
     let mut v = Vec::new();
     let mut total = 0usize;
+    // The heights at which a validator was Byzantine (its own conflicts are its behaviour,
+    // counted apart): from the network's height when it was made Byzantine to two past the
+    // height every node was polled at once it was honest again (the runner polls then).
+    let byzantine: Vec<(usize, u64, u64, bool)> = h
+        .windows
+        .iter()
+        .flat_map(|w| {
+            let from = network_height(h, w.start);
+            let to = network_height(h, w.end.unwrap_or(h.ended_at)) + 2;
+            w.byzantine
+                .iter()
+                .map(move |n| (*n, from, to, w.equivocates))
+        })
+        .collect();
+    let mut byzantine_conflicts = vec![0usize; byzantine.len()];
     for (node, log) in h.signed.iter().enumerate() {
         total += log.len();
         let mut seen: HashMap<(u64, i64, &str), &Option<String>> = HashMap::new();
         for s in log {
             match seen.get(&(s.height, s.round, s.kind.as_str())) {
-                Some(prev) if **prev != s.value => v.push(format!(
-                    "node{node} signed {} at height {} round {} for {:?} and for {:?}",
-                    s.kind, s.height, s.round, prev, s.value
-                )),
+                Some(prev) if **prev != s.value => {
+                    let during = byzantine.iter().position(|(n, from, to, _)| {
+                        *n == node && (*from..=*to).contains(&s.height)
+                    });
+                    match during {
+                        Some(k) => byzantine_conflicts[k] += 1,
+                        None => v.push(format!(
+                            "node{node} signed {} at height {} round {} for {:?} and for {:?}",
+                            s.kind, s.height, s.round, prev, s.value
+                        )),
+                    }
+                }
                 Some(_) => {}
                 None => {
                     seen.insert((s.height, s.round, s.kind.as_str()), &s.value);
@@ -191,11 +217,25 @@ pub fn no_equivocation(h: &History) -> Verdict {
     if h.signed.iter().all(Vec::is_empty) {
         v.push("no validator's signed-message log was found".into());
     }
+    for ((node, from, to, equivocates), n) in byzantine.iter().zip(&byzantine_conflicts) {
+        if *equivocates && *n == 0 {
+            v.push(format!(
+                "node{node} was made to equivocate at heights {from}..={to}, but its log shows no \
+                 conflicting signature: the run did not test what it says"
+            ));
+        }
+    }
+    let byzantine_detail: Vec<String> = byzantine
+        .iter()
+        .zip(&byzantine_conflicts)
+        .map(|((node, ..), n)| format!("; Byzantine node{node}: {n} conflicting signatures"))
+        .collect();
     verdict(
         "no-equivocation",
         format!(
-            "{total} signed messages of {} validators",
-            h.signed.iter().filter(|l| !l.is_empty()).count()
+            "{total} signed messages of {} validators, none conflicting from an honest one{}",
+            h.signed.iter().filter(|l| !l.is_empty()).count(),
+            byzantine_detail.concat()
         ),
         v,
     )
@@ -366,7 +406,7 @@ pub fn heights_kept(h: &History) -> Verdict {
 }
 
 /// The highest height any node had reported by `t`.
-fn network_height(h: &History, t: Millis) -> u64 {
+pub(crate) fn network_height(h: &History, t: Millis) -> u64 {
     h.heights
         .iter()
         .filter(|s| s.at <= t)
@@ -539,6 +579,7 @@ mod tests {
                 hash: hash(h),
                 parent: hash(h - 1),
                 bundles: if h == 3 { vec![hash(1000)] } else { vec![] },
+                proposer: String::new(),
             })
             .collect();
         let chains = (0..3)
@@ -570,6 +611,9 @@ mod tests {
                 faulty: vec![2],
                 quorum_kept: true,
                 wiped: vec![],
+                byzantine: vec![],
+                equivocates: false,
+                censors: None,
             }],
             healed_at: 9_000,
             ended_at: 39_900,
@@ -577,6 +621,7 @@ mod tests {
                 hash: hash(1000),
                 node: 1,
                 at: 500,
+                signer: 0,
             }],
             heights,
             chains,
@@ -654,6 +699,43 @@ mod tests {
         let again = h.signed[0][0].clone();
         h.signed[0].push(again);
         assert!(failed(&h).is_empty());
+    }
+
+    #[test]
+    fn a_byzantine_validators_own_conflicts_are_counted_and_must_be_there() {
+        let mut h = clean();
+        let conflict = Signed {
+            height: 1,
+            round: 0,
+            kind: "prevote".into(),
+            value: None,
+        };
+        h.signed
+            .push(vec![h.signed[0][0].clone(), conflict.clone()]);
+        // Node 1 conflicting while honest: a violation.
+        assert_eq!(failed(&h), vec!["no-equivocation"]);
+        // While it was Byzantine: its behaviour, counted.
+        h.windows[0].faulty = vec![1];
+        h.windows[0].byzantine = vec![1];
+        h.windows[0].equivocates = true;
+        let verdicts = check(&h);
+        assert!(failed(&h).is_empty(), "{verdicts:#?}");
+        let ne = verdicts
+            .iter()
+            .find(|v| v.property == "no-equivocation")
+            .unwrap();
+        assert!(
+            ne.detail.contains("Byzantine node1: 1 conflicting"),
+            "{ne:?}"
+        );
+        // Made to equivocate but never did: the run tested nothing.
+        h.signed[1].pop();
+        assert_eq!(failed(&h), vec!["no-equivocation"]);
+        // Another node's conflicts are not excused by node 1 being Byzantine.
+        let mut h = clean();
+        h.signed[0].push(conflict);
+        h.windows[0].byzantine = vec![1];
+        assert_eq!(failed(&h), vec!["no-equivocation"]);
     }
 
     #[test]

@@ -30,6 +30,15 @@ pub struct FaultWindow {
     /// Validators whose store was wiped in this window (their height starts again from 0).
     #[serde(default)]
     pub wiped: Vec<usize>,
+    /// Validators that misbehaved in this window (their own signatures may conflict).
+    #[serde(default)]
+    pub byzantine: Vec<usize>,
+    /// Whether the Byzantine validator was set to equivocate (its log must show it).
+    #[serde(default)]
+    pub equivocates: bool,
+    /// The workload signer a censoring Byzantine validator left out in this window.
+    #[serde(default)]
+    pub censors: Option<usize>,
 }
 
 /// A bundle a node acknowledged (returned its hash for).
@@ -38,6 +47,9 @@ pub struct Ack {
     pub hash: Hash,
     pub node: usize,
     pub at: Millis,
+    /// The workload signer that sent it.
+    #[serde(default)]
+    pub signer: usize,
 }
 
 /// One poll of one node's latest height; `None` when it did not answer.
@@ -55,6 +67,9 @@ pub struct ChainBlock {
     pub hash: Hash,
     pub parent: Hash,
     pub bundles: Vec<Hash>,
+    /// The proposer's address.
+    #[serde(default)]
+    pub proposer: String,
 }
 
 /// A node's chain at the end of the run, read block by block over its RPC.
@@ -110,6 +125,9 @@ pub struct History {
     pub scenario: String,
     pub seed: u64,
     pub validators: usize,
+    /// Each node's validator address, by node index.
+    #[serde(default)]
+    pub addresses: Vec<String>,
     /// How the network and its faults were made (namespaces, nftables, relay, faketime, …).
     pub mechanisms: Vec<String>,
     pub windows: Vec<FaultWindow>,

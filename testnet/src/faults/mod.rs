@@ -8,6 +8,7 @@
 //! sending, stop them, wait for every acknowledged bundle to be decided, then read every
 //! node's chain, every acknowledgement's status and every signed-message log, and check.
 
+pub mod censorship;
 pub mod checker;
 pub mod history;
 pub mod nemesis;
@@ -17,7 +18,7 @@ use crate::{Cluster, ClusterOptions};
 use checker::Verdict;
 use eyre::Context as _;
 use history::{FaultWindow, History};
-use nemesis::Fault;
+use nemesis::{Fault, Misbehaviour};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::Serialize;
@@ -30,10 +31,12 @@ use workload::{since, Followers, Workload};
 pub struct Scenario {
     pub name: String,
     pub steps: Vec<Fault>,
+    /// How many validators the network has.
+    pub validators: usize,
 }
 
 /// The scenarios CI runs, each once.
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 19] = [
     "partition-2-2",
     "minority-1-3",
     "bridge",
@@ -47,6 +50,21 @@ pub const NAMES: [&str; 13] = [
     "disk-full",
     "disk-full-unguarded",
     "slow-lossy-links",
+    "byz-equivocate-votes",
+    "byz-equivocate-proposals",
+    "byz-silent",
+    "byz-withhold",
+    "byz-censor",
+    "byz7-equivocate-votes",
+];
+
+/// Named scenarios run by hand (`--scenario all-byzantine` or by name), not in CI: the other
+/// behaviours with two Byzantine validators of seven.
+pub const BYZANTINE_7: [&str; 4] = [
+    "byz7-equivocate-proposals",
+    "byz7-silent",
+    "byz7-withhold",
+    "byz7-censor",
 ];
 
 /// The scenario called `name` (for 4 validators), or a randomized schedule for `random`.
@@ -77,17 +95,78 @@ pub fn scenario(
             jitter_ms: 10,
             loss_pct: 2,
         }],
+        "byz-equivocate-votes" => vec![Fault::Byzantine {
+            nodes: vec![1],
+            behaviour: Misbehaviour::EquivocateVotes,
+        }],
+        "byz-equivocate-proposals" => vec![Fault::Byzantine {
+            nodes: vec![2],
+            behaviour: Misbehaviour::EquivocateProposals,
+        }],
+        "byz-silent" => vec![Fault::Byzantine {
+            nodes: vec![3],
+            behaviour: Misbehaviour::Silent,
+        }],
+        "byz-withhold" => vec![Fault::Byzantine {
+            nodes: vec![0],
+            behaviour: Misbehaviour::Withhold,
+        }],
+        "byz-censor" => vec![Fault::Byzantine {
+            nodes: vec![1],
+            behaviour: Misbehaviour::Censor {
+                signer: CENSORED_SIGNER,
+                key: hex::encode(
+                    workload::signer_key(seed, CENSORED_SIGNER)
+                        .verifying_key()
+                        .to_bytes(),
+                ),
+            },
+        }],
+        // Two of seven (f = 2) misbehave together.
+        "byz7-equivocate-votes" => vec![Fault::Byzantine {
+            nodes: vec![1, 4],
+            behaviour: Misbehaviour::EquivocateVotes,
+        }],
+        "byz7-equivocate-proposals" => vec![Fault::Byzantine {
+            nodes: vec![2, 5],
+            behaviour: Misbehaviour::EquivocateProposals,
+        }],
+        "byz7-silent" => vec![Fault::Byzantine {
+            nodes: vec![3, 6],
+            behaviour: Misbehaviour::Silent,
+        }],
+        "byz7-withhold" => vec![Fault::Byzantine {
+            nodes: vec![0, 4],
+            behaviour: Misbehaviour::Withhold,
+        }],
+        "byz7-censor" => vec![Fault::Byzantine {
+            nodes: vec![1, 2],
+            behaviour: Misbehaviour::Censor {
+                signer: CENSORED_SIGNER,
+                key: hex::encode(
+                    workload::signer_key(seed, CENSORED_SIGNER)
+                        .verifying_key()
+                        .to_bytes(),
+                ),
+            },
+        }],
         "random" => random_schedule(seed, 4, duration, hold),
         other => eyre::bail!(
-            "no scenario {other:?}; known: {}, all, random",
-            NAMES.join(", ")
+            "no scenario {other:?}; known: {}, {}, all, random",
+            NAMES.join(", "),
+            BYZANTINE_7.join(", ")
         ),
     };
+    let validators = if name.starts_with("byz7-") { 7 } else { 4 };
     Ok(Scenario {
         name: name.to_string(),
         steps,
+        validators,
     })
 }
+
+/// The workload signer a censoring validator leaves out.
+pub const CENSORED_SIGNER: usize = 0;
 
 /// Gap between a heal and the next fault in a randomized schedule: the liveness bound after
 /// a heal, so each heal is judged on its own.
@@ -170,9 +249,9 @@ pub struct RunSpec {
 impl RunSpec {
     pub fn new(scenario: Scenario, seed: u64) -> RunSpec {
         RunSpec {
+            validators: scenario.validators,
             scenario,
             seed,
-            validators: 4,
             hold: Duration::from_secs(10),
             warmup: Duration::from_secs(3),
             settle: Duration::from_secs(24),
@@ -193,6 +272,8 @@ pub struct Outcome {
     pub mechanisms: Vec<String>,
     pub acks: usize,
     pub final_height: u64,
+    /// What a censoring validator cost the signer it censored, when one did.
+    pub censorship: Option<censorship::Censorship>,
     /// Where the history and result were written.
     pub dir: PathBuf,
 }
@@ -276,6 +357,7 @@ pub async fn run(spec: &RunSpec, progress: &mut dyn FnMut(&str)) -> eyre::Result
         mechanisms: history.mechanisms.clone(),
         acks: history.acks.len(),
         final_height: history.chains.iter().map(|c| c.tip).min().unwrap_or(0),
+        censorship: censorship::measure(&history),
         dir: dir.clone(),
     };
     std::fs::write(
@@ -337,12 +419,18 @@ async fn run_started(
             faulty: fault.faulty(n),
             quorum_kept: fault.quorum_kept(n),
             wiped: fault.wiped(),
+            byzantine: fault.byzantine(),
+            equivocates: fault.equivocates(),
+            censors: fault.censors(),
         };
         tokio::time::sleep(spec.hold).await;
         fault
             .undo(cluster)
             .await
             .wrap_err_with(|| format!("undoing {}", fault.describe()))?;
+        // Every node's height read once the fault is undone: what a Byzantine validator
+        // signed before it was made honest again is below this (plus the height in flight).
+        workload::poll_now(&rpc, t0, &load.shared).await?;
         let end = since(t0);
         progress(&format!("{:>6.1} s  healed", end as f64 / 1e3));
         w.end = Some(end);
@@ -395,6 +483,15 @@ async fn run_started(
         scenario: spec.scenario.name.clone(),
         seed: spec.seed,
         validators: n,
+        addresses: cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                lockstep_node::keys::NodeKey::load(&lockstep_node::home::Home::new(&n.home).key())
+                    .map(|k| k.address().to_string())
+                    .unwrap_or_default()
+            })
+            .collect(),
         mechanisms: Vec::new(),
         windows,
         healed_at,
@@ -524,9 +621,17 @@ mod tests {
 
     #[test]
     fn every_named_scenario_exists() {
-        for n in NAMES {
+        for n in NAMES.iter().chain(BYZANTINE_7.iter()) {
             let s = scenario(n, 1, Duration::from_secs(60), Duration::from_secs(5)).unwrap();
             assert!(!s.steps.is_empty());
+            // f of 3f+1 at most misbehave.
+            let byzantine: usize = s
+                .steps
+                .iter()
+                .map(|f| f.byzantine().len())
+                .max()
+                .unwrap_or(0);
+            assert!(3 * byzantine < s.validators, "{n}");
         }
         assert!(scenario("nope", 1, Duration::ZERO, Duration::ZERO).is_err());
     }

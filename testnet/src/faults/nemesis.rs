@@ -43,6 +43,64 @@ pub enum Fault {
         jitter_ms: u64,
         loss_pct: u8,
     },
+    /// The validators restarted as `lockstep-byzantine`, misbehaving alike; undone by
+    /// restarting them as `lockstep` (same keys, stores and WALs).
+    Byzantine {
+        nodes: Vec<usize>,
+        behaviour: Misbehaviour,
+    },
+}
+
+/// What a Byzantine validator does (its config's `[byzantine]` section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Misbehaviour {
+    /// Every vote it signs, it also signs for another value, and sends both.
+    EquivocateVotes,
+    /// Every proposal it signs, it also signs for another block, and sends both.
+    EquivocateProposals,
+    /// Sends no vote and no proposal.
+    Silent,
+    /// Gossips none of the bundles submitted to it and serves no fetch: its blocks name
+    /// bundles only it has.
+    Withhold,
+    /// As proposer, leaves out every bundle of workload signer `signer` (public key `key`,
+    /// hex).
+    Censor { signer: usize, key: String },
+}
+
+impl Misbehaviour {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Misbehaviour::EquivocateVotes => "signs two votes for every vote",
+            Misbehaviour::EquivocateProposals => "signs two proposals for every proposal",
+            Misbehaviour::Silent => "sends no vote and no proposal",
+            Misbehaviour::Withhold => "withholds its bundles (no gossip, no fetch)",
+            Misbehaviour::Censor { .. } => "censors one signer's bundles when it proposes",
+        }
+    }
+
+    /// Whether its signed-message log must show conflicting signatures (else the run did not
+    /// test what it says).
+    pub fn equivocates(&self) -> bool {
+        matches!(
+            self,
+            Misbehaviour::EquivocateVotes | Misbehaviour::EquivocateProposals
+        )
+    }
+
+    /// The config's `[byzantine]` section.
+    pub fn section(&self) -> eyre::Result<toml::Table> {
+        let text = match self {
+            Misbehaviour::EquivocateVotes => "[engine]\nequivocate_votes = { mode = \"always\" }\n".to_string(),
+            Misbehaviour::EquivocateProposals => {
+                "[engine]\nequivocate_proposals = { mode = \"always\" }\n".to_string()
+            }
+            Misbehaviour::Silent => "[engine]\ndrop_votes = { mode = \"always\" }\ndrop_proposals = { mode = \"always\" }\n".to_string(),
+            Misbehaviour::Withhold => "withhold = true\n".to_string(),
+            Misbehaviour::Censor { key, .. } => format!("censor_signers = [\"{key}\"]\n"),
+        };
+        Ok(toml::from_str(&text)?)
+    }
 }
 
 fn set(nodes: &[usize]) -> String {
@@ -78,7 +136,34 @@ impl Fault {
                 jitter_ms,
                 loss_pct,
             } => format!("every link {delay_ms}±{jitter_ms} ms one way, {loss_pct}% loss"),
+            Fault::Byzantine { nodes, behaviour } => {
+                format!("{} Byzantine: {}", set(nodes), behaviour.describe())
+            }
         }
+    }
+
+    /// Validators that misbehave (rather than fail) in this fault.
+    pub fn byzantine(&self) -> Vec<usize> {
+        match self {
+            Fault::Byzantine { nodes, .. } => nodes.clone(),
+            _ => vec![],
+        }
+    }
+
+    /// The workload signer a censoring validator leaves out.
+    pub fn censors(&self) -> Option<usize> {
+        match self {
+            Fault::Byzantine {
+                behaviour: Misbehaviour::Censor { signer, .. },
+                ..
+            } => Some(*signer),
+            _ => None,
+        }
+    }
+
+    /// Whether the fault's Byzantine validator must be seen equivocating.
+    pub fn equivocates(&self) -> bool {
+        matches!(self, Fault::Byzantine { behaviour, .. } if behaviour.equivocates())
     }
 
     /// Validators the fault touches.
@@ -96,6 +181,7 @@ impl Fault {
             | Fault::DiskFull(i)
             | Fault::DiskFullUnguarded(i) => vec![*i],
             Fault::Skew { node, .. } => vec![*node],
+            Fault::Byzantine { nodes, .. } => nodes.clone(),
             Fault::Slow { .. } => vec![],
         }
     }
@@ -210,6 +296,24 @@ impl Fault {
                 }
                 Ok(m.join("; "))
             }
+            Fault::Byzantine { nodes, behaviour } => {
+                let bin = crate::byzantine_binary()?;
+                for node in nodes {
+                    c.stop(*node, GRACE)?;
+                    set_byzantine(c, *node, Some(behaviour.section()?))?;
+                    c.nodes[*node].bin = Some(bin.clone());
+                    c.start(*node)?;
+                }
+                Ok(format!(
+                    "restarted as {} with a [byzantine] section (Malachite's \
+                     ByzantineNetworkProxy for equivocation and silence; the proposer's reaping \
+                     for censoring; the gossip handle and fetch store for withholding), then \
+                     as lockstep again",
+                    bin.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ))
+            }
         }
     }
 
@@ -242,9 +346,25 @@ impl Fault {
                 lab.set_delay_all(Duration::ZERO, Duration::ZERO)?;
                 lab.heal()?;
             }
+            Fault::Byzantine { nodes, .. } => {
+                for node in nodes {
+                    c.stop(*node, GRACE)?;
+                    set_byzantine(c, *node, None)?;
+                    c.nodes[*node].bin = None;
+                    c.start(*node)?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Writes node `i`'s `[byzantine]` section (or removes it).
+fn set_byzantine(c: &mut Cluster, i: usize, section: Option<toml::Table>) -> eyre::Result<()> {
+    let node = &mut c.nodes[i];
+    node.config.byzantine = section;
+    node.config
+        .save(&lockstep_node::home::Home::new(&node.home).config())
 }
 
 /// Turns node `i`'s free-space guard off (both limits 0) or back to the defaults.

@@ -86,13 +86,7 @@ impl Workload {
         let period = Duration::from_secs_f64(signers.max(1) as f64 / rate.max(0.1));
         let signers = (0..signers)
             .map(|s| {
-                let key = ed25519_dalek::SigningKey::from_bytes(
-                    &lockstep_bundles::Hash::tagged(
-                        b"lockstep:fault-signer",
-                        &[&seed.to_le_bytes(), &(s as u64).to_le_bytes()],
-                    )
-                    .0,
-                );
+                let key = signer_key(seed, s);
                 tokio::spawn(sign_and_send(
                     s,
                     key,
@@ -181,6 +175,7 @@ async fn sign_and_send(
                             hash,
                             node,
                             at: since(t0),
+                            signer,
                         });
                     }
                     break;
@@ -419,6 +414,7 @@ pub async fn chains(rpc_urls: &[String]) -> eyre::Result<Vec<super::history::Nod
                     hash: b.hash,
                     parent: b.parent_hash,
                     bundles: b.bundles,
+                    proposer: b.proposer.to_string(),
                 }),
                 Ok(None) => {}
                 Err(e) => eyre::bail!("node{node}: block {h}: {e}"),
@@ -446,6 +442,17 @@ pub fn signed_log(home: &std::path::Path) -> Vec<super::history::Signed> {
 }
 
 /// A random generator for the nemesis, from the run's seed.
+/// The key of the workload's signer `s` in a run with `seed`.
+pub fn signer_key(seed: u64, s: usize) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(
+        &lockstep_bundles::Hash::tagged(
+            b"lockstep:fault-signer",
+            &[&seed.to_le_bytes(), &(s as u64).to_le_bytes()],
+        )
+        .0,
+    )
+}
+
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
 }

@@ -1,0 +1,295 @@
+//! What a censoring proposer costs the signer it censors: the delay from acknowledgement to
+//! inclusion of that signer's bundles, beside everyone else's, over the windows a validator
+//! censored. A figure, not a property: `acks-kept` already requires every acknowledged bundle
+//! to be included.
+
+use super::checker::{canonical, network_height};
+use super::history::{History, Millis};
+use lockstep_bundles::Hash;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Inclusion delays of one group of bundles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delays {
+    /// Bundles acknowledged during a censoring window and included.
+    pub count: usize,
+    /// Heights from the network's height at the acknowledgement to the including block:
+    /// p50, p90, max.
+    pub heights: [u64; 3],
+    /// Milliseconds from the acknowledgement to the first poll that saw a node at the
+    /// including height: p50, p90, max (the poller reads every 250 ms).
+    pub ms: [u64; 3],
+}
+
+/// The censored signer's delays and everyone else's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Censorship {
+    pub signer: usize,
+    /// Blocks the censoring validator proposed while it censored, and how many of them hold
+    /// a bundle of the censored signer (0 if it censored).
+    pub proposed: usize,
+    pub proposed_with_censored: usize,
+    pub censored: Delays,
+    pub others: Delays,
+}
+
+impl Censorship {
+    pub fn describe(&self) -> String {
+        let d = |d: &Delays| {
+            format!(
+                "{} bundles, heights p50 {} p90 {} max {}, ms p50 {} p90 {} max {}",
+                d.count, d.heights[0], d.heights[1], d.heights[2], d.ms[0], d.ms[1], d.ms[2]
+            )
+        };
+        format!(
+            "{} blocks by the censoring validator, {} with the censored signer's bundles; \
+             censored signer {}: {}; other signers: {}",
+            self.proposed,
+            self.proposed_with_censored,
+            self.signer,
+            d(&self.censored),
+            d(&self.others)
+        )
+    }
+}
+
+/// The figures, when some window censored a signer.
+pub fn measure(h: &History) -> Option<Censorship> {
+    let windows: Vec<(Millis, Millis, usize, Option<usize>)> = h
+        .windows
+        .iter()
+        .filter_map(|w| {
+            Some((
+                w.applied.max(w.start),
+                w.end?,
+                w.censors?,
+                w.byzantine.first().copied(),
+            ))
+        })
+        .collect();
+    let signer = windows.first()?.2;
+    let theirs: std::collections::HashSet<Hash> = h
+        .acks
+        .iter()
+        .filter(|a| a.signer == signer)
+        .map(|a| a.hash)
+        .collect();
+    let (mut proposed, mut proposed_with_censored) = (0usize, 0usize);
+    for (from, to, _, node) in &windows {
+        let Some(address) = node.and_then(|n| h.addresses.get(n)) else {
+            continue;
+        };
+        let heights = network_height(h, *from) + 1..=network_height(h, *to);
+        for (height, block) in canonical_blocks(h) {
+            if heights.contains(&height) && block.proposer == *address {
+                proposed += 1;
+                if block.bundles.iter().any(|b| theirs.contains(b)) {
+                    proposed_with_censored += 1;
+                }
+            }
+        }
+    }
+    let included: HashMap<Hash, u64> = canonical(h)
+        .into_iter()
+        .flat_map(|(height, (_, bundles))| bundles.iter().map(move |b| (*b, height)))
+        .collect();
+    // The first time a poll saw some node at each height or above.
+    let mut first_seen: Vec<(u64, Millis)> = Vec::new();
+    let mut best = 0u64;
+    let mut samples: Vec<_> = h.heights.iter().collect();
+    samples.sort_by_key(|s| s.at);
+    for s in samples {
+        if let Some(height) = s.height.filter(|x| *x > best) {
+            best = height;
+            first_seen.push((height, s.at));
+        }
+    }
+    let seen_at = |height: u64| -> Option<Millis> {
+        let i = first_seen.partition_point(|(x, _)| *x < height);
+        first_seen.get(i).map(|(_, at)| *at)
+    };
+    let (mut censored, mut others) = (Vec::new(), Vec::new());
+    for a in &h.acks {
+        if !windows
+            .iter()
+            .any(|(from, to, ..)| (*from..=*to).contains(&a.at))
+        {
+            continue;
+        }
+        let Some(&height) = included.get(&a.hash) else {
+            continue;
+        };
+        let Some(seen) = seen_at(height) else {
+            continue;
+        };
+        let d = (
+            height.saturating_sub(network_height(h, a.at)),
+            seen.saturating_sub(a.at),
+        );
+        if a.signer == signer {
+            censored.push(d);
+        } else {
+            others.push(d);
+        }
+    }
+    Some(Censorship {
+        signer,
+        proposed,
+        proposed_with_censored,
+        censored: delays(censored),
+        others: delays(others),
+    })
+}
+
+/// The chain's blocks by height (one per height: agreement is checked elsewhere).
+fn canonical_blocks(h: &History) -> std::collections::BTreeMap<u64, &super::history::ChainBlock> {
+    let mut m = std::collections::BTreeMap::new();
+    for c in &h.chains {
+        for b in &c.blocks {
+            m.entry(b.height).or_insert(b);
+        }
+    }
+    m
+}
+
+/// The `censorship` verdict of a run with a censoring validator: it proposed blocks while it
+/// censored, none held the censored signer's bundles (else it did not censor, and the run
+/// tested nothing), and the censored signer's bundles were still included.
+pub fn verdict(h: &History) -> Option<super::checker::Verdict> {
+    let c = measure(h)?;
+    let mut v = Vec::new();
+    if c.proposed == 0 {
+        v.push("the censoring validator proposed no block while it censored".to_string());
+    }
+    if c.proposed_with_censored > 0 {
+        v.push(format!(
+            "{} blocks of the censoring validator hold the censored signer's bundles",
+            c.proposed_with_censored
+        ));
+    }
+    if c.censored.count == 0 {
+        v.push("none of the censored signer's bundles was included".to_string());
+    }
+    Some(super::checker::Verdict {
+        property: "censorship".into(),
+        pass: v.is_empty(),
+        detail: if v.is_empty() {
+            c.describe()
+        } else {
+            format!("{}: {}", v.join("; "), c.describe())
+        },
+    })
+}
+
+fn delays(mut d: Vec<(u64, u64)>) -> Delays {
+    if d.is_empty() {
+        return Delays::default();
+    }
+    let pick = |v: &[u64]| [pct(v, 50), pct(v, 90), v[v.len() - 1]];
+    let mut heights: Vec<u64> = d.iter().map(|x| x.0).collect();
+    heights.sort_unstable();
+    d.sort_unstable_by_key(|x| x.1);
+    let ms: Vec<u64> = d.iter().map(|x| x.1).collect();
+    Delays {
+        count: d.len(),
+        heights: pick(&heights),
+        ms: pick(&ms),
+    }
+}
+
+fn pct(sorted: &[u64], p: usize) -> u64 {
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::history::*;
+    use super::*;
+
+    #[test]
+    fn the_censored_signers_delay_is_measured_apart() {
+        let block = |height: u64, bundles: Vec<Hash>| ChainBlock {
+            height,
+            hash: Hash::tagged(b"b", &[&height.to_le_bytes()]),
+            parent: Hash::tagged(b"b", &[&(height - 1).to_le_bytes()]),
+            bundles,
+            proposer: if height.is_multiple_of(2) {
+                "b".into()
+            } else {
+                "a".into()
+            },
+        };
+        let x = Hash::tagged(b"x", &[]);
+        let y = Hash::tagged(b"y", &[]);
+        let h = History {
+            windows: vec![FaultWindow {
+                fault: "censor".into(),
+                mechanism: String::new(),
+                start: 0,
+                applied: 0,
+                end: Some(1_000),
+                faulty: vec![1],
+                quorum_kept: true,
+                wiped: vec![],
+                byzantine: vec![1],
+                equivocates: false,
+                censors: Some(0),
+            }],
+            // Height h first seen at 100 h ms.
+            heights: (1..=10)
+                .map(|height| HeightSample {
+                    at: height * 100,
+                    node: 0,
+                    height: Some(height),
+                })
+                .collect(),
+            chains: vec![NodeChain {
+                node: 0,
+                tip: 10,
+                blocks: (1..=10)
+                    .map(|n| match n {
+                        3 => block(n, vec![y]),
+                        6 => block(n, vec![x]),
+                        _ => block(n, vec![]),
+                    })
+                    .collect(),
+            }],
+            // Both acknowledged at 250 ms (network height 2): signer 0's bundle in block 6,
+            // signer 1's in block 3.
+            acks: vec![
+                Ack {
+                    hash: x,
+                    node: 0,
+                    at: 250,
+                    signer: 0,
+                },
+                Ack {
+                    hash: y,
+                    node: 0,
+                    at: 250,
+                    signer: 1,
+                },
+            ],
+            addresses: vec!["a".into(), "b".into()],
+            ..History::default()
+        };
+        let c = measure(&h).unwrap();
+        // Node 1 ("b") proposed the even heights; while it censored (0..1,000 ms: heights 1
+        // to 10), one of them (6) held signer 0's bundle.
+        assert_eq!((c.proposed, c.proposed_with_censored), (5, 1));
+        assert!(!verdict(&h).unwrap().pass);
+        let mut odd = h.clone();
+        odd.chains[0].blocks[5].proposer = "a".into();
+        assert!(verdict(&odd).unwrap().pass, "{:?}", verdict(&odd));
+        assert_eq!(c.censored.count, 1);
+        assert_eq!(c.censored.heights, [4, 4, 4]);
+        assert_eq!(c.censored.ms, [350, 350, 350]);
+        assert_eq!(c.others.heights, [1, 1, 1]);
+        assert_eq!(c.others.ms, [50, 50, 50]);
+        // No censoring window: no figures.
+        let mut quiet = h.clone();
+        quiet.windows[0].censors = None;
+        assert!(measure(&quiet).is_none());
+    }
+}
