@@ -70,7 +70,7 @@ pub(crate) fn recheck(dir: &std::path::Path) -> eyre::Result<()> {
     );
     let verdicts = checker::check(&history);
     print_verdicts(&verdicts);
-    if let Some(c) = faults::censorship::measure(&history) {
+    if let Some(c) = faults::behaviour::measure(&history) {
         println!("   censorship       {}", c.describe());
     }
     let failed: Vec<String> = verdicts

@@ -82,7 +82,7 @@ pub fn check(h: &History) -> Vec<Verdict> {
         liveness(h),
     ];
     // A run with a censoring validator: did it censor, and was the signer still served.
-    v.extend(super::censorship::verdict(h));
+    v.extend(super::behaviour::verdict(h));
     v
 }
 
@@ -186,7 +186,7 @@ pub fn no_equivocation(h: &History) -> Verdict {
             let to = network_height(h, w.end.unwrap_or(h.ended_at)) + 2;
             w.byzantine
                 .iter()
-                .map(move |n| (*n, from, to, w.equivocates))
+                .map(move |n| (*n, from, to, w.equivocates()))
         })
         .collect();
     let mut byzantine_conflicts = vec![0usize; byzantine.len()];
@@ -612,8 +612,8 @@ mod tests {
                 quorum_kept: true,
                 wiped: vec![],
                 byzantine: vec![],
-                equivocates: false,
-                censors: None,
+                misbehaviour: None,
+                healing: None,
             }],
             healed_at: 9_000,
             ended_at: 39_900,
@@ -717,7 +717,7 @@ mod tests {
         // While it was Byzantine: its behaviour, counted.
         h.windows[0].faulty = vec![1];
         h.windows[0].byzantine = vec![1];
-        h.windows[0].equivocates = true;
+        h.windows[0].misbehaviour = Some(crate::faults::nemesis::Misbehaviour::EquivocateVotes);
         let verdicts = check(&h);
         assert!(failed(&h).is_empty(), "{verdicts:#?}");
         let ne = verdicts

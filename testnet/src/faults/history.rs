@@ -3,6 +3,7 @@
 //! validator signed and what each rollup follower received. The checker judges this record
 //! alone, so a run's `history.json` can be checked again later.
 
+use super::nemesis::Misbehaviour;
 use lockstep_bundles::Hash;
 use serde::{Deserialize, Serialize};
 
@@ -33,12 +34,30 @@ pub struct FaultWindow {
     /// Validators that misbehaved in this window (their own signatures may conflict).
     #[serde(default)]
     pub byzantine: Vec<usize>,
-    /// Whether the Byzantine validator was set to equivocate (its log must show it).
+    /// What the Byzantine validators were made to do.
     #[serde(default)]
-    pub equivocates: bool,
-    /// The workload signer a censoring Byzantine validator left out in this window.
+    pub misbehaviour: Option<Misbehaviour>,
+    /// When the undoing began (`end` is when it was done): what a Byzantine validator did
+    /// before this it did as a Byzantine one.
     #[serde(default)]
-    pub censors: Option<usize>,
+    pub healing: Option<Millis>,
+}
+
+impl FaultWindow {
+    /// Whether the Byzantine validators were made to equivocate (their logs must show it).
+    pub fn equivocates(&self) -> bool {
+        self.misbehaviour
+            .as_ref()
+            .is_some_and(Misbehaviour::equivocates)
+    }
+
+    /// The workload signer a censoring validator left out.
+    pub fn censors(&self) -> Option<usize> {
+        match &self.misbehaviour {
+            Some(Misbehaviour::Censor { signer, .. }) => Some(*signer),
+            _ => None,
+        }
+    }
 }
 
 /// A bundle a node acknowledged (returned its hash for).

@@ -8,7 +8,7 @@
 //! sending, stop them, wait for every acknowledged bundle to be decided, then read every
 //! node's chain, every acknowledgement's status and every signed-message log, and check.
 
-pub mod censorship;
+pub mod behaviour;
 pub mod checker;
 pub mod history;
 pub mod nemesis;
@@ -273,7 +273,7 @@ pub struct Outcome {
     pub acks: usize,
     pub final_height: u64,
     /// What a censoring validator cost the signer it censored, when one did.
-    pub censorship: Option<censorship::Censorship>,
+    pub censorship: Option<behaviour::Censorship>,
     /// Where the history and result were written.
     pub dir: PathBuf,
 }
@@ -357,7 +357,7 @@ pub async fn run(spec: &RunSpec, progress: &mut dyn FnMut(&str)) -> eyre::Result
         mechanisms: history.mechanisms.clone(),
         acks: history.acks.len(),
         final_height: history.chains.iter().map(|c| c.tip).min().unwrap_or(0),
-        censorship: censorship::measure(&history),
+        censorship: behaviour::measure(&history),
         dir: dir.clone(),
     };
     std::fs::write(
@@ -420,10 +420,11 @@ async fn run_started(
             quorum_kept: fault.quorum_kept(n),
             wiped: fault.wiped(),
             byzantine: fault.byzantine(),
-            equivocates: fault.equivocates(),
-            censors: fault.censors(),
+            misbehaviour: fault.misbehaviour(),
+            healing: None,
         };
         tokio::time::sleep(spec.hold).await;
+        w.healing = Some(since(t0));
         fault
             .undo(cluster)
             .await

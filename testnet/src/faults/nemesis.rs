@@ -150,20 +150,12 @@ impl Fault {
         }
     }
 
-    /// The workload signer a censoring validator leaves out.
-    pub fn censors(&self) -> Option<usize> {
+    /// What the fault's Byzantine validators do.
+    pub fn misbehaviour(&self) -> Option<Misbehaviour> {
         match self {
-            Fault::Byzantine {
-                behaviour: Misbehaviour::Censor { signer, .. },
-                ..
-            } => Some(*signer),
+            Fault::Byzantine { behaviour, .. } => Some(behaviour.clone()),
             _ => None,
         }
-    }
-
-    /// Whether the fault's Byzantine validator must be seen equivocating.
-    pub fn equivocates(&self) -> bool {
-        matches!(self, Fault::Byzantine { behaviour, .. } if behaviour.equivocates())
     }
 
     /// Validators the fault touches.

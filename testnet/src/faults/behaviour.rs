@@ -1,10 +1,14 @@
-//! What a censoring proposer costs the signer it censors: the delay from acknowledgement to
-//! inclusion of that signer's bundles, beside everyone else's, over the windows a validator
-//! censored. A figure, not a property: `acks-kept` already requires every acknowledged bundle
-//! to be included.
+//! What the Byzantine validators of a run did, judged from the history: the `byzantine`
+//! verdict says each behaviour was seen (a run whose Byzantine validator did nothing tests
+//! nothing) and its damage stayed where it should; for a censoring proposer, what it cost the
+//! signer it censored — the delay from acknowledgement to inclusion of that signer's bundles,
+//! beside everyone else's (a figure: `acks-kept` already requires every acknowledged bundle
+//! to be included). Equivocation is judged by `no-equivocation`, which counts the Byzantine
+//! validators' own conflicts apart and requires them.
 
 use super::checker::{canonical, network_height};
 use super::history::{History, Millis};
+use super::nemesis::Misbehaviour;
 use lockstep_bundles::Hash;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -56,15 +60,15 @@ impl Censorship {
 
 /// The figures, when some window censored a signer.
 pub fn measure(h: &History) -> Option<Censorship> {
-    let windows: Vec<(Millis, Millis, usize, Option<usize>)> = h
+    let windows: Vec<(Millis, Millis, usize, &[usize])> = h
         .windows
         .iter()
         .filter_map(|w| {
             Some((
                 w.applied.max(w.start),
-                w.end?,
-                w.censors?,
-                w.byzantine.first().copied(),
+                w.healing.or(w.end)?,
+                w.censors()?,
+                w.byzantine.as_slice(),
             ))
         })
         .collect();
@@ -76,13 +80,11 @@ pub fn measure(h: &History) -> Option<Censorship> {
         .map(|a| a.hash)
         .collect();
     let (mut proposed, mut proposed_with_censored) = (0usize, 0usize);
-    for (from, to, _, node) in &windows {
-        let Some(address) = node.and_then(|n| h.addresses.get(n)) else {
-            continue;
-        };
+    for (from, to, _, nodes) in &windows {
+        let addresses: Vec<&String> = nodes.iter().filter_map(|n| h.addresses.get(*n)).collect();
         let heights = network_height(h, *from) + 1..=network_height(h, *to);
         for (height, block) in canonical_blocks(h) {
-            if heights.contains(&height) && block.proposer == *address {
+            if heights.contains(&height) && addresses.contains(&&block.proposer) {
                 proposed += 1;
                 if block.bundles.iter().any(|b| theirs.contains(b)) {
                     proposed_with_censored += 1;
@@ -153,33 +155,125 @@ fn canonical_blocks(h: &History) -> std::collections::BTreeMap<u64, &super::hist
     m
 }
 
-/// The `censorship` verdict of a run with a censoring validator: it proposed blocks while it
-/// censored, none held the censored signer's bundles (else it did not censor, and the run
-/// tested nothing), and the censored signer's bundles were still included.
+/// The `byzantine` verdict, for a run with Byzantine validators (`None` without):
+/// - censoring: the censoring validators proposed blocks while they censored, none held the
+///   censored signer's bundles, and that signer's bundles were still included;
+/// - silent: no block decided while they were silent was theirs;
+/// - withholding: of the bundles only they acknowledged while they withheld, none was
+///   included before they were made honest again (nobody else could get them), and there
+///   were some (else nothing was withheld).
 pub fn verdict(h: &History) -> Option<super::checker::Verdict> {
-    let c = measure(h)?;
+    let windows: Vec<_> = h
+        .windows
+        .iter()
+        .filter(|w| w.misbehaviour.is_some())
+        .collect();
+    if windows.is_empty() {
+        return None;
+    }
     let mut v = Vec::new();
-    if c.proposed == 0 {
-        v.push("the censoring validator proposed no block while it censored".to_string());
+    let mut seen = Vec::new();
+    if let Some(c) = measure(h) {
+        if c.proposed == 0 {
+            v.push("the censoring validators proposed no block while they censored".to_string());
+        }
+        if c.proposed_with_censored > 0 {
+            v.push(format!(
+                "{} blocks of the censoring validators hold the censored signer's bundles",
+                c.proposed_with_censored
+            ));
+        }
+        if c.censored.count == 0 {
+            v.push("none of the censored signer's bundles was included".to_string());
+        }
+        seen.push(c.describe());
     }
-    if c.proposed_with_censored > 0 {
-        v.push(format!(
-            "{} blocks of the censoring validator hold the censored signer's bundles",
-            c.proposed_with_censored
-        ));
-    }
-    if c.censored.count == 0 {
-        v.push("none of the censored signer's bundles was included".to_string());
+    let blocks = canonical_blocks(h);
+    for w in &windows {
+        let from = w.applied.max(w.start);
+        let until = w.healing.unwrap_or(h.ended_at);
+        let heights = network_height(h, from) + 1..=network_height(h, until);
+        let theirs: Vec<&String> = w
+            .byzantine
+            .iter()
+            .filter_map(|n| h.addresses.get(*n))
+            .collect();
+        match &w.misbehaviour {
+            Some(Misbehaviour::Silent) => {
+                let proposed = blocks
+                    .iter()
+                    .filter(|(height, b)| heights.contains(height) && theirs.contains(&&b.proposer))
+                    .count();
+                if proposed > 0 {
+                    v.push(format!(
+                        "{proposed} blocks decided while {} were silent are theirs",
+                        set(&w.byzantine)
+                    ));
+                }
+                seen.push(format!(
+                    "silent {}: heights {}..={} decided without a block of theirs",
+                    set(&w.byzantine),
+                    heights.start(),
+                    heights.end()
+                ));
+            }
+            Some(Misbehaviour::Withhold) => {
+                let mut acked_by: HashMap<Hash, Vec<usize>> = HashMap::new();
+                for a in &h.acks {
+                    acked_by.entry(a.hash).or_default().push(a.node);
+                }
+                let included: HashMap<Hash, u64> = canonical(h)
+                    .into_iter()
+                    .flat_map(|(height, (_, bundles))| bundles.iter().map(move |b| (*b, height)))
+                    .collect();
+                let withheld: Vec<&Hash> = h
+                    .acks
+                    .iter()
+                    .filter(|a| (from..=until).contains(&a.at))
+                    .filter(|a| acked_by[&a.hash].iter().all(|n| w.byzantine.contains(n)))
+                    .map(|a| &a.hash)
+                    .collect();
+                let early = withheld
+                    .iter()
+                    .filter(|x| included.get(**x).is_some_and(|at| heights.contains(at)))
+                    .count();
+                if withheld.is_empty() {
+                    v.push(format!(
+                        "no bundle was acknowledged only by {} while they withheld",
+                        set(&w.byzantine)
+                    ));
+                }
+                if early > 0 {
+                    v.push(format!(
+                        "{early} of {} bundles only {} held were included while they withheld",
+                        withheld.len(),
+                        set(&w.byzantine)
+                    ));
+                }
+                seen.push(format!(
+                    "withholding {}: {} bundles only they held, none included before they \
+                     were honest again",
+                    set(&w.byzantine),
+                    withheld.len()
+                ));
+            }
+            _ => {}
+        }
     }
     Some(super::checker::Verdict {
-        property: "censorship".into(),
+        property: "byzantine".into(),
         pass: v.is_empty(),
         detail: if v.is_empty() {
-            c.describe()
+            seen.join("; ")
         } else {
-            format!("{}: {}", v.join("; "), c.describe())
+            format!("{}; {}", v.join("; "), seen.join("; "))
         },
     })
+}
+
+fn set(nodes: &[usize]) -> String {
+    let names: Vec<String> = nodes.iter().map(|n| format!("node{n}")).collect();
+    names.join(", ")
 }
 
 fn delays(mut d: Vec<(u64, u64)>) -> Delays {
@@ -233,8 +327,11 @@ mod tests {
                 quorum_kept: true,
                 wiped: vec![],
                 byzantine: vec![1],
-                equivocates: false,
-                censors: Some(0),
+                misbehaviour: Some(Misbehaviour::Censor {
+                    signer: 0,
+                    key: String::new(),
+                }),
+                healing: Some(1_000),
             }],
             // Height h first seen at 100 h ms.
             heights: (1..=10)
@@ -282,6 +379,31 @@ mod tests {
         let mut odd = h.clone();
         odd.chains[0].blocks[5].proposer = "a".into();
         assert!(verdict(&odd).unwrap().pass, "{:?}", verdict(&odd));
+        // The same validator silent: its blocks in the window fail the verdict, none passes.
+        let mut silent = odd.clone();
+        silent.windows[0].misbehaviour = Some(Misbehaviour::Silent);
+        assert!(!verdict(&silent).unwrap().pass);
+        for b in &mut silent.chains[0].blocks {
+            b.proposer = "a".into();
+        }
+        assert!(verdict(&silent).unwrap().pass, "{:?}", verdict(&silent));
+        // Withholding: a bundle only node 1 acknowledged (at 250 ms), included in block 6
+        // (seen at 600 ms): after node 1 was made honest at 450 ms passes, while it still
+        // withheld (until 700 ms) fails.
+        let mut withhold = odd.clone();
+        withhold.windows[0].misbehaviour = Some(Misbehaviour::Withhold);
+        withhold.windows[0].healing = Some(450);
+        withhold.acks[0].node = 1;
+        assert!(verdict(&withhold).unwrap().pass, "{:?}", verdict(&withhold));
+        withhold.windows[0].healing = Some(700);
+        assert!(
+            !verdict(&withhold).unwrap().pass,
+            "{:?}",
+            verdict(&withhold)
+        );
+        withhold.chains[0].blocks[5].bundles.clear();
+        withhold.chains[0].blocks[8].bundles.push(x);
+        assert!(verdict(&withhold).unwrap().pass, "{:?}", verdict(&withhold));
         assert_eq!(c.censored.count, 1);
         assert_eq!(c.censored.heights, [4, 4, 4]);
         assert_eq!(c.censored.ms, [350, 350, 350]);
@@ -289,7 +411,7 @@ mod tests {
         assert_eq!(c.others.ms, [50, 50, 50]);
         // No censoring window: no figures.
         let mut quiet = h.clone();
-        quiet.windows[0].censors = None;
+        quiet.windows[0].misbehaviour = None;
         assert!(measure(&quiet).is_none());
     }
 }
