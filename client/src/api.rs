@@ -127,6 +127,37 @@ pub struct ValidatorJson {
     pub voting_power: u64,
 }
 
+/// One message of a pair a validator signed where it may sign one (`seq_getEvidence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedMessageJson {
+    /// The block hash (a proposal's header hash, a proposal message's or a vote's block id);
+    /// `null` for a nil vote.
+    pub value: Option<Hash>,
+    /// `0x` + 64-byte ed25519 signature over the message (protocol §5.2).
+    pub signature: String,
+    /// For a proposal seen as a stream: its proof-of-lock round and `0x` + the Borsh-encoded
+    /// block header whose hash is `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pol_round: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+/// One entry of `seq_getEvidence`: two conflicting messages one validator signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceJson {
+    pub validator: Address,
+    pub height: u64,
+    pub round: u32,
+    /// `proposal` (two proposal streams), `proposal-message` (two proposal messages),
+    /// `prevote` or `precommit`.
+    pub kind: String,
+    pub first: SignedMessageJson,
+    pub second: SignedMessageJson,
+}
+
 /// The Lockstep JSON-RPC API, namespace `seq`.
 #[rpc(server, client, namespace = "seq")]
 pub trait SeqApi {
@@ -167,4 +198,9 @@ pub trait SeqApi {
 
     #[method(name = "validators")]
     async fn validators(&self) -> RpcResult<Vec<ValidatorJson>>;
+
+    /// The equivocations this node has seen (at most 32 per validator, oldest first), each
+    /// with both signed messages.
+    #[method(name = "getEvidence")]
+    async fn get_evidence(&self) -> RpcResult<Vec<EvidenceJson>>;
 }

@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod context;
+pub mod evidence;
 pub mod host;
 pub mod metrics;
 pub mod recorder;
@@ -14,6 +15,7 @@ pub mod store;
 pub mod streaming;
 
 pub use context::{BlockId, Height, LockstepContext, ProposalPart, ValidatorAddress};
+pub use evidence::{Evidence, EvidenceLog, Misbehaviour, SignedProposal};
 pub use host::{Host, HostConfig, Tip};
 pub use resolve::{BundleFetch, NoFetch};
 pub use store::{ChainStore, StoreError};

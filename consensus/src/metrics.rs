@@ -7,8 +7,13 @@ use ::metrics::{describe_counter, describe_gauge, describe_histogram};
 pub const HEIGHT: &str = "lockstep_consensus_height";
 /// Bundles in committed blocks.
 pub const BUNDLES_COMMITTED: &str = "lockstep_consensus_bundles_committed_total";
-/// Proposals received, by verdict (`valid`, `invalid`, `unavailable`).
+/// Proposals received, by verdict (`valid`, `invalid`, `unavailable`; `unsigned`: not
+/// signed by the round's proposer, dropped; `beyond_lookahead`: for a round too far ahead,
+/// dropped).
 pub const PROPOSALS: &str = "lockstep_consensus_proposals_total";
+/// Equivocations seen: a validator signed two different messages where it may sign one, by
+/// kind (`proposal`). Each is kept in the evidence record.
+pub const EQUIVOCATIONS: &str = "lockstep_consensus_equivocations_total";
 /// Bundles per block this node proposed.
 pub const PROPOSED_BUNDLES: &str = "lockstep_consensus_proposed_bundles";
 /// A proposal's bundles that were not pending here when it arrived.
@@ -26,7 +31,11 @@ pub fn describe() {
     describe_counter!(BUNDLES_COMMITTED, "Bundles in committed blocks");
     describe_counter!(
         PROPOSALS,
-        "Proposals received, by verdict (valid, invalid, unavailable)"
+        "Proposals received, by verdict (valid, invalid, unavailable, unsigned, beyond_lookahead)"
+    );
+    describe_counter!(
+        EQUIVOCATIONS,
+        "Equivocations seen (two different messages signed where one may be), by kind"
     );
     describe_histogram!(PROPOSED_BUNDLES, "Bundles per block this node proposed");
     describe_counter!(

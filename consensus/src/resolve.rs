@@ -5,7 +5,10 @@
 //! are all pending here already. Under load gossip can be a moment behind the proposal, so
 //! the validator first waits briefly for its own admission to catch up, then asks peers for
 //! what is still missing. What peers send is checked like anything else from the network: it
-//! must hash to the hash asked for and carry a valid signature, or it is ignored.
+//! must hash to the hash asked for and carry a valid signature, or it is ignored. A copy is
+//! spared the signature check only if this very signature (not just the hash, which covers
+//! the body only) was verified here before (ADR-023), so every bundle a proposal is resolved
+//! to carries a signature this node verified.
 
 use bytes::Bytes;
 use lockstep_bundles::sig::{self, Item};
@@ -86,11 +89,12 @@ pub async fn resolve(
     waits: Waits,
 ) -> Result<Resolved, Unresolved> {
     let started = std::time::Instant::now();
-    let known = mempool.known_many(hashes);
-    if let Some((hash, height)) = hashes.iter().zip(&known).find_map(|(h, k)| match k {
-        Known::Included { height } => Some((*h, *height)),
-        _ => None,
-    }) {
+    let included = mempool.included_many(hashes);
+    if let Some((hash, height)) = hashes
+        .iter()
+        .zip(&included)
+        .find_map(|(h, k)| k.map(|height| (*h, height)))
+    {
         return Err(Unresolved::Included { hash, height });
     }
     let mut found: Vec<Option<(Arc<SignedBundle>, Bytes)>> = mempool
@@ -119,8 +123,9 @@ pub async fn resolve(
         let answers = tokio::time::timeout(waits.fetch, fetcher.fetch(wanted, proposer))
             .await
             .unwrap_or_default();
-        // Keep what decodes and hashes to what was asked for; then verify signatures (except
-        // those this node already verified in an earlier proposal).
+        // Keep what decodes and hashes to what was asked for; then verify signatures, except
+        // a copy whose very signature this node verified before (in an earlier proposal, or
+        // pending here meanwhile).
         let mut candidates = Vec::new();
         for (&i, raw) in missing.iter().zip(answers) {
             let Some(raw) = raw else { continue };
@@ -132,10 +137,20 @@ pub async fn resolve(
             }
             candidates.push((i, b, raw));
         }
+        let copies: Vec<(Hash, [u8; 64])> = candidates
+            .iter()
+            .map(|(i, b, _)| (hashes[*i], b.signature))
+            .collect();
+        let verified_before: Vec<bool> = mempool
+            .known_many(&copies)
+            .into_iter()
+            .map(|k| matches!(k, Known::Verified | Known::Pending))
+            .collect();
         let items: Vec<Item> = candidates
             .iter()
-            .filter(|(i, _, _)| known[*i] != Known::Verified)
-            .map(|(i, b, _)| Item {
+            .zip(&verified_before)
+            .filter(|(_, before)| !**before)
+            .map(|((i, b, _), _)| Item {
                 pk: b.body.signer,
                 msg: hashes[*i].0,
                 sig: b.signature,
@@ -149,8 +164,8 @@ pub async fn resolve(
                 .unwrap_or_default()
         };
         let mut verdicts = verdicts.into_iter();
-        for (i, b, raw) in candidates {
-            let ok = known[i] == Known::Verified || verdicts.next().unwrap_or(false);
+        for ((i, b, raw), before) in candidates.into_iter().zip(verified_before) {
+            let ok = before || verdicts.next().unwrap_or(false);
             if !ok {
                 // A peer sent the right body with a bad signature: its fault, not the
                 // proposer's. The bundle stays missing.
@@ -357,6 +372,35 @@ mod tests {
             let r = run(&m, &peers, &[here.hash(), h], quick()).await;
             assert_eq!(r.unwrap_err(), Unresolved::Missing(1), "{what}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_fetched_copy_skips_verification_only_with_the_signature_verified_here() {
+        // A pool of one, full: what a proposal brought is only remembered as verified.
+        let m = Mempool::new(
+            PoolConfig {
+                max_count: 1,
+                ..PoolConfig::default()
+            },
+            IncludedSet::new(100),
+        );
+        m.insert_many(vec![(admitted(&bundle(9)), Origin::Peer)], 1);
+        let b = bundle(1);
+        m.insert_from_proposal(vec![admitted(&b)], 1);
+        let mut forged = b.clone();
+        forged.signature[3] ^= 1;
+        let mut peers = Peers::default();
+        peers.held.insert(b.hash(), Bytes::from(forged.encode()));
+        let r = run(&m, &peers, &[b.hash()], quick()).await;
+        assert_eq!(
+            r.unwrap_err(),
+            Unresolved::Missing(1),
+            "a forged copy is verified"
+        );
+        // The very copy verified before is taken without verifying it again.
+        peers.held.insert(b.hash(), Bytes::from(b.encode()));
+        let r = run(&m, &peers, &[b.hash()], quick()).await.unwrap();
+        assert_eq!(r.bundles, vec![b]);
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! Splitting a block proposal into parts and putting streams back together, with bounds.
+//! Splitting a block proposal into parts and putting streams back together, with bounds; and
+//! the bounded buffer of complete streams for heights ahead of the current one.
 
 use crate::context::ProposalPart;
 use bytes::Bytes;
@@ -11,6 +12,16 @@ use std::collections::{BTreeMap, HashMap};
 pub const PART_HASHES: usize = 16 * 1024;
 /// Most streams being reassembled at once, across all peers.
 pub const MAX_STREAMS: usize = 64;
+/// Most streams being reassembled at once from one publishing peer. A proposer publishes one
+/// stream per round it leads (and one more when it restreams), and streams of more than one
+/// message are only needed for blocks naming more than [`PART_HASHES`] bundles, so a few are
+/// plenty; beyond them, that peer's lowest-height stream makes room, and a peer cannot push
+/// out other peers' streams.
+pub const MAX_STREAMS_PER_PEER: usize = 4;
+/// Most complete streams held for heights above the current one (see [`FutureStreams`]).
+pub const MAX_FUTURE_STREAMS: usize = 16;
+/// Most of those from one proposer.
+pub const MAX_FUTURE_STREAMS_PER_PROPOSER: usize = 4;
 
 /// A complete, structurally sound proposal stream.
 #[derive(Debug, Clone)]
@@ -119,6 +130,36 @@ impl Reassembly {
         }
     }
 
+    /// Makes room for a new stream from `peer`: at [`MAX_STREAMS_PER_PEER`] its own
+    /// lowest-height stream goes; at [`MAX_STREAMS`] the lowest-height stream of the peer with
+    /// the most goes. (A stream whose `Init` part has not arrived counts as height 0.)
+    fn make_room(&mut self, peer: &PeerId) {
+        let lowest_of = |streams: &HashMap<(PeerId, StreamId), Partial>, p: &PeerId| {
+            streams
+                .iter()
+                .filter(|((from, _), _)| from == p)
+                .min_by_key(|(_, s)| s.height.unwrap_or(0))
+                .map(|(k, _)| k.clone())
+        };
+        let mine = self.streams.keys().filter(|(from, _)| from == peer).count();
+        if mine >= MAX_STREAMS_PER_PEER {
+            if let Some(victim) = lowest_of(&self.streams, peer) {
+                self.streams.remove(&victim);
+            }
+        }
+        if self.streams.len() >= MAX_STREAMS {
+            let mut counts: HashMap<PeerId, usize> = HashMap::new();
+            for (from, _) in self.streams.keys() {
+                *counts.entry(*from).or_default() += 1;
+            }
+            if let Some((busiest, _)) = counts.into_iter().max_by_key(|(_, n)| *n) {
+                if let Some(victim) = lowest_of(&self.streams, &busiest) {
+                    self.streams.remove(&victim);
+                }
+            }
+        }
+    }
+
     /// Forgets streams for heights below `height`.
     pub fn prune_below(&mut self, height: u64) {
         self.streams
@@ -148,16 +189,8 @@ impl Reassembly {
             StreamContent::Data(part) => Some(part),
             StreamContent::Fin => None,
         };
-        if !self.streams.contains_key(&key) && self.streams.len() >= MAX_STREAMS {
-            // Make room by dropping the oldest-height stream; a live one will be restreamed.
-            if let Some(victim) = self
-                .streams
-                .iter()
-                .min_by_key(|(_, s)| s.height.unwrap_or(0))
-                .map(|(k, _)| k.clone())
-            {
-                self.streams.remove(&victim);
-            }
+        if !self.streams.contains_key(&key) {
+            self.make_room(&peer);
         }
         let max = self.max_stream_bytes;
         let s = self.streams.entry(key.clone()).or_default();
@@ -193,6 +226,94 @@ impl Reassembly {
             return Ok(None);
         };
         assemble(s.parts.into_values())
+    }
+}
+
+/// What became of a stream offered to [`FutureStreams::insert`].
+#[derive(Debug)]
+pub enum Buffered {
+    /// Held until its height starts.
+    Held,
+    /// The same proposal (the same block) is held already.
+    Duplicate,
+    /// Another proposal for the same height and round (so by the same proposer) is held:
+    /// evidence. This one is not held.
+    Conflict(Box<CompleteStream>),
+    /// No room: every stream held is for an earlier height and round.
+    Dropped,
+}
+
+/// Complete proposal streams for heights above the current one, validated when their height
+/// starts. The caller holds only streams signed by their round's proposer (a validator of
+/// the set), so junk from a peer cannot take room here. Bounded: one stream per height and
+/// round, [`MAX_FUTURE_STREAMS_PER_PROPOSER`] per proposer and [`MAX_FUTURE_STREAMS`] in
+/// all; when full, the stream for the furthest height and round makes room for a nearer one.
+/// So the next height's round-0 proposal, the one that matters most, always has a place: no
+/// other stream comes before it.
+#[derive(Default)]
+pub struct FutureStreams {
+    held: BTreeMap<(u64, u32), CompleteStream>,
+}
+
+impl FutureStreams {
+    /// Holds `s` if there is room for it (see the type's doc).
+    pub fn insert(&mut self, s: CompleteStream) -> Buffered {
+        let key = (s.header.height, s.round);
+        if let Some(held) = self.held.get(&key) {
+            return if held.header.hash() == s.header.hash() {
+                Buffered::Duplicate
+            } else {
+                Buffered::Conflict(Box::new(held.clone()))
+            };
+        }
+        let furthest_of_proposer = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.proposer == s.proposer)
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>();
+        if furthest_of_proposer.len() >= MAX_FUTURE_STREAMS_PER_PROPOSER
+            && !self.evict_if_after(furthest_of_proposer.last().copied(), key)
+        {
+            return Buffered::Dropped;
+        }
+        if self.held.len() >= MAX_FUTURE_STREAMS {
+            let furthest = self.held.keys().next_back().copied();
+            if !self.evict_if_after(furthest, key) {
+                return Buffered::Dropped;
+            }
+        }
+        self.held.insert(key, s);
+        Buffered::Held
+    }
+
+    /// Removes the stream at `victim` if it comes after `key`; returns whether it did.
+    fn evict_if_after(&mut self, victim: Option<(u64, u32)>, key: (u64, u32)) -> bool {
+        match victim {
+            Some(v) if v > key => self.held.remove(&v).is_some(),
+            _ => false,
+        }
+    }
+
+    /// The streams held for `height`, in round order; those for lower heights are dropped.
+    pub fn take(&mut self, height: u64) -> Vec<CompleteStream> {
+        let mut from = self.held.split_off(&(height, 0));
+        let later = match height.checked_add(1) {
+            Some(next) => from.split_off(&(next, 0)),
+            None => BTreeMap::new(),
+        };
+        self.held = later;
+        from.into_values().collect()
+    }
+
+    /// How many streams are held.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether no stream is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
     }
 }
 
@@ -413,6 +534,141 @@ mod tests {
             r.insert(peer(), msgs[0].clone()),
             Err(StreamError::TooLarge(_))
         ));
+    }
+
+    /// A complete stream for `(height, round)` by `proposer`, naming `n` bundles.
+    fn complete(height: u64, round: u32, proposer: u8, n: usize) -> CompleteStream {
+        let mut h = header(height);
+        h.proposer = Address([proposer; 20]);
+        h.bundle_count = n as u32;
+        CompleteStream {
+            round,
+            pol_round: -1,
+            proposer: Address([proposer; 20]),
+            header: h,
+            hashes: hashes(n),
+            signature: [0; 64],
+        }
+    }
+
+    #[test]
+    fn one_stream_per_height_and_round_is_held_and_another_is_a_conflict() {
+        let mut f = FutureStreams::default();
+        assert!(matches!(f.insert(complete(5, 0, 1, 1)), Buffered::Held));
+        assert!(matches!(
+            f.insert(complete(5, 0, 1, 1)),
+            Buffered::Duplicate
+        ));
+        let Buffered::Conflict(held) = f.insert(complete(5, 0, 1, 2)) else {
+            panic!("a different block for the same height and round is a conflict");
+        };
+        assert_eq!(held.hashes.len(), 1, "the one held first is kept");
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn a_proposer_holds_at_most_its_share_and_its_nearest_streams_win() {
+        let mut f = FutureStreams::default();
+        for round in 1..=MAX_FUTURE_STREAMS_PER_PROPOSER as u32 {
+            assert!(matches!(f.insert(complete(9, round, 1, 0)), Buffered::Held));
+        }
+        assert_eq!(f.len(), MAX_FUTURE_STREAMS_PER_PROPOSER, "at the limit");
+        // One more, further on: dropped.
+        let further = MAX_FUTURE_STREAMS_PER_PROPOSER as u32 + 1;
+        assert!(matches!(
+            f.insert(complete(9, further, 1, 0)),
+            Buffered::Dropped
+        ));
+        // One more, nearer: its furthest makes room.
+        assert!(matches!(f.insert(complete(9, 0, 1, 0)), Buffered::Held));
+        assert_eq!(f.len(), MAX_FUTURE_STREAMS_PER_PROPOSER);
+        let rounds: Vec<u32> = f.take(9).iter().map(|s| s.round).collect();
+        assert_eq!(
+            rounds,
+            (0..MAX_FUTURE_STREAMS_PER_PROPOSER as u32).collect::<Vec<_>>()
+        );
+        // Other proposers were never pushed out by it: they have room of their own.
+    }
+
+    #[test]
+    fn a_full_buffer_keeps_the_nearest_heights_and_rounds() {
+        let mut f = FutureStreams::default();
+        // Junk from many proposers for far heights fills it to the limit.
+        for i in 0..MAX_FUTURE_STREAMS {
+            let s = complete(100 + i as u64, 0, i as u8, 0);
+            assert!(matches!(f.insert(s), Buffered::Held));
+        }
+        assert_eq!(f.len(), MAX_FUTURE_STREAMS, "at the limit");
+        assert!(matches!(
+            f.insert(complete(200, 0, 99, 0)),
+            Buffered::Dropped
+        ));
+        // The next height's proposal still gets in; the furthest one goes.
+        assert!(matches!(f.insert(complete(6, 0, 42, 0)), Buffered::Held));
+        assert_eq!(f.len(), MAX_FUTURE_STREAMS);
+        let last = 100 + MAX_FUTURE_STREAMS as u64 - 1;
+        assert!(f.take(last).is_empty(), "the furthest was evicted");
+    }
+
+    #[test]
+    fn taking_a_height_returns_its_streams_and_forgets_lower_ones() {
+        let mut f = FutureStreams::default();
+        for (h, r) in [(5, 0), (6, 1), (6, 0), (7, 0)] {
+            f.insert(complete(h, r, h as u8, 0));
+        }
+        let got: Vec<(u64, u32)> = f
+            .take(6)
+            .iter()
+            .map(|s| (s.header.height, s.round))
+            .collect();
+        assert_eq!(got, vec![(6, 0), (6, 1)]);
+        assert_eq!(f.len(), 1, "height 5 is forgotten, 7 is kept");
+        assert_eq!(f.take(7).len(), 1);
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn one_peer_cannot_hold_more_than_its_share_of_partial_streams() {
+        let mut r = Reassembly::new(&lockstep_bundles::Limits::default());
+        let (junk, honest) = (peer(), peer());
+        // The honest proposer's stream for height 5 is begun.
+        let real = stream(5, PART_HASHES + 1);
+        assert!(r.insert(honest, real[0].clone()).unwrap().is_none());
+        // A peer begins streams for many heights: it keeps at most its share.
+        for h in 10..10 + 2 * MAX_STREAMS_PER_PEER as u64 {
+            let s = stream(h, PART_HASHES + 1);
+            assert!(r.insert(junk, s[0].clone()).unwrap().is_none());
+        }
+        let held_by = |p: PeerId| r.streams.keys().filter(|(from, _)| *from == p).count();
+        assert_eq!(held_by(junk), MAX_STREAMS_PER_PEER, "at the limit");
+        assert_eq!(held_by(honest), 1);
+        // The honest stream still completes.
+        let mut done = None;
+        for m in &real[1..] {
+            done = r.insert(honest, m.clone()).unwrap();
+        }
+        assert!(done.is_some(), "the honest stream completes");
+    }
+
+    #[test]
+    fn at_the_total_limit_the_busiest_peer_makes_room() {
+        let mut r = Reassembly::new(&lockstep_bundles::Limits::default());
+        let peers: Vec<PeerId> = (0..MAX_STREAMS / MAX_STREAMS_PER_PEER)
+            .map(|_| peer())
+            .collect();
+        for (i, p) in peers.iter().enumerate() {
+            for k in 0..MAX_STREAMS_PER_PEER {
+                let h = 10 + (i * MAX_STREAMS_PER_PEER + k) as u64;
+                let s = stream(h, PART_HASHES + 1);
+                assert!(r.insert(*p, s[0].clone()).unwrap().is_none());
+            }
+        }
+        assert_eq!(r.streams.len(), MAX_STREAMS, "at the limit");
+        let newcomer = peer();
+        let s = stream(5, PART_HASHES + 1);
+        assert!(r.insert(newcomer, s[0].clone()).unwrap().is_none());
+        assert_eq!(r.streams.len(), MAX_STREAMS);
+        assert!(r.streams.keys().any(|(from, _)| *from == newcomer));
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //! signature verifier and the pool's lock (`node/src/admission/`).
 //!
 //! For each bundle, in this order ([`Rules::screen`]):
-//! 1. **Dedupe.** Already pending or included: admission is idempotent, the answer is its
-//!    hash and nothing is checked again. Verified earlier here (in a proposal): checked, but
-//!    its signature is not verified again.
+//! 1. **Dedupe, by hash and signature.** A bundle's hash covers its body, not its signature,
+//!    so a copy is known only if its signature is the one verified here (ADR-023). The very
+//!    copy pending here: admission is idempotent, the answer is its hash and nothing is
+//!    checked again. Pending with another signature: this copy's signature is verified, and
+//!    the copy is refused either way (4001; [`Rules::recheck`]). Included: from a peer, taken
+//!    as known but not relayed (nothing to check: the chain has it); from a user, its
+//!    signature is verified, then the answer is its hash. Verified earlier here with this
+//!    signature (in a proposal): checked, but its signature is not verified again.
 //! 2. **Disk.** A node low on disk refuses bundles submitted to it ([`Source::Rpc`], 4006),
 //!    but still takes bundles from peers: the others include them whatever this node does.
 //! 3. **Limits.** Size, leg count, chain id and the `valid_until` window
@@ -24,6 +29,20 @@ use lockstep_bundles::{BundleError, Hash, Limits, SignedBundle};
 /// The protocol error code of every refusal that is this node's doing: "node busy, retry
 /// later" (protocol §3).
 pub(crate) const BUSY_CODE: i32 = 4006;
+/// The protocol error code of a copy refused for its signature (protocol §3.5): one that does
+/// not verify, or another signature of a bundle pending here.
+pub(crate) const OTHER_SIGNATURE_CODE: i32 = 4001;
+
+/// A bundle admission did not refuse: its hash, and whether a gossip message carrying this
+/// copy may be forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    pub hash: Hash,
+    /// False for a copy of a bundle already included: the chain has it, so relaying it helps
+    /// no one, and since a gossip message id covers the signature, relaying every valid copy
+    /// would let a signer make the network carry as many re-signed copies as it likes.
+    pub relay: bool,
+}
 
 /// The outcome of admitting one bundle.
 pub type AdmitResult<T> = Result<T, AdmitError>;
@@ -86,6 +105,13 @@ pub enum AdmitError {
     /// The node's disk is nearly full, so it takes no submissions (4006).
     #[error("{0}")]
     DiskLow(String),
+    /// A copy of a bundle pending here that carries another signature, which verifies (4001):
+    /// only the signer can make one. The pool keeps its copy; this one is not taken or
+    /// relayed, and nobody is penalised.
+    #[error(
+        "bundle {hash} is already pending here with another signature; this copy is not taken"
+    )]
+    OtherSignature { hash: String },
 }
 
 impl AdmitError {
@@ -100,6 +126,7 @@ impl AdmitError {
     pub fn code(&self) -> i32 {
         match self {
             AdmitError::Bundle(b) => b.code(),
+            AdmitError::OtherSignature { .. } => OTHER_SIGNATURE_CODE,
             AdmitError::Pool(_) | AdmitError::Busy(_) | AdmitError::DiskLow(_) => BUSY_CODE,
         }
     }
@@ -108,6 +135,7 @@ impl AdmitError {
     pub fn label(&self) -> &'static str {
         match self {
             AdmitError::Bundle(b) => b.label(),
+            AdmitError::OtherSignature { .. } => "other_signature",
             AdmitError::Pool(_) | AdmitError::Busy(_) => "busy",
             AdmitError::DiskLow(_) => "disk_low",
         }
@@ -120,6 +148,9 @@ impl AdmitError {
                 Fault::Neither
             }
             AdmitError::Bundle(_) => Fault::Sender,
+            // Only the signer can make another valid signature; a peer may hold that copy
+            // honestly (the signer gave it to another node), so it is not penalised.
+            AdmitError::OtherSignature { .. } => Fault::Neither,
             AdmitError::Pool(_) | AdmitError::Busy(_) | AdmitError::DiskLow(_) => Fault::Us,
         }
     }
@@ -144,9 +175,10 @@ pub enum GossipVerdict {
 
 impl GossipVerdict {
     /// The verdict on one bundle's admission outcome.
-    pub fn of_bundle<T>(outcome: &AdmitResult<T>) -> GossipVerdict {
+    pub fn of_bundle(outcome: &AdmitResult<Taken>) -> GossipVerdict {
         match outcome {
-            Ok(_) => GossipVerdict::Accept,
+            Ok(t) if t.relay => GossipVerdict::Accept,
+            Ok(_) => GossipVerdict::Ignore,
             Err(e) if e.is_bad_peer() => GossipVerdict::Reject,
             Err(_) => GossipVerdict::Ignore,
         }
@@ -154,9 +186,9 @@ impl GossipVerdict {
 
     /// The verdict on a message from the outcomes of its bundles, in order: one invalid
     /// bundle rejects it (an honest peer only relays what it verified; the outcomes after it
-    /// are not looked at); otherwise it is forwarded if any bundle was admitted, and ignored
-    /// (no penalty) if none was.
-    pub fn of_message<T>(outcomes: impl IntoIterator<Item = AdmitResult<T>>) -> GossipVerdict {
+    /// are not looked at); otherwise it is forwarded if any bundle was admitted (or is the
+    /// very copy pending here), and ignored (no penalty) if none was.
+    pub fn of_message(outcomes: impl IntoIterator<Item = AdmitResult<Taken>>) -> GossipVerdict {
         let mut v = GossipVerdict::Ignore;
         for r in outcomes {
             match GossipVerdict::of_bundle(&r) {
@@ -172,8 +204,14 @@ impl GossipVerdict {
 /// What the rules make of a bundle before its signature is checked.
 #[derive(Debug, Clone, Copy)]
 pub enum Screened {
-    /// Already pending or included: nothing to do, its hash is the answer.
+    /// This very copy (hash and signature) is pending: nothing to do, its hash is the answer.
     Known,
+    /// Already included, from a peer: taken as known without a check and not relayed.
+    Included,
+    /// Another copy of a bundle known here (pending with another signature; or included,
+    /// from a user): this item must verify, and [`Rules::recheck`] then says what becomes of
+    /// it. Never inserted.
+    Recheck(Item),
     /// Passes every rule but the signature, which must be verified: this item.
     Verify(Item),
     /// Passes every rule; its signature was verified here before (in a proposal).
@@ -218,8 +256,18 @@ impl Rules {
         known: Known,
         source: Source,
     ) -> AdmitResult<Screened> {
-        if matches!(known, Known::Pending | Known::Included { .. }) {
-            return Ok(Screened::Known);
+        let item = || Item {
+            pk: bundle.body.signer,
+            msg: hash.0,
+            sig: bundle.signature,
+        };
+        match (known, source) {
+            (Known::Pending, _) => return Ok(Screened::Known),
+            (Known::Included { .. }, Source::Gossip) => return Ok(Screened::Included),
+            (Known::Included { .. } | Known::PendingOtherSignature, _) => {
+                return Ok(Screened::Recheck(item()))
+            }
+            (Known::Verified | Known::New, _) => {}
         }
         if let (Some(why), Source::Rpc) = (&self.disk_low, source) {
             return Err(AdmitError::DiskLow(why.clone()));
@@ -227,12 +275,31 @@ impl Rules {
         bundle.check_static(encoded_len, self.chain_id, &self.window, &self.limits)?;
         Ok(match known {
             Known::Verified => Screened::Verified,
-            _ => Screened::Verify(Item {
-                pk: bundle.body.signer,
-                msg: hash.0,
-                sig: bundle.signature,
-            }),
+            _ => Screened::Verify(item()),
         })
+    }
+
+    /// What becomes of a copy screened [`Screened::Recheck`] (what was `known` of it) once
+    /// its signature was checked (`verified`). A signature that does not verify is 4001, and
+    /// the sender's fault: an honest node relays only copies it verified. One that verifies
+    /// is another signature by the bundle's own signer: for a pending bundle the copy is
+    /// refused (4001, nobody's fault: the pool keeps its copy); for an included one the
+    /// answer is its hash, not relayed.
+    pub fn recheck(
+        hash: Hash,
+        signer: &[u8; 32],
+        known: Known,
+        verified: bool,
+    ) -> AdmitResult<Taken> {
+        if !verified {
+            return Err(AdmitError::bad_signature(signer));
+        }
+        match known {
+            Known::Included { .. } => Ok(Taken { hash, relay: false }),
+            _ => Err(AdmitError::OtherSignature {
+                hash: hash.to_string(),
+            }),
+        }
     }
 }
 
@@ -296,17 +363,71 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_or_included_bundle_is_known_without_any_check() {
+    fn the_very_copy_pending_here_is_known_without_any_check() {
         // Expired, and sent to a node low on disk: still answered with its hash.
         let b = bundle(1, 1);
-        for known in [Known::Pending, Known::Included { height: 3 }] {
-            for source in [Source::Rpc, Source::Gossip] {
-                assert!(matches!(
-                    screen(&low_disk(), &b, known, source),
-                    Ok(Screened::Known)
-                ));
-            }
+        for source in [Source::Rpc, Source::Gossip] {
+            assert!(matches!(
+                screen(&low_disk(), &b, Known::Pending, source),
+                Ok(Screened::Known)
+            ));
         }
+    }
+
+    #[test]
+    fn another_copy_of_a_pending_bundle_is_verified_and_never_taken() {
+        // Expired, and sent to a node low on disk: the copy's signature is what decides.
+        let b = bundle(1, 1);
+        for source in [Source::Rpc, Source::Gossip] {
+            let Ok(Screened::Recheck(item)) =
+                screen(&low_disk(), &b, Known::PendingOtherSignature, source)
+            else {
+                panic!("another copy of a pending bundle must have its signature verified");
+            };
+            assert_eq!((item.msg, item.sig), (b.hash().0, b.signature));
+        }
+        let known = Known::PendingOtherSignature;
+        // A signature that does not verify: 4001, and a peer that relays it is penalised.
+        let forged = Rules::recheck(b.hash(), &b.body.signer, known, false).unwrap_err();
+        assert_eq!(forged, AdmitError::bad_signature(&b.body.signer));
+        assert_eq!(
+            GossipVerdict::of_bundle(&Err(forged)),
+            GossipVerdict::Reject
+        );
+        // Another valid signature (only the signer can make one): 4001, not taken, not
+        // relayed, nobody penalised.
+        let other = Rules::recheck(b.hash(), &b.body.signer, known, true).unwrap_err();
+        assert_eq!(other.code(), 4001);
+        assert_eq!(other.fault(), Fault::Neither);
+        assert!(other.to_string().contains("another signature"), "{other}");
+        assert_eq!(GossipVerdict::of_bundle(&Err(other)), GossipVerdict::Ignore);
+    }
+
+    #[test]
+    fn a_copy_of_an_included_bundle_is_never_relayed_and_a_user_s_is_verified() {
+        let b = bundle(1, 1);
+        let included = Known::Included { height: 3 };
+        // From a peer: known, without a check, and not relayed.
+        assert!(matches!(
+            screen(&low_disk(), &b, included, Source::Gossip),
+            Ok(Screened::Included)
+        ));
+        // From a user: its signature decides between its hash and 4001.
+        assert!(matches!(
+            screen(&low_disk(), &b, included, Source::Rpc),
+            Ok(Screened::Recheck(_))
+        ));
+        let ok = Rules::recheck(b.hash(), &b.body.signer, included, true);
+        assert_eq!(
+            ok,
+            Ok(Taken {
+                hash: b.hash(),
+                relay: false
+            })
+        );
+        assert_eq!(GossipVerdict::of_bundle(&ok), GossipVerdict::Ignore);
+        let forged = Rules::recheck(b.hash(), &b.body.signer, included, false);
+        assert_eq!(forged.unwrap_err().code(), 4001);
     }
 
     #[test]
@@ -470,6 +591,13 @@ mod tests {
             ),
             (AdmitError::Busy("queue full".into()), 4006, Fault::Us),
             (AdmitError::DiskLow("disk full".into()), 4006, Fault::Us),
+            (
+                AdmitError::OtherSignature {
+                    hash: "0x01".into(),
+                },
+                4001,
+                Fault::Neither,
+            ),
         ]
     }
 
@@ -498,26 +626,49 @@ mod tests {
 
     #[test]
     fn only_the_senders_fault_rejects_a_gossip_peer() {
+        let taken = |relay| {
+            Ok::<_, AdmitError>(Taken {
+                hash: Hash::ZERO,
+                relay,
+            })
+        };
         assert_eq!(
-            GossipVerdict::of_bundle(&Ok::<_, AdmitError>(())),
+            GossipVerdict::of_bundle(&taken(true)),
             GossipVerdict::Accept
+        );
+        assert_eq!(
+            GossipVerdict::of_bundle(&taken(false)),
+            GossipVerdict::Ignore
         );
         for (e, _, fault) in every_error() {
             let expected = match fault {
                 Fault::Sender => GossipVerdict::Reject,
                 Fault::Us | Fault::Neither => GossipVerdict::Ignore,
             };
-            assert_eq!(GossipVerdict::of_bundle::<()>(&Err(e)), expected);
+            assert_eq!(GossipVerdict::of_bundle(&Err(e)), expected);
         }
     }
 
     #[test]
     fn one_invalid_bundle_rejects_its_message_and_none_admitted_ignores_it() {
-        let ok = || Ok(());
+        let ok = || {
+            Ok(Taken {
+                hash: Hash::ZERO,
+                relay: true,
+            })
+        };
+        let included = || {
+            Ok(Taken {
+                hash: Hash::ZERO,
+                relay: false,
+            })
+        };
         let bad = || Err(AdmitError::bad_signature(&[0; 32]));
         let busy = || Err(AdmitError::Busy("full".into()));
-        let v = GossipVerdict::of_message::<()>;
+        let v = |o: Vec<AdmitResult<Taken>>| GossipVerdict::of_message(o);
         assert_eq!(v(vec![ok(), ok()]), GossipVerdict::Accept);
+        assert_eq!(v(vec![included(), ok()]), GossipVerdict::Accept);
+        assert_eq!(v(vec![included()]), GossipVerdict::Ignore);
         assert_eq!(v(vec![busy(), ok()]), GossipVerdict::Accept);
         assert_eq!(v(vec![ok(), bad(), ok()]), GossipVerdict::Reject);
         assert_eq!(v(vec![busy(), busy()]), GossipVerdict::Ignore);

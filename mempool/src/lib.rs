@@ -20,11 +20,11 @@ pub mod included;
 pub mod metrics;
 pub mod pool;
 
-pub use admit::{AdmitError, AdmitResult, Fault, GossipVerdict, Rules, Screened, Source};
+pub use admit::{AdmitError, AdmitResult, Fault, GossipVerdict, Rules, Screened, Source, Taken};
 
 use bytes::Bytes;
 use included::IncludedSet;
-use lockstep_bundles::hash::{FastMap, FastSet};
+use lockstep_bundles::hash::FastMap;
 use lockstep_bundles::{Hash, SignedBundle};
 use parking_lot::Mutex;
 pub use pool::Origin;
@@ -59,31 +59,44 @@ pub const DROPPED_MEMORY: usize = 100_000;
 pub fn expired_reason(next_height: u64) -> String {
     format!("expired: valid_until is below height {next_height}")
 }
-/// How many hashes whose signatures were verified outside admission (in proposals) are
-/// remembered, so a bundle seen first in a proposal is not verified again when gossiped.
-pub(crate) const VERIFIED_MEMORY: usize = 200_000;
+/// How many bundles whose signatures were verified outside admission (in proposals) are
+/// remembered, each as its hash and the signature verified (about 100 bytes an entry), so a
+/// bundle seen first in a proposal is not verified again when the same copy is gossiped or
+/// fetched. A copy with another signature is not the one verified (the hash covers the body
+/// only) and is verified like a new bundle.
+pub const VERIFIED_MEMORY: usize = 200_000;
 
 /// The outcome of inserting an admitted bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
     /// New to this node: gossip it.
     New,
-    /// Already pending: nothing to do (submission is idempotent).
+    /// Already pending with this signature: nothing to do (submission is idempotent).
     AlreadyPending,
+    /// Already pending with another signature: the pool keeps its copy, this one is not taken.
+    PendingOtherSignature,
     /// Already included at `height`: nothing to do.
     AlreadyIncluded { height: u64 },
 }
 
-/// What a node knows of a bundle hash before admitting it.
+/// A bundle's signature (ed25519).
+pub type Signature = [u8; 64];
+
+/// What a node knows of one copy of a bundle (its hash and the signature it carries) before
+/// admitting it. The hash covers the body only, so copies of one bundle may carry different
+/// signatures: what was verified here is a copy, not a hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Known {
-    /// Pending in the pool (its signature was verified here).
+    /// Pending in the pool with this very signature (verified here).
     Pending,
-    /// Included at `height`, within the last `max_ttl` heights.
+    /// Pending in the pool with another signature: this copy's was never verified here.
+    PendingOtherSignature,
+    /// Included at `height`, within the last `max_ttl` heights. The included copy's signature
+    /// is not remembered (the replay window keeps 16 bytes per hash).
     Included { height: u64 },
-    /// Not pending, but its signature was verified here in a proposal.
+    /// Not pending, but this very signature was verified here in a proposal.
     Verified,
-    /// Never seen, or forgotten.
+    /// Never seen, forgotten, or verified here only with another signature.
     New,
 }
 
@@ -92,17 +105,22 @@ struct State {
     included: IncludedSet,
     dropped: FastMap<Hash, String>,
     dropped_order: VecDeque<Hash>,
-    verified: FastSet<Hash>,
+    /// Bundles verified in proposals: each hash with the signature that was verified.
+    verified: FastMap<Hash, Signature>,
     verified_order: VecDeque<Hash>,
 }
 
 impl State {
-    fn known(&self, hash: &Hash) -> Known {
-        if self.pool.contains(hash) {
-            Known::Pending
+    fn known(&self, hash: &Hash, signature: &Signature) -> Known {
+        if let Some(pending) = self.pool.get(hash) {
+            if pending.bundle.signature == *signature {
+                Known::Pending
+            } else {
+                Known::PendingOtherSignature
+            }
         } else if let Some(height) = self.included.height_of(hash) {
             Known::Included { height }
-        } else if self.verified.contains(hash) {
+        } else if self.verified.get(hash) == Some(signature) {
             Known::Verified
         } else {
             Known::New
@@ -118,8 +136,12 @@ impl State {
         if let Some(height) = self.included.height_of(&a.hash) {
             return Ok(Inserted::AlreadyIncluded { height });
         }
-        if self.pool.contains(&a.hash) {
-            return Ok(Inserted::AlreadyPending);
+        if let Some(pending) = self.pool.get(&a.hash) {
+            return Ok(if pending.bundle.signature == a.bundle.signature {
+                Inserted::AlreadyPending
+            } else {
+                Inserted::PendingOtherSignature
+            });
         }
         let hash = a.hash;
         let evicted = self.pool.insert(a, next_height, origin)?;
@@ -140,9 +162,9 @@ impl State {
         ::metrics::gauge!(crate::metrics::REPLAY_WINDOW).set(self.included.len() as f64);
     }
 
-    fn mark_verified(&mut self, hashes: &[Hash]) {
-        for h in hashes {
-            if self.verified.insert(*h) {
+    fn mark_verified(&mut self, copies: &[(Hash, Signature)]) {
+        for (h, sig) in copies {
+            if self.verified.insert(*h, *sig).is_none() {
                 self.verified_order.push_back(*h);
             }
         }
@@ -181,22 +203,30 @@ impl Mempool {
                 included,
                 dropped: FastMap::default(),
                 dropped_order: VecDeque::new(),
-                verified: FastSet::default(),
+                verified: FastMap::default(),
                 verified_order: VecDeque::new(),
             }),
             inserted: tokio::sync::Notify::new(),
         }
     }
 
-    /// What this node knows of each hash, under one lock.
-    pub fn known_many(&self, hashes: &[Hash]) -> Vec<Known> {
+    /// What this node knows of each copy (a bundle's hash and the signature it carries),
+    /// under one lock.
+    pub fn known_many(&self, copies: &[(Hash, Signature)]) -> Vec<Known> {
         let s = self.state.lock();
-        hashes.iter().map(|h| s.known(h)).collect()
+        copies.iter().map(|(h, sig)| s.known(h, sig)).collect()
+    }
+
+    /// The height each hash was included at, if within the last `max_ttl` heights, under one
+    /// lock.
+    pub fn included_many(&self, hashes: &[Hash]) -> Vec<Option<u64>> {
+        let s = self.state.lock();
+        hashes.iter().map(|h| s.included.height_of(h)).collect()
     }
 
     /// The door for bundles a proposal brought from peers, whose signatures the consensus
-    /// host has verified: remembers them as verified (so they are not verified again when
-    /// gossiped) and inserts them as peers' bundles ([`Origin::Peer`]), so this node can hand
+    /// host has verified: remembers each as verified with its signature (so the same copy is
+    /// not verified again when gossiped or fetched) and inserts them as peers' bundles ([`Origin::Peer`]), so this node can hand
     /// them on. `height` is the proposal's height: bundles expiring before it may be evicted
     /// to make room. A bundle the pool has no room for is only remembered as verified (it
     /// is in the proposal whatever the pool holds); one already pending or included is left
@@ -205,9 +235,12 @@ impl Mempool {
         if fetched.is_empty() {
             return;
         }
-        let hashes: Vec<Hash> = fetched.iter().map(|a| a.hash).collect();
+        let copies: Vec<(Hash, Signature)> = fetched
+            .iter()
+            .map(|a| (a.hash, a.bundle.signature))
+            .collect();
         self.insert_with(
-            |s| s.mark_verified(&hashes),
+            |s| s.mark_verified(&copies),
             fetched.into_iter().map(|a| (a, Origin::Peer)),
             height,
         );
@@ -404,7 +437,7 @@ mod tests {
         let m = Mempool::new(PoolConfig::default(), IncludedSet::new(10));
         let (a, b) = (admitted(1, 1, 100, 10), admitted(2, 1, 100, 10));
         m.insert_from_proposal(vec![a.clone(), b.clone()], 5);
-        assert_eq!(m.known_many(&[a.hash, b.hash]), vec![Known::Pending; 2]);
+        assert_eq!(m.known_many(&[copy(&a), copy(&b)]), vec![Known::Pending; 2]);
         assert_eq!(m.size().0, 2);
         assert_eq!(
             m.pending_many(&[a.hash])[0].as_ref().map(|p| p.hash),
@@ -412,7 +445,10 @@ mod tests {
         );
         // Committed like any pending bundle.
         m.on_commit(5, &[a.hash]);
-        assert_eq!(m.known_many(&[a.hash]), vec![Known::Included { height: 5 }]);
+        assert_eq!(
+            m.known_many(&[copy(&a)]),
+            vec![Known::Included { height: 5 }]
+        );
         // Nothing brought: nothing changes.
         m.insert_from_proposal(Vec::new(), 6);
         assert_eq!(m.size().0, 1);
@@ -452,7 +488,7 @@ mod tests {
         assert!(matches!(out[3], Err(PoolError::Full { .. })), "{out:?}");
         let fetched = admitted(2, 0, 100, 10);
         m.insert_from_proposal(vec![fetched.clone()], 1);
-        assert_eq!(m.known_many(&[fetched.hash]), vec![Known::Pending]);
+        assert_eq!(m.known_many(&[copy(&fetched)]), vec![Known::Pending]);
         assert_eq!(m.size().0, 4);
     }
 
@@ -466,10 +502,88 @@ mod tests {
         let (a, b) = (admitted(1, 1, 100, 10), admitted(2, 1, 100, 10));
         m.insert_from_proposal(vec![a.clone(), b.clone()], 1);
         assert_eq!(
-            m.known_many(&[a.hash, b.hash]),
+            m.known_many(&[copy(&a), copy(&b)]),
             vec![Known::Pending, Known::Verified]
         );
         assert_eq!(m.status(&b.hash), Status::Unknown);
+    }
+
+    /// `a`'s hash and signature.
+    fn copy(a: &Admitted) -> (Hash, Signature) {
+        (a.hash, a.bundle.signature)
+    }
+
+    /// `a`'s hash with another signature.
+    fn other_copy(a: &Admitted) -> (Hash, Signature) {
+        let mut sig = a.bundle.signature;
+        sig[0] ^= 1;
+        (a.hash, sig)
+    }
+
+    #[test]
+    fn a_copy_is_known_only_with_the_signature_verified_here() {
+        let cfg = PoolConfig {
+            max_count: 1,
+            ..PoolConfig::default()
+        };
+        let m = Mempool::new(cfg, IncludedSet::new(10));
+        let (pending, verified, included) = (
+            admitted(1, 1, 100, 10),
+            admitted(2, 1, 100, 10),
+            admitted(3, 1, 100, 10),
+        );
+        m.insert(pending.clone(), 1, Origin::Peer).unwrap();
+        // No room left: `verified` is only remembered as verified.
+        m.insert_from_proposal(vec![verified.clone()], 1);
+        m.on_commit(1, &[included.hash]);
+        assert_eq!(
+            m.known_many(&[copy(&pending), copy(&verified), copy(&included)]),
+            vec![
+                Known::Pending,
+                Known::Verified,
+                Known::Included { height: 1 }
+            ]
+        );
+        assert_eq!(
+            m.known_many(&[
+                other_copy(&pending),
+                other_copy(&verified),
+                other_copy(&included)
+            ]),
+            vec![
+                Known::PendingOtherSignature,
+                Known::New,
+                Known::Included { height: 1 }
+            ]
+        );
+        assert_eq!(
+            m.included_many(&[pending.hash, included.hash]),
+            vec![None, Some(1)]
+        );
+    }
+
+    #[test]
+    fn a_copy_with_another_signature_does_not_replace_the_pending_one() {
+        let m = Mempool::new(PoolConfig::default(), IncludedSet::new(10));
+        let a = admitted(1, 1, 100, 10);
+        m.insert(a.clone(), 1, Origin::Peer).unwrap();
+        let mut other = (*a.bundle).clone();
+        other.signature[0] ^= 1;
+        let other = Admitted {
+            hash: a.hash,
+            bundle: Arc::new(other),
+            encoded: a.encoded.clone(),
+        };
+        assert_eq!(
+            m.insert(other, 1, Origin::Peer),
+            Ok(Inserted::PendingOtherSignature)
+        );
+        assert_eq!(
+            m.insert(a.clone(), 1, Origin::Peer),
+            Ok(Inserted::AlreadyPending)
+        );
+        let kept = m.pending_many(&[a.hash]).remove(0).unwrap();
+        assert_eq!(kept.bundle.signature, a.bundle.signature);
     }
 
     #[tokio::test]

@@ -126,8 +126,13 @@ impl BundleGossip for Withholding {
         self.0.peers()
     }
 
-    async fn fetch(&self, ids: Vec<[u8; 32]>, prefer: Option<String>) -> Vec<Option<Bytes>> {
-        self.0.fetch(ids, prefer).await
+    async fn fetch(
+        &self,
+        ids: Vec<[u8; 32]>,
+        prefer: Option<PeerId>,
+        check: lockstep_p2p::FetchCheck,
+    ) -> Vec<Option<Bytes>> {
+        self.0.fetch(ids, prefer, check).await
     }
 }
 

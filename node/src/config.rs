@@ -123,6 +123,17 @@ pub struct GossipConfig {
     /// (0: each admission group at once). An idle node gossips at once.
     #[serde(default = "d_publish_linger")]
     pub publish_linger_ms: u64,
+    /// Take gossip connections from peers that are not validators (full nodes). Off: only the
+    /// genesis validators' peer ids get past the handshake.
+    #[serde(default)]
+    pub allow_non_validators: bool,
+    /// Most inbound gossip connections from one IP address at once, counted from acceptance
+    /// (before the handshake); a validator's stops counting once its peer id is known.
+    #[serde(default = "d_max_inbound_per_ip")]
+    pub max_inbound_per_ip: usize,
+    /// Most established inbound gossip connections.
+    #[serde(default = "d_max_inbound")]
+    pub max_inbound: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,6 +253,12 @@ fn d_ping_timeout() -> u64 {
 fn d_block_time() -> u64 {
     DEFAULT_TARGET_BLOCK_TIME_MS
 }
+fn d_max_inbound_per_ip() -> usize {
+    lockstep_p2p::DEFAULT_MAX_INBOUND_PER_IP
+}
+fn d_max_inbound() -> usize {
+    lockstep_p2p::DEFAULT_MAX_INBOUND
+}
 fn d_publish_linger() -> u64 {
     DEFAULT_PUBLISH_LINGER_MS
 }
@@ -301,6 +318,9 @@ impl Config {
                 listen: DEFAULT_GOSSIP_LISTEN.into(),
                 peers: vec![],
                 publish_linger_ms: d_publish_linger(),
+                allow_non_validators: false,
+                max_inbound_per_ip: d_max_inbound_per_ip(),
+                max_inbound: d_max_inbound(),
             },
             mempool: MempoolConfig::default(),
             history: HistoryConfig {
@@ -435,6 +455,47 @@ mod tests {
         c.save(&p).unwrap();
         let err = Config::load(&p).unwrap_err().to_string();
         assert!(err.contains("rpc.connection_buffer"), "{err}");
+    }
+
+    #[test]
+    fn a_ping_timeout_not_above_the_interval_is_refused_and_old_configs_get_the_rpc_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let mut c = Config::new("n0");
+        // A live client answers one ping per interval: a timeout at the interval closes it.
+        c.rpc.ping_timeout_ms = c.rpc.ping_interval_ms;
+        c.save(&p).unwrap();
+        let err = Config::load(&p).unwrap_err().to_string();
+        assert!(err.contains("rpc.ping_timeout_ms"), "{err}");
+        c.rpc.ping_timeout_ms = c.rpc.ping_interval_ms + 1;
+        c.save(&p).unwrap();
+        assert!(Config::load(&p).is_ok());
+        // A config written before the keys existed loads with the defaults.
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut old: toml::Table = toml::from_str(&text).unwrap();
+        let rpc = old["rpc"].as_table_mut().unwrap();
+        for k in [
+            "rate_per_ip",
+            "max_connections_per_ip",
+            "ip_limit_exempt",
+            "ping_interval_ms",
+            "ping_timeout_ms",
+        ] {
+            assert!(rpc.remove(k).is_some(), "{k}");
+        }
+        let old = toml::to_string(&old).unwrap();
+        std::fs::write(&p, old).unwrap();
+        let back = Config::load(&p).unwrap().rpc;
+        assert_eq!(back.rate_per_ip, DEFAULT_RPC_RATE_PER_IP);
+        assert_eq!(
+            back.max_connections_per_ip,
+            DEFAULT_RPC_MAX_CONNECTIONS_PER_IP
+        );
+        assert_eq!(back.ping_interval_ms, DEFAULT_RPC_PING_INTERVAL_MS);
+        assert_eq!(back.ping_timeout_ms, DEFAULT_RPC_PING_TIMEOUT_MS);
+        let loopback: Vec<std::net::IpAddr> =
+            vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(back.ip_limit_exempt, loopback);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The validator key file: one ed25519 secret from which the consensus key, the consensus
-//! network identity and the gossip identity are all derived.
+//! The validator key file: one ed25519 secret, the consensus key and the libp2p identity of
+//! both swarms (consensus and gossip), so every validator's peer id follows from the genesis
+//! file.
 
 use lockstep_bundles::hash::{decode_hex_array, encode_hex};
-use lockstep_bundles::{Address, Hash};
+use lockstep_bundles::Address;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -37,11 +38,6 @@ impl NodeKey {
 
     pub fn address(&self) -> Address {
         Address::from_public_key(&self.public_key())
-    }
-
-    /// The secret of the bundle-gossip identity (domain-separated from the consensus key).
-    pub fn gossip_secret(&self) -> [u8; 32] {
-        Hash::tagged(b"lockstep:gossip-key:v1", &[&self.secret]).0
     }
 
     pub fn load(path: &Path) -> eyre::Result<NodeKey> {

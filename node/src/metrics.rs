@@ -27,8 +27,10 @@ pub const BATCH_CACHE_BYTES: &str = "lockstep_rpc_batch_cache_bytes";
 pub const BATCH_ENCODINGS: &str = "lockstep_rpc_batch_encodings_total";
 /// Rollup subscribers dropped for falling behind.
 pub const SUBSCRIBERS_DROPPED: &str = "lockstep_rpc_subscribers_dropped_total";
-/// RPC requests refused by the per-connection rate limit.
+/// RPC calls refused by a rate limit, by which (`connection` or `address`).
 pub const RATE_LIMITED: &str = "lockstep_rpc_rate_limited_total";
+/// RPC connections refused because their client address held `rpc.max_connections_per_ip`.
+pub const CONNECTIONS_REFUSED: &str = "lockstep_rpc_connections_refused_total";
 
 /// Registers the description of every metric above.
 pub fn describe() {
@@ -64,6 +66,10 @@ pub fn describe() {
     );
     describe_counter!(
         RATE_LIMITED,
-        "RPC requests refused by the per-connection rate limit"
+        "RPC calls refused by a rate limit, by which (connection or address)"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "RPC connections refused because their client address held rpc.max_connections_per_ip"
     );
 }

@@ -76,7 +76,13 @@ pub enum Exit {
 
 /// `voting`: whether this node takes part in consensus (a validator not catching up);
 /// otherwise it only syncs decided values.
-fn engine_config(config: &Config, voting: bool) -> eyre::Result<EngineConfig> {
+/// `validators`: the other validators' peer ids, the only peers (with `consensus.peers`)
+/// Malachite keeps connections with.
+fn engine_config(
+    config: &Config,
+    voting: bool,
+    validators: impl Iterator<Item = lockstep_p2p::PeerId>,
+) -> eyre::Result<EngineConfig> {
     let mut consensus = EngineConsensus {
         value_payload: ValuePayload::ProposalAndParts,
         enabled: voting,
@@ -109,6 +115,16 @@ fn engine_config(config: &Config, voting: bool) -> eyre::Result<EngineConfig> {
                 .map_err(|e| eyre::eyre!("consensus.peers: {p}: {e}"))
         })
         .collect::<eyre::Result<_>>()?;
+    // Only the validators (and the configured peers): Malachite closes any other peer's
+    // connection when its identify arrives (persistent-peers-only mode). Each validator is
+    // named by a peer-id-only address, which Malachite pins as persistent without dialling it.
+    consensus.p2p.persistent_peers_only = true;
+    for id in validators {
+        let pinned: malachitebft_app_channel::app::net::Multiaddr = format!("/p2p/{id}")
+            .parse()
+            .map_err(|e| eyre::eyre!("peer id {id}: {e}"))?;
+        consensus.p2p.persistent_peers.push(pinned);
+    }
     let value_sync = ValueSyncConfig {
         enabled: true,
         status_update_interval: Duration::from_secs(1),
@@ -259,8 +275,10 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let (tip_tx, tip_rx) = watch::channel(Tip::default());
     let tip_watch = tip_rx.clone();
 
+    // Validators' peer ids, the same on both swarms: the libp2p id of their genesis keys.
+    let validator_peers = validator_peer_ids(&genesis)?;
     let gossip_cfg = lockstep_p2p::GossipConfig {
-        secret: key.gossip_secret(),
+        secret: key.secret,
         listen: config
             .gossip
             .listen
@@ -287,6 +305,10 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         ),
         max_fetch_bytes: limits.max_block_bytes as usize + BLOCK_HEADROOM,
         agent: gossip_agent(&address),
+        validators: validator_peers.values().copied().collect(),
+        allow_non_validators: config.gossip.allow_non_validators,
+        max_inbound_per_ip: config.gossip.max_inbound_per_ip,
+        max_inbound: config.gossip.max_inbound,
     };
     let (gossip_handle, inbound) = lockstep_p2p::spawn(gossip_cfg)?;
     let gossip: Arc<dyn BundleGossip> = Arc::new(gossip_handle);
@@ -373,7 +395,11 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         with_log(LockstepSigner::new(private.clone(), chain_id)),
         chain_store,
         mempool.clone(),
-        Arc::new(PeerFetch(gossip.clone())),
+        Arc::new(PeerFetch {
+            gossip: gossip.clone(),
+            peers: validator_peers.clone(),
+            limits,
+        }),
         tip_tx,
     )?;
 
@@ -410,7 +436,14 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     };
     let builder = EngineBuilder::new(
         LockstepContext { chain_id },
-        engine_config(&config, is_validator && !catching_up)?,
+        engine_config(
+            &config,
+            is_validator && !catching_up,
+            validator_peers
+                .iter()
+                .filter(|(a, _)| **a != address)
+                .map(|(_, p)| *p),
+        )?,
     )
     .with_default_wal(WalContext::new(home.wal(), LockstepCodec));
     // The rest of the engine is the same whichever network actor it talks to.
@@ -454,6 +487,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     #[cfg(not(feature = "byzantine"))]
     let (channels, mut engine) =
         finish!(builder.with_default_network(NetworkContext::new(identity, LockstepCodec)));
+    let evidence = host.evidence();
     let mut host_task = tokio::spawn(host.run(channels));
 
     // RPC and metrics.
@@ -467,19 +501,12 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         validators,
         is_validator,
         subscriber_send_timeout: Duration::from_millis(config.rpc.subscriber_send_timeout_ms),
-        encoded: rpc::encoded_batches(),
+        reads: rpc::Reads::default(),
         started_at: rpc::now_ms(),
         stall_after: rpc::stall_bound(Duration::from_millis(config.consensus.target_block_time_ms)),
+        evidence,
     };
-    let (rpc_handle, rpc_addr) = rpc::serve(
-        config.rpc.listen,
-        config.rpc.max_connections,
-        config.rpc.max_subscriptions_per_connection,
-        config.rpc.rate_per_connection,
-        config.rpc.connection_buffer,
-        Rpc(Arc::new(state)),
-    )
-    .await?;
+    let (rpc_handle, rpc_addr) = rpc::serve(&config.rpc, Rpc(Arc::new(state))).await?;
     let metrics_addr = metrics_http::serve(config.metrics.listen, prometheus).await?;
     info!(rpc = %rpc_addr, metrics = %metrics_addr, "node ready");
 
@@ -614,8 +641,30 @@ impl lockstep_p2p::fetch::ItemStore for PendingBundles {
     }
 }
 
-/// Where the consensus host gets a proposal's missing bundles: gossip peers.
-struct PeerFetch(Arc<dyn BundleGossip>);
+/// Every genesis validator's libp2p peer id (the same on the consensus and the gossip swarm),
+/// by address.
+fn validator_peer_ids(
+    genesis: &Genesis,
+) -> eyre::Result<std::collections::HashMap<lockstep_bundles::Address, lockstep_p2p::PeerId>> {
+    genesis
+        .validators
+        .iter()
+        .map(|v| {
+            let pk = lockstep_bundles::hash::decode_hex_array::<32>(&v.public_key)
+                .map_err(|e| eyre::eyre!("genesis validator key {}: {e}", v.public_key))?;
+            let id = lockstep_p2p::peer_id_of_public_key(&pk)?;
+            Ok((lockstep_bundles::Address::from_public_key(&pk), id))
+        })
+        .collect()
+}
+
+/// Where the consensus host gets a proposal's missing bundles (and a decided block it lacks):
+/// gossip peers, the proposer first, known by its peer id from the genesis file.
+struct PeerFetch {
+    gossip: Arc<dyn BundleGossip>,
+    peers: std::collections::HashMap<lockstep_bundles::Address, lockstep_p2p::PeerId>,
+    limits: lockstep_bundles::Limits,
+}
 
 #[async_trait::async_trait]
 impl lockstep_consensus::BundleFetch for PeerFetch {
@@ -625,8 +674,24 @@ impl lockstep_consensus::BundleFetch for PeerFetch {
         proposer: lockstep_bundles::Address,
     ) -> Vec<Option<bytes::Bytes>> {
         let ids = hashes.iter().map(|h| h.0).collect();
-        self.0.fetch(ids, Some(gossip_agent(&proposer))).await
+        let limits = self.limits;
+        let check: lockstep_p2p::FetchCheck =
+            Arc::new(move |id, item| fetched_ok(id, item, &limits));
+        self.gossip
+            .fetch(ids, self.peers.get(&proposer).copied(), check)
+            .await
     }
+}
+
+/// Whether a fetched item is what its id names: a bundle that hashes to it with a valid
+/// signature, or a block whose hash it is. A copy that is not is asked of another peer.
+fn fetched_ok(id: &[u8; 32], item: &bytes::Bytes, limits: &lockstep_bundles::Limits) -> bool {
+    use lockstep_bundles::SignedBundle;
+    if let Ok(b) = SignedBundle::decode_shared(item, limits) {
+        return SignedBundle::hash_of_encoding(item).0 == *id
+            && lockstep_bundles::sig::verify(&b.body.signer, id, &b.signature);
+    }
+    lockstep_bundles::Block::decode(item).is_ok_and(|b| b.hash().0 == *id)
 }
 
 /// How a node names itself on the gossip swarm: by its validator address, so peers fetching

@@ -2,13 +2,15 @@
 //! [`GossipHandle`], the [`Inbound`] messages the node judges and its [`Verdict`]s on them,
 //! and [`P2pError`]. The handle talks to the swarm task through [`Command`]s.
 
+use crate::config::FETCH_ROUNDS;
 use bytes::Bytes;
 use libp2p::gossipsub::MessageId;
 use libp2p::{Multiaddr, PeerId};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Why the gossip swarm could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,13 @@ pub struct Inbound {
     pub items: Vec<Bytes>,
 }
 
+/// The caller's check of a fetched item against the id it asked by (for a bundle: it decodes,
+/// hashes to the id and carries a valid signature). It runs on tokio's blocking pool.
+pub type FetchCheck = Arc<dyn Fn(&[u8; 32], &Bytes) -> bool + Send + Sync>;
+
+/// One item's answer in one round of a fetch: who sent it, and what.
+pub(crate) type Answer = Option<(PeerId, Bytes)>;
+
 /// The gossip seam: the libp2p swarm in production, an in-memory network in unit tests.
 #[async_trait::async_trait]
 pub trait BundleGossip: Send + Sync + 'static {
@@ -51,11 +60,18 @@ pub trait BundleGossip: Send + Sync + 'static {
     async fn report(&self, id: MessageId, from: PeerId, verdict: Verdict);
     /// Number of connected gossip peers.
     fn peers(&self) -> usize;
-    /// Asks peers for items by id, first the peer whose agent is `prefer` (if connected), as
-    /// announced by identify; one entry per id, in order: what some peer sent (not checked:
-    /// the caller checks it hashes to its id), or `None` if no peer had it.
-    async fn fetch(&self, ids: Vec<[u8; 32]>, prefer: Option<String>) -> Vec<Option<Bytes>> {
-        let _ = prefer;
+    /// Asks peers for items by id, first the peer `prefer` alone (if connected; its peer id
+    /// is authenticated by the connection's handshake); one entry per id, in order: what some
+    /// peer sent that passed `check`, or `None` if no peer had it. An answer that fails
+    /// `check` does not end the search: its item is asked of peers that have not sent a bad
+    /// answer in this fetch.
+    async fn fetch(
+        &self,
+        ids: Vec<[u8; 32]>,
+        prefer: Option<PeerId>,
+        check: FetchCheck,
+    ) -> Vec<Option<Bytes>> {
+        let _ = (prefer, check);
         vec![None; ids.len()]
     }
 }
@@ -66,8 +82,10 @@ pub(crate) enum Command {
     Report(MessageId, PeerId, Verdict),
     Fetch {
         ids: Vec<[u8; 32]>,
-        prefer: Option<String>,
-        reply: oneshot::Sender<Vec<Option<Bytes>>>,
+        prefer: Option<PeerId>,
+        /// Peers not to ask (they sent a bad answer earlier in this fetch).
+        exclude: HashSet<PeerId>,
+        reply: oneshot::Sender<Vec<Answer>>,
     },
 }
 
@@ -98,13 +116,72 @@ impl BundleGossip for GossipHandle {
         self.peers.load(Ordering::Relaxed)
     }
 
-    async fn fetch(&self, ids: Vec<[u8; 32]>, prefer: Option<String>) -> Vec<Option<Bytes>> {
+    async fn fetch(
+        &self,
+        ids: Vec<[u8; 32]>,
+        prefer: Option<PeerId>,
+        check: FetchCheck,
+    ) -> Vec<Option<Bytes>> {
+        let mut found: Vec<Option<Bytes>> = vec![None; ids.len()];
+        let mut wanted: Vec<usize> = (0..ids.len()).collect();
+        let mut exclude = HashSet::new();
+        for _ in 0..FETCH_ROUNDS {
+            if wanted.is_empty() {
+                break;
+            }
+            let asked: Vec<[u8; 32]> = wanted.iter().map(|&i| ids[i]).collect();
+            let answers = self
+                .fetch_round(asked.clone(), prefer, exclude.clone())
+                .await;
+            let check = check.clone();
+            let judged = tokio::task::spawn_blocking(move || {
+                answers
+                    .into_iter()
+                    .zip(&asked)
+                    .map(|(a, id)| a.map(|(peer, item)| (check(id, &item), peer, item)))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            let mut again = Vec::new();
+            for (&i, answer) in wanted.iter().zip(judged) {
+                match answer {
+                    Some((true, _, item)) => found[i] = Some(item),
+                    Some((false, peer, _)) => {
+                        debug!(%peer, "a fetched item failed its check; asking another peer");
+                        metrics::counter!(crate::metrics::FETCH_BAD_ANSWERS).increment(1);
+                        exclude.insert(peer);
+                        again.push(i);
+                    }
+                    // Nobody had it.
+                    None => {}
+                }
+            }
+            wanted = again;
+        }
+        found
+    }
+}
+
+impl GossipHandle {
+    /// One round of a fetch: the swarm task asks connected peers (but `exclude`) in turn.
+    async fn fetch_round(
+        &self,
+        ids: Vec<[u8; 32]>,
+        prefer: Option<PeerId>,
+        exclude: HashSet<PeerId>,
+    ) -> Vec<Answer> {
         let n = ids.len();
         if n == 0 {
             return Vec::new();
         }
         let (reply, rx) = oneshot::channel();
-        let cmd = Command::Fetch { ids, prefer, reply };
+        let cmd = Command::Fetch {
+            ids,
+            prefer,
+            exclude,
+            reply,
+        };
         if self.tx.send(cmd).await.is_err() {
             return vec![None; n];
         }

@@ -23,7 +23,10 @@
 //!   [`Inbound`] messages and [`Verdict`]s on them, [`P2pError`]; and the commands the handle
 //!   sends to the swarm task.
 //! - `swarm`: building the swarm: identity ([`peer_id`]), transport, and the behaviours
-//!   (gossipsub with its scoring, identify, fetch, the block list).
+//!   (the gate, connection limits, gossipsub with its scoring, identify, fetch, the block
+//!   list).
+//! - `gate`: who may connect: the per-IP limit and, by default, validators only.
+//! - `limits`: the pure rules: per-IP counting, the bounded banned set, the token bucket.
 //! - `task`: [`spawn`] and the task that owns the swarm: publishing, verdicts, inbound
 //!   messages, peer maintenance and bans; `task::fetches` runs fetches across peers.
 //! - `frame`: the wire format of a gossip message (its items).
@@ -36,14 +39,18 @@ mod api;
 mod config;
 pub mod fetch;
 mod frame;
+mod gate;
+mod limits;
 pub mod metrics;
 mod swarm;
 mod task;
 
-pub use api::{BundleGossip, GossipHandle, Inbound, P2pError, Verdict};
-pub use config::{GossipConfig, DEFAULT_INBOUND_CAPACITY};
+pub use api::{BundleGossip, FetchCheck, GossipHandle, Inbound, P2pError, Verdict};
+pub use config::{
+    GossipConfig, DEFAULT_INBOUND_CAPACITY, DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_IP,
+};
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::Multiaddr as Address;
 pub use libp2p::PeerId;
-pub use swarm::peer_id;
+pub use swarm::{peer_id, peer_id_of_public_key};
 pub use task::spawn;

@@ -21,6 +21,14 @@ pub const FETCHES: &str = "lockstep_gossip_fetches_total";
 pub const FETCHED_ITEMS: &str = "lockstep_gossip_fetched_items_total";
 /// Bundles this node returned to peers' fetches.
 pub const FETCH_SERVED_ITEMS: &str = "lockstep_gossip_fetch_served_items_total";
+/// Fetched items that failed the caller's check (wrong bytes, bad signature); each is asked
+/// of another peer.
+pub const FETCH_BAD_ANSWERS: &str = "lockstep_gossip_fetch_bad_answers_total";
+/// Peers' fetch requests refused (label `reason`: `rate`, over the peer's token bucket;
+/// `busy`, every lookup slot taken).
+pub const FETCH_REFUSED: &str = "lockstep_gossip_fetch_refused_total";
+/// Connections refused by the gate (label `reason`: `ip_limit`, `not_validator`).
+pub const CONNECTIONS_REFUSED: &str = "lockstep_gossip_connections_refused_total";
 
 /// Registers the description of every metric above.
 pub fn describe() {
@@ -47,5 +55,17 @@ pub fn describe() {
     describe_counter!(
         FETCH_SERVED_ITEMS,
         "Bundles this node returned to peers' fetches"
+    );
+    describe_counter!(
+        FETCH_BAD_ANSWERS,
+        "Fetched items that failed the check (asked of another peer)"
+    );
+    describe_counter!(
+        FETCH_REFUSED,
+        "Peers' fetch requests refused, by reason (rate, busy)"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Gossip connections refused, by reason (ip_limit, not_validator)"
     );
 }

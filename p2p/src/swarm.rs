@@ -1,11 +1,16 @@
 //! Building the gossip swarm: the node's identity, the transport (TCP + noise + yamux) and
-//! the behaviours it runs (gossipsub with its peer scoring, identify, fetch, and the block
-//! list of banned peers).
+//! the behaviours it runs (the gate and connection limits, gossipsub with its peer scoring,
+//! identify, fetch, and the block list of banned peers).
 
 use crate::api::P2pError;
-use crate::config::{GossipConfig, FETCH_STREAMS, FETCH_TIMEOUT, SEND_QUEUE_MESSAGES};
+use crate::config::{
+    GossipConfig, FETCH_STREAMS, FETCH_TIMEOUT, IDLE_CONNECTION_TIMEOUT, MAX_CONNECTIONS_PER_PEER,
+    MAX_PENDING_INBOUND, SEND_QUEUE_MESSAGES,
+};
 use crate::fetch::{self, FetchCodec};
 use crate::frame;
+use crate::gate::Gate;
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::gossipsub::{self, IdentTopic, MessageId};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
@@ -20,9 +25,21 @@ pub fn peer_id(secret: &[u8; 32]) -> Result<PeerId, P2pError> {
     Ok(kp.public().to_peer_id())
 }
 
+/// The libp2p peer id of an ed25519 public key (a validator's, from the genesis file).
+pub fn peer_id_of_public_key(public_key: &[u8; 32]) -> Result<PeerId, P2pError> {
+    let pk = libp2p::identity::ed25519::PublicKey::try_from_bytes(public_key)
+        .map_err(|e| P2pError::Key(e.to_string()))?;
+    Ok(libp2p::identity::PublicKey::from(pk).to_peer_id())
+}
+
 /// The protocols the swarm runs; the task reaches into it to publish, judge, fetch and ban.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Refuses connections past the per-IP limit (before the handshake) and, unless
+    /// non-validators are allowed, every peer that is not a validator (right after it).
+    gate: Gate,
+    /// Total and per-peer connection limits.
+    limits: connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     pub(crate) fetch: request_response::Behaviour<FetchCodec>,
@@ -45,6 +62,12 @@ pub(crate) fn build_swarm(
     let max_fetch = cfg.max_fetch_bytes;
     let agent = cfg.agent.clone();
     let topic_hash = topic.hash();
+    let gate = Gate::new(
+        cfg.validators.iter().copied(),
+        cfg.allow_non_validators,
+        cfg.max_inbound_per_ip,
+    );
+    let max_inbound = u32::try_from(cfg.max_inbound).unwrap_or(u32::MAX);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -140,7 +163,13 @@ pub(crate) fn build_swarm(
                         .with_request_timeout(FETCH_TIMEOUT)
                         .with_max_concurrent_streams(FETCH_STREAMS),
                 );
+                let limits = ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
+                    .with_max_established_incoming(Some(max_inbound))
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
                 Ok(Behaviour {
+                    gate,
+                    limits: connection_limits::Behaviour::new(limits),
                     gossipsub,
                     identify,
                     fetch,
@@ -149,7 +178,7 @@ pub(crate) fn build_swarm(
             },
         )
         .map_err(|e| P2pError::Build(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
     Ok(swarm)
 }

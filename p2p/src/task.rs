@@ -10,18 +10,22 @@ mod fetches;
 mod tests;
 
 use crate::api::{Command, GossipHandle, Inbound, P2pError, Verdict};
-use crate::config::{GossipConfig, COMMAND_CAPACITY, MAINTENANCE_INTERVAL};
+use crate::config::{
+    GossipConfig, COMMAND_CAPACITY, MAINTENANCE_INTERVAL, MAX_BANNED, SERVE_CONCURRENCY,
+};
+use crate::fetch;
 use crate::frame;
+use crate::limits::{Banned, TokenBucket};
 use crate::swarm::{build_swarm, Behaviour, BehaviourEvent};
 use bytes::Bytes;
 use fetches::Fetch;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, Multiaddr, PeerId, Swarm};
-use std::collections::{HashMap, HashSet};
+use libp2p::{Multiaddr, PeerId, Swarm};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -48,24 +52,27 @@ pub fn spawn(cfg: GossipConfig) -> Result<(GossipHandle, mpsc::Receiver<Inbound>
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
     let (in_tx, in_rx) = mpsc::channel(cfg.inbound_capacity);
     let peers = Arc::new(AtomicUsize::new(0));
+    let (served_tx, served_rx) = mpsc::channel(SERVE_CONCURRENCY);
     let task = SwarmTask {
         swarm,
         topic,
         cfg,
         inbound: in_tx,
         peers: peers.clone(),
-        banned: HashSet::new(),
+        banned: Banned::new(MAX_BANNED),
         fetches: HashMap::new(),
         requests: HashMap::new(),
         next_fetch: 0,
-        agents: HashMap::new(),
+        buckets: HashMap::new(),
+        serving: Arc::new(tokio::sync::Semaphore::new(SERVE_CONCURRENCY)),
+        served: served_tx,
         pending: Vec::new(),
         pending_bytes: 0,
         last_publish: tokio::time::Instant::now(),
         linger: Box::pin(tokio::time::sleep(Duration::ZERO)),
         lingering: false,
     };
-    tokio::spawn(task.run(rx));
+    tokio::spawn(task.run(rx, served_rx));
     Ok((
         GossipHandle {
             tx,
@@ -82,14 +89,18 @@ struct SwarmTask {
     cfg: GossipConfig,
     inbound: mpsc::Sender<Inbound>,
     peers: Arc<AtomicUsize>,
-    banned: HashSet<PeerId>,
+    banned: Banned,
     /// Fetches in progress, by a local key.
     fetches: HashMap<u64, Fetch>,
     /// Requests in flight: the fetch each serves and the positions it asked for.
     requests: HashMap<OutboundRequestId, (u64, Vec<usize>)>,
     next_fetch: u64,
-    /// Each connected peer's agent, as identify reported it.
-    agents: HashMap<PeerId, String>,
+    /// Each connected peer's allowance of fetch requests.
+    buckets: HashMap<PeerId, TokenBucket>,
+    /// Lookup slots for peers' fetch requests (see [`SERVE_CONCURRENCY`]).
+    serving: Arc<tokio::sync::Semaphore>,
+    /// Where lookups done off this task send back their responses.
+    served: mpsc::Sender<Served>,
     /// Items waiting to be published (see [`GossipConfig::publish_linger`]), and their bytes.
     pending: Vec<Bytes>,
     pending_bytes: usize,
@@ -100,6 +111,9 @@ struct SwarmTask {
     lingering: bool,
 }
 
+/// A response to a peer's fetch request, looked up off the swarm task.
+type Served = (PeerId, ResponseChannel<fetch::Response>, bytes::Bytes);
+
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
         libp2p::multiaddr::Protocol::P2p(id) => Some(id),
@@ -108,7 +122,11 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl SwarmTask {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut served: mpsc::Receiver<Served>,
+    ) {
         let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
         loop {
             tokio::select! {
@@ -116,6 +134,9 @@ impl SwarmTask {
                     Some(c) => self.command(c),
                     None => break,
                 },
+                Some((peer, channel, response)) = served.recv() => {
+                    self.respond(peer, channel, response)
+                }
                 event = self.swarm.select_next_some() => self.event(event),
                 _ = &mut self.linger, if self.lingering => self.flush_publish(),
                 _ = tick.tick() => self.maintain(),
@@ -136,7 +157,12 @@ impl SwarmTask {
                 };
                 self.validation_result(&id, &from, acceptance);
             }
-            Command::Fetch { ids, prefer, reply } => self.start_fetch(ids, prefer, reply),
+            Command::Fetch {
+                ids,
+                prefer,
+                exclude,
+                reply,
+            } => self.start_fetch(ids, prefer, exclude, reply),
         }
     }
 
@@ -232,7 +258,7 @@ impl SwarmTask {
                     request_response::Message::Response {
                         request_id,
                         response,
-                    } => self.request_ended(request_id, Some(response)),
+                    } => self.request_ended(request_id, Some((peer, response))),
                 },
                 request_response::Event::OutboundFailure {
                     peer,
@@ -248,13 +274,6 @@ impl SwarmTask {
                 }
                 request_response::Event::ResponseSent { .. } => {}
             },
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                self.agents.insert(peer_id, info.agent_version);
-            }
             SwarmEvent::ConnectionEstablished { .. } => self.count_peers(),
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -262,7 +281,7 @@ impl SwarmTask {
                 ..
             } => {
                 if num_established == 0 {
-                    self.agents.remove(&peer_id);
+                    self.buckets.remove(&peer_id);
                 }
                 self.count_peers();
             }
@@ -282,11 +301,22 @@ impl SwarmTask {
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for p in connected {
             if let Some(score) = self.swarm.behaviour().gossipsub.peer_score(&p) {
-                if score < graylist && self.banned.insert(p) {
+                if score >= graylist {
+                    continue;
+                }
+                let (new, forgotten) = self.banned.insert(p);
+                if new {
                     warn!(peer = %p, score, "disconnecting misbehaving gossip peer");
                     metrics::counter!(crate::metrics::PEERS_BANNED).increment(1);
                     self.swarm.behaviour_mut().gossipsub.blacklist_peer(&p);
                     self.swarm.behaviour_mut().blocked.block_peer(p);
+                }
+                if let Some(old) = forgotten {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .remove_blacklisted_peer(&old);
+                    self.swarm.behaviour_mut().blocked.unblock_peer(old);
                 }
             }
         }

@@ -615,10 +615,19 @@ struct NodeAddresses {
     gossip: String,
     consensus_peers: Vec<String>,
     gossip_peers: Vec<String>,
+    /// The harness's own address as the node sees it, when not loopback: exempt from the
+    /// per-address RPC limits, as an operator exempts its own tools (the harness reads every
+    /// block of every node at the end of a fault run).
+    harness: Option<std::net::IpAddr>,
 }
 
 impl NodeAddresses {
     fn apply(&self, c: &mut Config) {
+        if let Some(ip) = self.harness {
+            if !c.rpc.ip_limit_exempt.contains(&ip) {
+                c.rpc.ip_limit_exempt.push(ip);
+            }
+        }
         c.rpc.listen = self.rpc;
         c.metrics.listen = self.metrics;
         c.consensus.listen = self.consensus.clone();
@@ -628,10 +637,10 @@ impl NodeAddresses {
     }
 }
 
-/// Every node's gossip peer id.
+/// Every node's gossip peer id (its key's libp2p id, as on the consensus swarm).
 fn gossip_ids(keys: &[NodeKey]) -> eyre::Result<Vec<String>> {
     keys.iter()
-        .map(|k| lockstep_p2p_peer_id(&k.gossip_secret()))
+        .map(|k| lockstep_p2p_peer_id(&k.secret))
         .collect()
 }
 
@@ -655,6 +664,8 @@ fn loopback_addresses(gossip_ids: &[String]) -> eyre::Result<Vec<NodeAddresses>>
             gossip_peers: others()
                 .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j][3], gossip_ids[j]))
                 .collect(),
+            // Loopback is exempt by default.
+            harness: None,
         });
     }
     Ok(out)
@@ -690,6 +701,7 @@ fn lab_addresses(lab: &net::Lab, gossip_ids: &[String]) -> eyre::Result<Vec<Node
             gossip: format!("/ip4/{ip}/tcp/{LAB_GOSSIP_PORT}"),
             consensus_peers,
             gossip_peers,
+            harness: Some(lab.harness_ip().into()),
         });
     }
     Ok(out)

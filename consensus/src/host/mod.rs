@@ -13,6 +13,7 @@
 //! Storage is behind [`ChainStore`]; the mempool is shared with the RPC and gossip paths.
 
 mod commit;
+mod misbehaviour;
 mod propose;
 mod validate;
 
@@ -20,11 +21,12 @@ mod validate;
 mod tests;
 
 use crate::context::{Height, LockstepContext as Ctx, ValidatorSet};
+use crate::evidence::{EvidenceLog, SignedProposal};
 use crate::recorder::Recorder;
 use crate::resolve::BundleFetch;
 use crate::signing::{LockstepSigner, LockstepVerifier};
 use crate::store::{ChainStore, UndecidedRecord};
-use crate::streaming::{CompleteStream, Reassembly};
+use crate::streaming::{FutureStreams, Reassembly};
 use bytes::Bytes;
 use lockstep_bundles::hash::FastMap;
 use lockstep_bundles::{Block, BlockHeader, Hash, Limits};
@@ -89,6 +91,13 @@ pub struct Tip {
     pub committed_at: Option<u64>,
 }
 
+/// The proposal taken for a (height, round, proposer), and its verdict once validated (`None`:
+/// unavailable, or not validated yet).
+struct Received {
+    proposal: SignedProposal,
+    verdict: Option<ProposedValue<Ctx>>,
+}
+
 /// A block held for an undecided height.
 struct Held {
     block: Block,
@@ -125,8 +134,14 @@ pub struct Host {
     height: u64,
     round: u32,
     streams: Reassembly,
-    /// Future-height streams, validated when their height starts.
-    future: Vec<CompleteStream>,
+    /// Future-height streams (signed by their round's proposer), validated when their height
+    /// starts.
+    future: FutureStreams,
+    /// The proposal taken at each (height, round, proposer) of the current height, and what
+    /// became of it: at most one is stored and validated (see `validate`).
+    received: BTreeMap<(u64, u32, lockstep_bundles::Address), Received>,
+    /// Equivocations seen (a second, different proposal from a round's proposer).
+    evidence: EvidenceLog,
     blocks: FastMap<Hash, Arc<Held>>,
     proposals: BTreeMap<u64, Vec<ProposedValue<Ctx>>>,
     committed: Option<u64>,
@@ -176,7 +191,9 @@ impl Host {
             tip_tx,
             height: 0,
             round: 0,
-            future: Vec::new(),
+            future: FutureStreams::default(),
+            received: BTreeMap::new(),
+            evidence: EvidenceLog::new(),
             blocks: FastMap::default(),
             proposals: BTreeMap::new(),
             committed: None,
@@ -184,6 +201,12 @@ impl Host {
             deferred_rx,
             cfg,
         })
+    }
+
+    /// The record of equivocations this host sees (a handle: it keeps filling while the host
+    /// runs).
+    pub fn evidence(&self) -> EvidenceLog {
+        self.evidence.clone()
     }
 
     fn params(&self) -> HeightParams<Ctx> {
@@ -288,8 +311,12 @@ impl Host {
                 let _ = reply.send(());
             }
             AppMsg::Finalized {
-                certificate, reply, ..
+                certificate,
+                evidence,
+                reply,
+                ..
             } => {
+                self.record_engine_evidence(&evidence);
                 let h = certificate.height.0;
                 if self.committed != Some(h) {
                     // `Decided` commits or stops the host, so this is a bug. Restarting the
@@ -351,24 +378,15 @@ impl Host {
         if height != self.height {
             self.blocks.retain(|_, b| b.block.header.height >= height);
             self.proposals = self.proposals.split_off(&height);
+            self.received =
+                self.received
+                    .split_off(&(height, 0, lockstep_bundles::Address::default()));
             self.streams.prune_below(height);
         }
         self.height = height;
         self.round = round;
-        let ready: Vec<CompleteStream> = {
-            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
-                .into_iter()
-                .partition(|s| s.header.height == height);
-            self.future = later
-                .into_iter()
-                .filter(|s| s.header.height > height)
-                .collect();
-            now
-        };
-        for s in ready {
-            if let Some(pv) = self.validate(s).await {
-                self.remember(pv);
-            }
+        for s in self.future.take(height) {
+            self.take(s).await;
         }
     }
 }

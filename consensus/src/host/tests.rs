@@ -1171,14 +1171,16 @@ async fn an_honest_forged_proposal_passes_the_same_checks() {
 }
 
 #[tokio::test]
-async fn a_proposal_from_a_validator_who_is_not_the_rounds_proposer_is_invalid() {
+async fn a_proposal_from_a_validator_who_is_not_the_rounds_proposer_gets_no_verdict() {
+    // Not the round's proposer's: it says nothing about the round's value, takes no room and
+    // is not validated (ADR-023).
     let b = [bundle(12)];
     let mut f = Forged::honest(&b);
     f.claimed = other_than(f.claimed);
     f.signed_by = f.claimed;
     f.header.proposer = address(f.claimed);
     let got = verdict(Setup::default(), &[&b[0].1], &[], &f).await;
-    assert_refused(got, Some(Validity::Invalid), "is not the proposer");
+    assert_refused(got, None, "is not the proposer");
 }
 
 #[tokio::test]
@@ -1193,12 +1195,34 @@ async fn a_block_that_names_another_validator_as_its_proposer_is_invalid() {
 }
 
 #[tokio::test]
-async fn a_proposal_whose_parts_are_signed_by_another_key_is_invalid() {
+async fn a_proposal_whose_parts_are_signed_by_another_key_gets_no_verdict() {
+    // Anyone can send such a stream, for the real proposal's block too: were it judged
+    // invalid, a forged copy seen first would make this node vote nil on the real block.
     let b = [bundle(13)];
     let mut f = Forged::honest(&b);
     f.signed_by = other_than(f.claimed);
     let got = verdict(Setup::default(), &[&b[0].1], &[], &f).await;
-    assert_refused(got, Some(Validity::Invalid), "signature does not verify");
+    assert_refused(got, None, "signature does not verify");
+}
+
+#[tokio::test]
+async fn a_forged_copy_of_a_proposal_seen_first_does_not_stop_the_real_one() {
+    let b = [bundle(41)];
+    let real = Forged::honest(&b);
+    let mut forged = Forged::honest(&b);
+    forged.header = real.header.clone();
+    forged.signed_by = other_than(real.claimed);
+    let mut node = Node::new(other_than(proposer_of(1, 0)));
+    node.pool(&[&b[0].1]);
+    node.ready().await;
+    node.start_round(1, 0).await;
+    assert_eq!(node.receive(&forged.parts()).await, None);
+    let pv = node.receive(&real.parts()).await.expect("a verdict");
+    assert_eq!(pv.validity, Validity::Valid);
+    assert!(
+        node.host.evidence().list().is_empty(),
+        "a forgery is nobody's evidence"
+    );
 }
 
 #[tokio::test]
@@ -1229,7 +1253,10 @@ async fn a_proposal_timestamped_before_its_parent_is_invalid() {
     early.header.timestamp = parent - 1;
     let got = judge(&mut node, &early).await;
     assert_refused(got, Some(Validity::Invalid), "out of range");
-    // At the parent's own timestamp it is fine (clocks at millisecond resolution).
+    // At the parent's own timestamp it is fine (clocks at millisecond resolution). (Another
+    // node: a second proposal for the round from the same proposer would be equivocation.)
+    let (mut node, block1) = at_height_two(&[]).await;
+    let parent = node.tip.borrow().timestamp;
     let mut same = Forged::honest_at(2, block1.0, &[]);
     same.header.timestamp = parent;
     assert_eq!(
@@ -1333,4 +1360,199 @@ async fn a_fetched_bundle_with_a_bad_signature_is_not_taken() {
     let f = Forged::honest(&[good.clone(), (hash, bytes)]);
     let got = verdict(Setup::default(), &[&good.1], &[&tampered], &f).await;
     assert_refused(got, None, "unavailable");
+}
+
+#[tokio::test]
+async fn an_invalid_proposal_is_not_written_to_the_store() {
+    let b = [bundle(40)];
+    let mut f = Forged::honest(&b);
+    f.header.rollups_root = Hash([1; 32]);
+    let mut node = Node::new(other_than(proposer_of(1, 0)));
+    node.pool(&[&b[0].1]);
+    node.ready().await;
+    node.start_round(1, 0).await;
+    let pv = node.receive(&f.parts()).await.expect("a verdict");
+    assert_eq!(pv.validity, Validity::Invalid);
+    node.host.recorder.flush().await;
+    assert!(
+        node.store.undecided(1).unwrap().is_empty(),
+        "an invalid proposal is not recorded (Malachite's WAL has the verdict)"
+    );
+    // The engine still gets the verdict when the round starts again (say, after a restart
+    // of the round's timers): it is remembered in memory.
+    let known = node.start_round(1, 0).await;
+    assert_eq!(
+        known.iter().map(|pv| pv.validity).collect::<Vec<_>>(),
+        vec![Validity::Invalid]
+    );
+}
+
+#[tokio::test]
+async fn a_second_proposal_for_a_round_from_its_proposer_is_evidence_and_not_validated() {
+    let (b1, b2, b3) = (bundle(42), bundle(43), bundle(44));
+    let first = Forged::honest(std::slice::from_ref(&b1));
+    let second = Forged::honest(std::slice::from_ref(&b2));
+    let third = Forged::honest(std::slice::from_ref(&b3));
+    let mut node = Node::new(other_than(proposer_of(1, 0)));
+    node.pool(&[&b1.1, &b2.1, &b3.1]);
+    node.ready().await;
+    node.start_round(1, 0).await;
+    let pv = node.receive(&first.parts()).await.expect("a verdict");
+    assert_eq!(
+        (pv.value.0, pv.validity),
+        (first.header.hash(), Validity::Valid)
+    );
+    assert_eq!(node.recorded(1).await.len(), 1);
+
+    // The same proposal again: the same verdict, not validated again.
+    let again = node.receive(&first.parts()).await;
+    assert_eq!(again.map(|pv| pv.value.0), Some(first.header.hash()));
+
+    // A different one, signed by the same proposer for the same round: evidence, no verdict,
+    // not validated (nothing held, nothing recorded).
+    assert_eq!(node.receive(&second.parts()).await, None);
+    assert!(!node.host.blocks.contains_key(&second.header.hash()));
+    let evidence = node.host.evidence().list();
+    assert_eq!(evidence.len(), 1);
+    let e = &evidence[0];
+    assert_eq!(
+        (e.validator, e.height, e.round),
+        (address(proposer_of(1, 0)), 1, 0)
+    );
+    let crate::evidence::Misbehaviour::Proposal {
+        first: a,
+        second: b,
+    } = &e.misbehaviour
+    else {
+        panic!("a proposal: {e:?}");
+    };
+    assert_eq!(
+        (a.block_hash(), b.block_hash()),
+        (first.header.hash(), second.header.hash())
+    );
+    assert_eq!(
+        (a.signature, b.signature),
+        (first.signature(), second.signature())
+    );
+    // Both signatures check out against the proposer's key: anyone can verify the evidence.
+    let verifier = crate::signing::LockstepVerifier::new(CHAIN);
+    let set = crate::context::ValidatorSet::from_bundles(&validators(4)).unwrap();
+    let key = Ctx { chain_id: CHAIN }
+        .select_proposer(&set, Height(1), Round::new(0))
+        .public_key;
+    for p in [a, b] {
+        assert!(verifier.verify_part(
+            1,
+            0,
+            &p.block_hash(),
+            &ValidatorAddress(p.proposer),
+            &p.signature,
+            &key
+        ));
+    }
+
+    // A third: still one piece of evidence, still no verdict.
+    assert_eq!(node.receive(&third.parts()).await, None);
+    assert_eq!(node.host.evidence().list().len(), 1);
+    node.host.recorder.flush().await;
+    assert_eq!(
+        node.store.undecided(1).unwrap().len(),
+        1,
+        "only the first is recorded"
+    );
+    // The engine is handed only the first.
+    let known = node.start_round(1, 0).await;
+    assert_eq!(
+        known.iter().map(|pv| pv.value.0).collect::<Vec<_>>(),
+        vec![first.header.hash()]
+    );
+}
+
+#[tokio::test]
+async fn a_future_proposal_is_held_until_its_height_and_junk_takes_no_room() {
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::new(p);
+    let mut node = Node::new(other_than(p));
+    let b = bundle(45);
+    for n in [&mut proposer, &mut node] {
+        n.pool(&[&b.1]);
+        n.ready().await;
+        n.start_round(1, 0).await;
+    }
+    let (value, parts) = proposer.propose(1, 0).await;
+    node.receive(&parts).await.expect("a verdict");
+    let cert = certificate(1, 0, value).await;
+    proposer.decide(&cert).await;
+    // Height 2's proposal arrives before `node` has decided height 1; so do unsigned streams
+    // for height 2, more than the buffer holds.
+    let next = Forged::honest_at(2, value.0, &[]);
+    for round in 0..2 * crate::streaming::MAX_FUTURE_STREAMS as u32 {
+        let mut junk = Forged::honest_at(2, value.0, &[]);
+        junk.header.timestamp += u64::from(round) + 1;
+        junk.signed_by = other_than(junk.claimed);
+        assert_eq!(node.receive(&junk.parts()).await, None);
+    }
+    assert_eq!(
+        node.receive(&next.parts()).await,
+        None,
+        "held, not judged yet"
+    );
+    assert_eq!(node.host.future.len(), 1, "only the signed one is held");
+    node.decide(&cert).await;
+    let known = node.start_round(2, 0).await;
+    assert_eq!(
+        known
+            .iter()
+            .map(|pv| (pv.value.0, pv.validity))
+            .collect::<Vec<_>>(),
+        vec![(next.header.hash(), Validity::Valid)]
+    );
+}
+
+/// Malachite's vote keeper reports a validator's two prevotes for one round with a finalized
+/// height: the host keeps both signed votes as evidence against it, checkable with its key.
+#[tokio::test]
+async fn a_double_vote_the_engine_reports_is_kept_as_evidence() {
+    let ctx = Ctx { chain_id: CHAIN };
+    let a = BlockId(Hash::tagged(b"a", &[]));
+    let b = BlockId(Hash::tagged(b"b", &[]));
+    let prevote = |v: BlockId| {
+        ctx.new_prevote(
+            Height(7),
+            Round::new(2),
+            NilOrVal::Val(v),
+            ValidatorAddress(address(1)),
+        )
+    };
+    let first = signer(1).sign_vote(prevote(a)).await.expect("signs");
+    let second = signer(1).sign_vote(prevote(b)).await.expect("signs");
+    let mut ev = MisbehaviorEvidence::<Ctx> {
+        proposals: Default::default(),
+        votes: Default::default(),
+    };
+    assert!(super::misbehaviour::engine_evidence(&validators(4), &ev).is_empty());
+    ev.votes.add(first.clone(), second.clone());
+    let found = super::misbehaviour::engine_evidence(&validators(4), &ev);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let e = &found[0];
+    assert_eq!((e.validator, e.height, e.round), (address(1), 7, 2));
+    assert_eq!(e.misbehaviour.label(), "prevote");
+    let crate::evidence::Misbehaviour::Vote {
+        first: f,
+        second: s,
+        ..
+    } = &e.misbehaviour
+    else {
+        panic!("a vote: {e:?}");
+    };
+    assert_eq!((f.value, s.value), (Some(a.0), Some(b.0)));
+    // Both signatures are the validator's own over each vote, as the engine received them.
+    assert_eq!(f.signature, first.signature.to_bytes());
+    assert_eq!(s.signature, second.signature.to_bytes());
+    assert_ne!(f.signature, s.signature);
+    // Recorded once, however often the engine reports it.
+    let log = crate::evidence::EvidenceLog::new();
+    assert!(log.record(e.clone()));
+    assert!(!log.record(e.clone()));
+    assert_eq!(log.list().len(), 1);
 }

@@ -1,15 +1,24 @@
 //! A peer's proposal: its parts put back together, then checked (header, proposer
 //! signature, parent, timestamp, the bundle list against the header, every bundle) before
-//! this node votes for it. A proposal that breaks a rule is recorded as invalid (a nil vote);
-//! one whose bundles cannot all be had gets no verdict.
+//! this node votes for it. A proposal that breaks a rule is invalid (a nil vote; not
+//! recorded: Malachite's WAL keeps the verdict); one whose bundles cannot all be had gets no
+//! verdict.
+//!
+//! Bounded work (ADR-023): a stream is looked at only once it is signed by its round's
+//! proposer (so junk from any peer costs one signature check and takes no room), for a round
+//! within Malachite's lookahead; at most one proposal per (height, round, proposer) is stored
+//! and validated; the same one again gets the same verdict without work, and a different one
+//! is evidence of equivocation, recorded with both signed proposals and not validated.
 
-use super::{now_ms, Held, Host, MAX_CLOCK_DRIFT_MS};
+use super::{now_ms, Held, Host, Received, MAX_CLOCK_DRIFT_MS};
 use crate::context::{BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress};
+use crate::evidence::{Evidence, Misbehaviour, SignedProposal};
 use crate::resolve::{resolve, Unresolved, Waits};
-use crate::streaming::CompleteStream;
+use crate::streaming::{Buffered, CompleteStream};
 use bytes::Bytes;
 use lockstep_bundles::{Block, Hash};
 use malachitebft_app_channel::app::consensus::ProposedValue;
+use malachitebft_app_channel::app::consensus::MAX_FUTURE_ROUND_LOOKAHEAD;
 use malachitebft_app_channel::app::streaming::StreamMessage;
 use malachitebft_app_channel::app::types::core::Validator as _;
 use malachitebft_app_channel::app::types::core::{Context as _, Round, Validity};
@@ -46,15 +55,80 @@ impl Host {
         if h < self.height || h <= self.tip.height {
             return None;
         }
+        // Only what the round's proposer signed takes any room or work (one signature check
+        // for anything else). The set is fixed, so this holds for future heights too.
+        if let Err(reason) = self.authenticate(&stream, stream.header.hash()) {
+            debug!(%peer, height = h, round = stream.round, "dropped proposal stream: {reason}");
+            metrics::counter!(crate::metrics::PROPOSALS, "verdict" => "unsigned").increment(1);
+            return None;
+        }
         if h > self.height {
-            if self.future.len() < 16 {
-                self.future.push(stream);
+            if let Buffered::Conflict(held) = self.future.insert(stream.clone()) {
+                self.equivocation(signed(&held), signed(&stream));
             }
             return None;
         }
-        let pv = self.validate(stream).await?;
-        self.remember(pv.clone());
-        Some(pv)
+        if u64::from(stream.round) > u64::from(self.round) + u64::from(MAX_FUTURE_ROUND_LOOKAHEAD) {
+            // Malachite drops the proposal message for such a round too.
+            debug!(%peer, height = h, round = stream.round, "dropped proposal beyond the round lookahead");
+            metrics::counter!(crate::metrics::PROPOSALS, "verdict" => "beyond_lookahead")
+                .increment(1);
+            return None;
+        }
+        self.take(stream).await
+    }
+
+    /// A proposal signed by its round's proposer, at the current height: validated if it is
+    /// the first for its (height, round, proposer); the same one again gets its verdict; a
+    /// different one is evidence and gets none.
+    pub(super) async fn take(&mut self, s: CompleteStream) -> Option<ProposedValue<Ctx>> {
+        let key = (s.header.height, s.round, s.proposer);
+        let proposal = signed(&s);
+        if let Some(first) = self.received.get(&key) {
+            if first.proposal.block_hash() == proposal.block_hash() {
+                return first.verdict.clone();
+            }
+            let first = first.proposal.clone();
+            self.equivocation(first, proposal);
+            return None;
+        }
+        self.received.insert(
+            key,
+            Received {
+                proposal,
+                verdict: None,
+            },
+        );
+        let pv = self.validate(s).await;
+        if let Some(r) = self.received.get_mut(&key) {
+            r.verdict = pv.clone();
+        }
+        if let Some(pv) = &pv {
+            self.remember(pv.clone());
+        }
+        pv
+    }
+
+    /// Records a second, different proposal signed by a round's proposer: counted, logged
+    /// once, and kept with the first in the evidence record.
+    fn equivocation(&self, first: SignedProposal, second: SignedProposal) {
+        let evidence = Evidence {
+            validator: first.proposer,
+            height: first.height,
+            round: first.round,
+            misbehaviour: Misbehaviour::Proposal { first, second },
+        };
+        let (validator, height, round) = (evidence.validator, evidence.height, evidence.round);
+        if self.evidence.record(evidence) {
+            metrics::counter!(crate::metrics::EQUIVOCATIONS, "kind" => "proposal").increment(1);
+            warn!(
+                %validator,
+                height,
+                round,
+                "equivocation: the proposer signed two different proposals for one round; \
+                 only the first is validated"
+            );
+        }
     }
 
     /// Checks a complete stream; an invalid block yields an `Invalid` value (a nil vote), one
@@ -91,9 +165,10 @@ impl Host {
             Err(Refused::Invalid(reason)) => {
                 warn!(height = s.header.height, round = s.round, block = %block_hash, "rejecting proposal: {reason}");
                 metrics::counter!(crate::metrics::PROPOSALS, "verdict" => "invalid").increment(1);
-                let value = pv(Validity::Invalid);
-                self.persist(&value, None).await;
-                Some(value)
+                // Not recorded: nothing of it is needed to vote or commit, Malachite's WAL
+                // keeps the verdict, and a store write per invalid proposal is work a faulty
+                // proposer could make this node do.
+                Some(pv(Validity::Invalid))
             }
             Err(Refused::Unavailable(reason)) => {
                 warn!(height = s.header.height, round = s.round, block = %block_hash, "cannot vote for proposal: {reason}");
@@ -158,13 +233,13 @@ impl Host {
         })
     }
 
-    /// The checks of a proposal that need only its header and signature.
-    pub(super) fn check_header(&self, s: &CompleteStream, block_hash: Hash) -> Result<(), String> {
-        let h = &s.header;
+    /// Whether `s` comes from its round's proposer: the proposer it names is the round's, and
+    /// its signature over `block_hash` verifies with that validator's key.
+    pub(super) fn authenticate(&self, s: &CompleteStream, block_hash: Hash) -> Result<(), String> {
         let proposer = ValidatorAddress(s.proposer);
-        let expected = self
-            .ctx
-            .select_proposer(&self.set, Height(h.height), Round::new(s.round));
+        let expected =
+            self.ctx
+                .select_proposer(&self.set, Height(s.header.height), Round::new(s.round));
         if expected.address != proposer {
             return Err(format!(
                 "{} is not the proposer of round {}",
@@ -172,7 +247,7 @@ impl Host {
             ));
         }
         if !self.verifier.verify_part(
-            h.height,
+            s.header.height,
             s.round,
             &block_hash,
             &proposer,
@@ -181,6 +256,13 @@ impl Host {
         ) {
             return Err("proposer signature does not verify".into());
         }
+        Ok(())
+    }
+
+    /// The checks of a proposal that need only its header and signature.
+    pub(super) fn check_header(&self, s: &CompleteStream, block_hash: Hash) -> Result<(), String> {
+        let h = &s.header;
+        self.authenticate(s, block_hash)?;
         if h.chain_id != self.cfg.chain_id {
             return Err(format!("block is for chain {}", h.chain_id));
         }
@@ -202,5 +284,17 @@ impl Host {
             return Err(format!("timestamp {} is out of range", h.timestamp));
         }
         Ok(())
+    }
+}
+
+/// What `s`'s proposer signed.
+fn signed(s: &CompleteStream) -> SignedProposal {
+    SignedProposal {
+        height: s.header.height,
+        round: s.round,
+        proposer: s.proposer,
+        pol_round: s.pol_round,
+        header: s.header.clone(),
+        signature: s.signature,
     }
 }

@@ -182,7 +182,8 @@ pub fn reload(
     for ((hash, encoded), outcome) in encodings.into_iter().zip(outcomes) {
         match outcome {
             Ok(Inserted::New) => republish.push(encoded),
-            Ok(Inserted::AlreadyPending) => {}
+            // (The record is keyed by hash: one copy per bundle.)
+            Ok(Inserted::AlreadyPending | Inserted::PendingOtherSignature) => {}
             Ok(Inserted::AlreadyIncluded { .. }) => forget.push(hash),
             Err(e) => dropped.push((
                 hash,

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use durable::AckWriter;
 use lockstep_bundles::{Hash, Limits, SignedBundle};
 use lockstep_consensus::Tip;
-use lockstep_mempool::{AdmitResult, Admitted, Inserted, Known, Mempool, Rules, Screened};
+use lockstep_mempool::{AdmitResult, Admitted, Inserted, Known, Mempool, Rules, Screened, Taken};
 use lockstep_p2p::BundleGossip;
 use queue::SubmitQueue;
 use std::sync::Arc;
@@ -110,8 +110,9 @@ impl Admission {
         Arc::new(Admission { core, queue })
     }
 
-    /// Admits an encoded `SignedBundle`. Idempotent: a bundle already pending or included
-    /// returns its hash without being checked again. From [`Source::Rpc`], the hash is
+    /// Admits an encoded `SignedBundle`. Idempotent: the very copy already pending returns its
+    /// hash without being checked again (an included one, once its signature is checked;
+    /// another signature of a pending one is refused, 4001). From [`Source::Rpc`], the hash is
     /// returned once the bundle is durable here (see `durable`).
     pub async fn submit_bytes(&self, encoded: Bytes, source: Source) -> AdmitResult<Hash> {
         // Undecodable input needs no queue.
@@ -133,12 +134,36 @@ impl Admission {
     /// Admits many encoded bundles at once (a burst of gossip, say): the same checks and
     /// outcomes as one [`Admission::submit_bytes`] per bundle, in order.
     pub async fn submit_many(&self, encoded: Vec<Bytes>, source: Source) -> Vec<AdmitResult<Hash>> {
-        self.core.submit_many(encoded, source).await
+        self.core
+            .submit_many(encoded, source)
+            .await
+            .into_iter()
+            .map(|r| r.map(|t| t.hash))
+            .collect()
+    }
+
+    /// Admits a gossip message's bundles ([`Source::Gossip`]): as
+    /// [`Admission::submit_many`], with whether each copy taken may be relayed (see
+    /// [`Taken`]), for the verdict on the message.
+    pub async fn submit_gossip(&self, encoded: Vec<Bytes>) -> Vec<AdmitResult<Taken>> {
+        self.core.submit_many(encoded, Source::Gossip).await
     }
 }
 
+/// How a screened bundle's signature is checked.
+#[derive(Clone, Copy)]
+enum Check {
+    /// Verified here before, with this signature.
+    Done,
+    /// A new bundle: verify it, then insert it.
+    Verify,
+    /// Another copy of a bundle known here (as `Known` says): verify it, then
+    /// [`Rules::recheck`]; never inserted.
+    Recheck(Known),
+}
+
 impl Core {
-    async fn submit_many(&self, encoded: Vec<Bytes>, source: Source) -> Vec<AdmitResult<Hash>> {
+    async fn submit_many(&self, encoded: Vec<Bytes>, source: Source) -> Vec<AdmitResult<Taken>> {
         let parsed = encoded
             .into_iter()
             .map(|e| match SignedBundle::decode_shared(&e, &self.limits) {
@@ -154,7 +179,7 @@ impl Core {
     /// inserts, one publication of the new bundles submitted here, and one durable write of
     /// every bundle submitted here that is pending, which the group's answers wait for (a
     /// failed write answers those bundles 4006).
-    async fn admit(&self, parsed: Vec<(Parsed, Source)>) -> Vec<AdmitResult<Hash>> {
+    async fn admit(&self, parsed: Vec<(Parsed, Source)>) -> Vec<AdmitResult<Taken>> {
         let mut acks = Acks::default();
         let mut out = self.admit_group(parsed, &mut acks).await;
         let mut records = acks.records;
@@ -192,17 +217,17 @@ impl Core {
         &self,
         parsed: Vec<(Parsed, Source)>,
         acks: &mut Acks,
-    ) -> Vec<AdmitResult<Hash>> {
+    ) -> Vec<AdmitResult<Taken>> {
         self.groups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut out: Vec<AdmitResult<Hash>> = Vec::with_capacity(parsed.len());
+        let mut out: Vec<AdmitResult<Taken>> = Vec::with_capacity(parsed.len());
         let mut candidates = Vec::with_capacity(parsed.len());
         for (slot, (p, source)) in parsed.into_iter().enumerate() {
             match p {
                 Ok((bundle, encoded)) => {
                     // `encoded` is canonical (it decoded, or was just encoded): hash it as is.
                     let hash = SignedBundle::hash_of_encoding(&encoded);
-                    out.push(Ok(hash));
+                    out.push(Ok(Taken { hash, relay: true }));
                     candidates.push(Candidate {
                         slot,
                         source,
@@ -218,8 +243,12 @@ impl Core {
             return out;
         }
 
-        let hashes: Vec<Hash> = candidates.iter().map(|c| c.hash).collect();
-        let known = self.mempool.known_many(&hashes);
+        // Known by hash and signature: the hash covers the body only (ADR-023).
+        let copies: Vec<(Hash, [u8; 64])> = candidates
+            .iter()
+            .map(|c| (c.hash, c.bundle.signature))
+            .collect();
+        let known = self.mempool.known_many(&copies);
         let latest = self.tip.borrow().height;
         acks.latest = latest;
         let rules = Rules::new(self.chain_id, self.limits, latest, self.disk.refusal());
@@ -233,11 +262,22 @@ impl Core {
                         acks.known.push((c.slot, c.hash));
                     }
                 }
+                // Included, from a peer: the chain has it; taken, not relayed, not checked.
+                Ok(Screened::Included) => {
+                    out[c.slot] = Ok(Taken {
+                        hash: c.hash,
+                        relay: false,
+                    })
+                }
+                Ok(Screened::Recheck(item)) => {
+                    items.push(item);
+                    checked.push((c, Check::Recheck(k)));
+                }
                 Ok(Screened::Verify(item)) => {
                     items.push(item);
-                    checked.push((c, true));
+                    checked.push((c, Check::Verify));
                 }
-                Ok(Screened::Verified) => checked.push((c, false)),
+                Ok(Screened::Verified) => checked.push((c, Check::Done)),
                 Err(e) => out[c.slot] = Err(reject(e)),
             }
         }
@@ -257,8 +297,17 @@ impl Core {
         let mut verdicts = verdicts.into_iter();
         let mut admitted = Vec::with_capacity(checked.len());
         let mut slots = Vec::with_capacity(checked.len());
-        for (c, needs_verify) in checked {
-            if needs_verify && !verdicts.next().unwrap_or(false) {
+        for (c, check) in checked {
+            let verified = match check {
+                Check::Done => true,
+                Check::Verify | Check::Recheck(_) => verdicts.next().unwrap_or(false),
+            };
+            if let Check::Recheck(known) = check {
+                out[c.slot] =
+                    Rules::recheck(c.hash, &c.bundle.body.signer, known, verified).map_err(reject);
+                continue;
+            }
+            if !verified {
                 out[c.slot] = Err(reject(AdmitError::bad_signature(&c.bundle.body.signer)));
                 continue;
             }
@@ -285,7 +334,7 @@ impl Core {
         let (mut from_rpc, mut from_gossip) = (0u64, 0u64);
         for ((slot, source, valid_until, encoded), r) in slots.into_iter().zip(inserted) {
             let hash = match &out[slot] {
-                Ok(h) => *h,
+                Ok(t) => t.hash,
                 Err(_) => continue,
             };
             let ack = || PendingRecord {
@@ -303,6 +352,13 @@ impl Core {
                 (Ok(Inserted::New), Source::Gossip) => from_gossip += 1,
                 // Pending by another group's hand, whose record may not be written yet.
                 (Ok(Inserted::AlreadyPending), Source::Rpc) => acks.records.push((slot, ack())),
+                // Another copy of the same body made it into the pool first (in this group or
+                // another): this one is not taken (ADR-023).
+                (Ok(Inserted::PendingOtherSignature), _) => {
+                    out[slot] = Err(reject(AdmitError::OtherSignature {
+                        hash: hash.to_string(),
+                    }))
+                }
                 (Ok(_), _) => {}
                 (Err(e), _) => out[slot] = Err(reject(e.into())),
             }

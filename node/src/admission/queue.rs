@@ -80,7 +80,7 @@ async fn run(mut rx: mpsc::Receiver<Request>, core: Arc<Core>) {
             }
             let outcomes = core.admit(bundles).await;
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(outcome);
+                let _ = reply.send(outcome.map(|t| t.hash));
             }
         });
     }

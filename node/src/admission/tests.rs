@@ -298,3 +298,95 @@ async fn a_submission_is_answered_once_it_is_durable_and_busy_when_it_cannot_be(
     assert_eq!(recorded(), vec![h1, h2, h3]);
     assert_eq!(mempool.size().0, 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Signatures are part of the dedupe (ADR-023): a bundle's hash covers its body only, so a copy
+// of a known bundle is that bundle only if its signature is the one verified here.
+
+/// `b` with its signature's last byte flipped: the same body, so the same hash, and a
+/// signature that does not verify.
+fn forged(b: &SignedBundle) -> SignedBundle {
+    let mut f = b.clone();
+    f.signature[63] ^= 1;
+    assert_eq!(f.hash(), b.hash());
+    f
+}
+
+#[tokio::test]
+async fn a_forged_copy_of_a_pending_bundle_is_refused_with_4001() {
+    let (a, mempool, _) = admission(PoolConfig::default());
+    let b = sign(&key(11), 1, 1, 10, vec![(1, vec![1])]);
+    let hash = a
+        .submit_bytes(b.encode().into(), Source::Gossip)
+        .await
+        .unwrap();
+    for source in [Source::Rpc, Source::Gossip] {
+        let err = a
+            .submit_bytes(forged(&b).encode().into(), source)
+            .await
+            .expect_err("a forged copy of a pending bundle is refused");
+        assert_eq!(err.code(), 4001, "{source:?}: {err}");
+        // From a peer: its fault (an honest peer relays only copies it verified).
+        assert!(err.is_bad_peer(), "{err}");
+    }
+    // The pool keeps the copy it verified; the genuine copy is still idempotent.
+    let kept = mempool.pending_many(&[hash]).remove(0).expect("pending");
+    assert_eq!(kept.bundle.signature, b.signature);
+    assert_eq!(
+        a.submit_bytes(b.encode().into(), Source::Rpc)
+            .await
+            .unwrap(),
+        hash
+    );
+}
+
+#[tokio::test]
+async fn a_forged_copy_of_an_included_bundle_is_refused_with_4001() {
+    let (a, mempool, _) = admission(PoolConfig::default());
+    let b = sign(&key(12), 1, 1, 10, vec![(1, vec![1])]);
+    mempool.on_commit(1, &[b.hash()]);
+    let err = a
+        .submit_bytes(forged(&b).encode().into(), Source::Rpc)
+        .await
+        .expect_err("a forged copy of an included bundle is refused");
+    assert_eq!(err.code(), 4001, "{err}");
+    // The genuine copy is answered with its hash (idempotent).
+    assert_eq!(
+        a.submit_bytes(b.encode().into(), Source::Rpc)
+            .await
+            .unwrap(),
+        b.hash()
+    );
+}
+
+#[tokio::test]
+async fn a_bundle_verified_in_a_proposal_skips_verification_only_with_the_same_signature() {
+    // A pool of one, full: what a proposal brings is only remembered as verified.
+    let (a, mempool, _) = admission(PoolConfig {
+        max_count: 1,
+        ..PoolConfig::default()
+    });
+    let filler = sign(&key(13), 1, 1, 10, vec![(1, vec![1])]);
+    a.submit_bytes(filler.encode().into(), Source::Gossip)
+        .await
+        .unwrap();
+    let b = sign(&key(14), 1, 2, 10, vec![(1, vec![2])]);
+    let verified = Admitted {
+        hash: b.hash(),
+        bundle: Arc::new(b.clone()),
+        encoded: b.encode().into(),
+    };
+    mempool.insert_from_proposal(vec![verified], 1);
+    assert_eq!(mempool.size().0, 1, "remembered as verified, not pending");
+    let err = a
+        .submit_bytes(forged(&b).encode().into(), Source::Gossip)
+        .await
+        .expect_err("another signature is verified, and this one fails");
+    assert_eq!(err.code(), 4001, "{err}");
+    // The copy verified in the proposal passes every check but the pool's room.
+    let err = a
+        .submit_bytes(b.encode().into(), Source::Gossip)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 4006, "{err}");
+}

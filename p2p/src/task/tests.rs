@@ -1,14 +1,16 @@
 //! End-to-end tests of the swarm task: real swarms on localhost publishing, judging,
 //! banning and fetching.
 
-use crate::api::{BundleGossip, GossipHandle, Inbound, Verdict};
-use crate::config::{GossipConfig, MAINTENANCE_INTERVAL};
+use crate::api::{BundleGossip, FetchCheck, GossipHandle, Inbound, Verdict};
+use crate::config::{
+    GossipConfig, DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_IP, MAINTENANCE_INTERVAL,
+};
 use crate::fetch::{self, ItemStore};
 use crate::swarm::peer_id;
 use crate::task::spawn;
 use bytes::Bytes;
 use libp2p::gossipsub::MessageId;
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -102,7 +104,20 @@ fn cfg(secret: u8, port: u16, peers: Vec<Multiaddr>) -> GossipConfig {
         store: Arc::new(fetch::NoItems),
         max_fetch_bytes: 1 << 20,
         agent: format!("test/{secret}"),
+        validators: Vec::new(),
+        allow_non_validators: true,
+        max_inbound_per_ip: DEFAULT_MAX_INBOUND_PER_IP,
+        max_inbound: DEFAULT_MAX_INBOUND,
     }
+}
+
+/// A check that takes every answer.
+fn any() -> FetchCheck {
+    Arc::new(|_, _| true)
+}
+
+fn pid(secret: u8) -> PeerId {
+    peer_id(&[secret; 32]).unwrap()
 }
 
 /// Items by id (the id is the item's first byte, repeated), and what each request that
@@ -138,15 +153,14 @@ impl ItemStore for Held {
     }
 }
 
-/// Whether `b` asks its peer whose agent is `agent` alone first, as it does once identify
-/// has told it that peer's agent. The fetch is for an item `agent` holds and one nobody
-/// holds: asked alone first, `agent` answers the first and `other` is then asked only for
-/// the second; a node that does not know its peers' agents asks both for both at once.
-/// Either way the fetch ends only after `other` has answered, so `other`'s log is complete.
-async fn prefers(b: &GossipHandle, agent: &str, held: u8, other: &Held) -> bool {
+/// Whether `b` asks its peer `prefer` alone first. The fetch is for an item `prefer` holds
+/// and one nobody holds: asked alone first, `prefer` answers the first and `other` is then
+/// asked only for the second; a node that does not prefer asks both for both at once. Either
+/// way the fetch ends only after `other` has answered, so `other`'s log is complete.
+async fn prefers(b: &GossipHandle, prefer: PeerId, held: u8, other: &Held) -> bool {
     other.take_asked();
     let got = b
-        .fetch(vec![[held; 32], [b'q'; 32]], Some(agent.into()))
+        .fetch(vec![[held; 32], [b'q'; 32]], Some(prefer), any())
         .await;
     assert!(got[0].is_some() && got[1].is_none(), "{got:?}");
     other.take_asked() == vec![vec![b'q']]
@@ -167,23 +181,14 @@ async fn a_fetch_gathers_items_from_the_peers_that_hold_them() {
     let peers = vec![address(31, pa), address(33, pc)];
     let (b, _b_in) = spawn(cfg(32, pb, peers)).unwrap();
     wait_until("B connected to A and C", || b.peers() == 2).await;
-    // Identify tells B each peer's agent shortly after connecting; until then B cannot
-    // prefer anyone.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !(prefers(&b, "test/33", b'y', &a_held).await
-        && prefers(&b, "test/31", b'x', &c_held).await)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B never asked a preferred peer alone first (it never learnt its peers' agents from \
-             identify, or it does not put the preferred peer first)"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    // The preferred peer is named by its peer id (authenticated by the handshake), so B
+    // prefers it as soon as it is connected.
+    assert!(prefers(&b, pid(33), b'y', &a_held).await);
+    assert!(prefers(&b, pid(31), b'x', &c_held).await);
     a_held.take_asked();
     c_held.take_asked();
     let ask = || vec![[b'y'; 32], [b'z'; 32], [b'x'; 32]];
-    let from_c = b.fetch(ask(), Some("test/33".into())).await;
+    let from_c = b.fetch(ask(), Some(pid(33)), any()).await;
     assert_eq!(
         from_c,
         vec![
@@ -196,7 +201,7 @@ async fn a_fetch_gathers_items_from_the_peers_that_hold_them() {
     assert_eq!(c_held.take_asked(), vec![b"yzx".to_vec()]);
     assert_eq!(a_held.take_asked(), vec![b"z".to_vec()]);
     // A first: its x, and C's y, which A lacks.
-    let from_a = b.fetch(ask(), Some("test/31".into())).await;
+    let from_a = b.fetch(ask(), Some(pid(31)), any()).await;
     assert_eq!(
         from_a,
         vec![
@@ -207,7 +212,10 @@ async fn a_fetch_gathers_items_from_the_peers_that_hold_them() {
     );
     assert_eq!(a_held.take_asked(), vec![b"yzx".to_vec()]);
     assert_eq!(c_held.take_asked(), vec![b"yz".to_vec()]);
-    assert_eq!(b.fetch(vec![], None).await, Vec::<Option<Bytes>>::new());
+    assert_eq!(
+        b.fetch(vec![], None, any()).await,
+        Vec::<Option<Bytes>>::new()
+    );
 }
 
 /// Where to dial the node with `secret` listening on `port`.
@@ -460,4 +468,27 @@ async fn a_peer_sending_invalid_messages_is_disconnected_and_kept_out() {
         tokio::time::sleep(POLL).await;
     }
     assert_eq!(a.peers(), 0, "a banned peer stays out");
+}
+
+/// An answer that fails the caller's check does not make the item unavailable: the item is
+/// asked of another peer, and the fetch returns the copy that passes.
+#[tokio::test]
+async fn an_answer_that_fails_the_check_is_asked_of_another_peer() {
+    let (pa, pc, pb) = (free_port(), free_port(), free_port());
+    // Both hold an item under id `x`; only C's passes the check.
+    let (a_held, c_held) = (Held::new(&[b"xbad"]), Held::new(&[b"xgood"]));
+    let mut a_cfg = cfg(41, pa, vec![]);
+    a_cfg.store = a_held.clone();
+    let mut c_cfg = cfg(43, pc, vec![]);
+    c_cfg.store = c_held.clone();
+    let (_a, _a_in) = spawn(a_cfg).unwrap();
+    let (_c, _c_in) = spawn(c_cfg).unwrap();
+    let (b, _b_in) = spawn(cfg(42, pb, vec![address(41, pa), address(43, pc)])).unwrap();
+    wait_until("B connected to A and C", || b.peers() == 2).await;
+    let good: FetchCheck = Arc::new(|_, item| &item[..] == b"xgood");
+    // A, preferred, answers first and alone, with the copy that fails.
+    let got = b.fetch(vec![[b'x'; 32]], Some(pid(41)), good).await;
+    assert_eq!(got, vec![Some(Bytes::from_static(b"xgood"))]);
+    assert_eq!(a_held.take_asked(), vec![b"x".to_vec()]);
+    assert_eq!(c_held.take_asked(), vec![b"x".to_vec()]);
 }

@@ -1,32 +1,34 @@
 //! The JSON-RPC v1 server (HTTP and WebSocket on one port).
+//!
+//! `mod.rs` holds the methods; [`reads`] runs store reads and JSON encoding on blocking
+//! threads; [`limits`] holds who may use how much (call budgets per connection and per client
+//! address, connections per address); [`serve`] accepts connections and applies them.
+
+mod limits;
+mod reads;
+mod serve;
+
+pub use limits::{client_key, MAX_TRACKED_BUDGETS};
+pub use reads::{Reads, ENCODED_BATCH_CACHE, ENCODED_BATCH_CACHE_BYTES, MAX_BLOCKING_READS};
+pub use serve::{serve, MAX_BATCH_CALLS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 
 use crate::admission::{Admission, Source};
-use crate::cache::FifoCache;
 use crate::store::{Decided, Store};
 use bytes::Bytes;
-use jsonrpsee::core::server::BatchResponseBuilder;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
-use jsonrpsee::server::middleware::rpc::{
-    Batch, BatchEntry, Notification, Request, RpcServiceBuilder, RpcServiceT,
-};
-use jsonrpsee::server::{ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
-use jsonrpsee::{ConnectionId, MethodResponse, PendingSubscriptionSink, SubscriptionMessage};
+use jsonrpsee::{PendingSubscriptionSink, SubscriptionMessage};
 use lockstep_bundles::hash::{decode_hex, encode_hex};
 use lockstep_bundles::{Hash, RollupBatch, ValidatorSet};
 use lockstep_client::api::{
-    codes, error, BlockJson, BundleJson, BundleStatusJson, HealthJson, RollupBatchJson,
-    SeqApiServer, ValidatorJson,
+    codes, error, BlockJson, BundleJson, BundleStatusJson, EvidenceJson, HealthJson,
+    RollupBatchJson, SeqApiServer, SignedMessageJson, ValidatorJson,
 };
 use lockstep_consensus::Tip;
 use lockstep_mempool::{Mempool, Status};
 use lockstep_p2p::BundleGossip;
-use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Everything the RPC methods read.
@@ -41,14 +43,16 @@ pub struct RpcState {
     pub is_validator: bool,
     /// How long a subscriber's full outbound buffer is tolerated before it is dropped.
     pub subscriber_send_timeout: Duration,
-    /// Batches already encoded for subscribers, so each is encoded once however many
-    /// subscribers receive it.
-    pub encoded: Mutex<EncodedBatches>,
+    /// Store reads and encodings off the executor, and the batches already encoded for
+    /// subscribers (each is encoded once however many subscribers receive it).
+    pub reads: Reads,
     /// When the node started (Unix ms): a node that has committed nothing since is measured
     /// from then for `stalled`.
     pub started_at: u64,
     /// No commit for longer than this is a stall ([`stall_bound`]).
     pub stall_after: Duration,
+    /// The equivocations the consensus host has seen.
+    pub evidence: lockstep_consensus::evidence::EvidenceLog,
 }
 
 /// The least time without a commit that `seq_health` calls a stall.
@@ -79,22 +83,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Encoded batches per `(rollup, height)`, bounded by count and bytes, oldest evicted first.
-pub type EncodedBatches = FifoCache<(u64, u64), Arc<serde_json::value::RawValue>>;
-
-/// Encoded batches kept for subscribers: at most this many…
-pub const ENCODED_BATCH_CACHE: usize = 8_192;
-/// …and about this many bytes.
-pub const ENCODED_BATCH_CACHE_BYTES: usize = 32 * 1024 * 1024;
-
-/// An empty cache of encoded batches with the default bounds.
-pub fn encoded_batches() -> Mutex<EncodedBatches> {
-    Mutex::new(FifoCache::new(
-        ENCODED_BATCH_CACHE,
-        ENCODED_BATCH_CACHE_BYTES,
-    ))
-}
-
 #[derive(Clone)]
 pub struct Rpc(pub Arc<RpcState>);
 
@@ -102,36 +90,33 @@ fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
     error(-32603, format!("internal error: {e}"))
 }
 
-impl RpcState {
-    fn batch(&self, rollup_id: u64, height: u64) -> RpcResult<Option<RollupBatchJson>> {
-        let Some(d) = self.store.decided(height).map_err(internal)? else {
-            return Ok(None);
-        };
-        Ok(Some(batch_json(&d, rollup_id)))
-    }
+/// The batch for `rollup_id` at `height`, read and converted (a blocking read).
+fn batch(store: &Store, rollup_id: u64, height: u64) -> RpcResult<Option<RollupBatchJson>> {
+    let Some(d) = store.decided(height).map_err(internal)? else {
+        return Ok(None);
+    };
+    Ok(Some(batch_json(&d, rollup_id)))
 }
 
 impl RpcState {
-    /// The batch as JSON, encoded once and shared by every subscriber.
-    fn encoded_batch(
+    /// The batch as JSON, encoded once (on a blocking thread) and shared by every subscriber.
+    async fn encoded_batch(
         &self,
         rollup_id: u64,
         height: u64,
     ) -> RpcResult<Option<Arc<serde_json::value::RawValue>>> {
-        let key = (rollup_id, height);
-        let mut cache = self.encoded.lock();
-        if let Some(raw) = cache.get(&key) {
-            return Ok(Some(raw));
-        }
-        let Some(batch) = self.batch(rollup_id, height)? else {
-            return Ok(None);
-        };
-        let raw: Arc<serde_json::value::RawValue> =
-            Arc::from(serde_json::value::to_raw_value(&batch).map_err(internal)?);
-        metrics::counter!(crate::metrics::BATCH_ENCODINGS).increment(1);
-        cache.insert(key, raw.clone(), raw.get().len());
-        metrics::gauge!(crate::metrics::BATCH_CACHE_BYTES).set(cache.bytes() as f64);
-        Ok(Some(raw))
+        let store = self.store.clone();
+        self.reads
+            .encoded_batch(rollup_id, height, move || {
+                let Some(b) = batch(&store, rollup_id, height)? else {
+                    return Ok(None);
+                };
+                let raw: Arc<serde_json::value::RawValue> =
+                    Arc::from(serde_json::value::to_raw_value(&b).map_err(internal)?);
+                metrics::counter!(crate::metrics::BATCH_ENCODINGS).increment(1);
+                Ok(Some(raw))
+            })
+            .await
     }
 }
 
@@ -182,7 +167,13 @@ impl SeqApiServer for Rpc {
     }
 
     async fn get_bundle_status(&self, hash: Hash) -> RpcResult<BundleStatusJson> {
-        if let Some((height, index)) = self.0.store.bundle_location(&hash).map_err(internal)? {
+        let store = self.0.store.clone();
+        let location = self
+            .0
+            .reads
+            .blocking(move || store.bundle_location(&hash).map_err(internal))
+            .await?;
+        if let Some((height, index)) = location {
             return Ok(BundleStatusJson {
                 status: "included".into(),
                 height: Some(height),
@@ -206,18 +197,24 @@ impl SeqApiServer for Rpc {
     }
 
     async fn get_block(&self, height: u64) -> RpcResult<Option<BlockJson>> {
-        let Some(d) = self.0.store.decided(height).map_err(internal)? else {
-            return Ok(None);
-        };
-        let h = &d.block.header;
-        Ok(Some(BlockJson {
-            height: h.height,
-            hash: h.hash(),
-            parent_hash: h.parent_hash,
-            timestamp: h.timestamp,
-            proposer: h.proposer,
-            bundles: d.hashes.clone(),
-        }))
+        let store = self.0.store.clone();
+        self.0
+            .reads
+            .blocking(move || {
+                let Some(d) = store.decided(height).map_err(internal)? else {
+                    return Ok(None);
+                };
+                let h = &d.block.header;
+                Ok(Some(BlockJson {
+                    height: h.height,
+                    hash: h.hash(),
+                    parent_hash: h.parent_hash,
+                    timestamp: h.timestamp,
+                    proposer: h.proposer,
+                    bundles: d.hashes.clone(),
+                }))
+            })
+            .await
     }
 
     async fn get_rollup_batch(
@@ -225,7 +222,11 @@ impl SeqApiServer for Rpc {
         rollup_id: u64,
         height: u64,
     ) -> RpcResult<Option<RollupBatchJson>> {
-        self.0.batch(rollup_id, height)
+        let store = self.0.store.clone();
+        self.0
+            .reads
+            .blocking(move || batch(&store, rollup_id, height))
+            .await
     }
 
     async fn subscribe_rollup(
@@ -237,7 +238,11 @@ impl SeqApiServer for Rpc {
         let state = self.0.clone();
         let mut tip = state.tip.clone();
         let latest = tip.borrow().height;
-        let earliest = lockstep_consensus::ChainStore::earliest(&*state.store)
+        let store = state.store.clone();
+        let earliest = state
+            .reads
+            .blocking(move || Ok(lockstep_consensus::ChainStore::earliest(&*store).unwrap_or(0)))
+            .await
             .unwrap_or(0)
             .max(1);
         let mut next = from_height.unwrap_or(latest + 1);
@@ -267,6 +272,7 @@ impl SeqApiServer for Rpc {
             while next <= latest {
                 let Some(raw) = state
                     .encoded_batch(rollup_id, next)
+                    .await
                     .map_err(|e| e.message().to_string())?
                 else {
                     break;
@@ -326,159 +332,39 @@ impl SeqApiServer for Rpc {
             })
             .collect())
     }
-}
 
-/// Most calls in one JSON-RPC batch request.
-pub const MAX_BATCH_CALLS: u32 = 1024;
-/// Largest response body (a batch response included).
-pub const MAX_RESPONSE_BYTES: u32 = 16 * 1024 * 1024;
-
-/// A per-connection request budget: `rate` calls per second, refilled continuously; each call
-/// of a batch request counts. Batch requests are answered with their calls run concurrently
-/// (jsonrpsee runs them one after another), so a batch of submissions is admitted as a group.
-#[derive(Clone)]
-struct RateLimit<S> {
-    inner: S,
-    rate: u32,
-    buckets: Arc<Mutex<HashMap<ConnectionId, (Instant, f64)>>>,
-}
-
-impl<S> RateLimit<S> {
-    fn allow(&self, conn: ConnectionId) -> bool {
-        let mut m = self.buckets.lock();
-        let now = Instant::now();
-        if m.len() > 100_000 {
-            m.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(60));
-        }
-        let rate = f64::from(self.rate);
-        let (last, tokens) = m.entry(conn).or_insert((now, rate));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+    async fn get_evidence(&self) -> RpcResult<Vec<EvidenceJson>> {
+        Ok(self.0.evidence.list().iter().map(evidence_json).collect())
     }
 }
 
-impl<S> RpcServiceT for RateLimit<S>
-where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-{
-    type MethodResponse = MethodResponse;
-    type NotificationResponse = MethodResponse;
-    type BatchResponse = MethodResponse;
-
-    fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let conn = req
-            .extensions()
-            .get::<ConnectionId>()
-            .copied()
-            .unwrap_or_default();
-        let allowed = self.allow(conn);
-        let inner = self.inner.clone();
-        async move {
-            if allowed {
-                inner.call(req).await
-            } else {
-                metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
-                MethodResponse::error(
-                    req.id,
-                    error(
-                        codes::BUSY,
-                        "node busy: rate limit hit for this connection; retry later",
-                    ),
-                )
-            }
-        }
+fn evidence_json(e: &lockstep_consensus::evidence::Evidence) -> EvidenceJson {
+    use lockstep_consensus::evidence::{Misbehaviour, SignedProposal, SignedValue};
+    let value = |v: &SignedValue| SignedMessageJson {
+        value: v.value,
+        signature: encode_hex(&v.signature),
+        pol_round: None,
+        header: None,
+    };
+    let proposal = |p: &SignedProposal| SignedMessageJson {
+        value: Some(p.block_hash()),
+        signature: encode_hex(&p.signature),
+        pol_round: Some(p.pol_round),
+        header: borsh::to_vec(&p.header).ok().map(|b| encode_hex(&b)),
+    };
+    let (first, second) = match &e.misbehaviour {
+        Misbehaviour::Proposal { first, second } => (proposal(first), proposal(second)),
+        Misbehaviour::ProposalMessage { first, second }
+        | Misbehaviour::Vote { first, second, .. } => (value(first), value(second)),
+    };
+    EvidenceJson {
+        validator: e.validator,
+        height: e.height,
+        round: e.round,
+        kind: e.misbehaviour.label().to_string(),
+        first,
+        second,
     }
-
-    fn batch<'a>(&self, b: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let this = self.clone();
-        async move {
-            let mut calls = Vec::with_capacity(b.len());
-            let mut got_notification = false;
-            for entry in b {
-                match entry {
-                    Ok(BatchEntry::Call(req)) => {
-                        calls.push(futures::future::Either::Left(this.call(req)))
-                    }
-                    Ok(BatchEntry::Notification(n)) => {
-                        got_notification = true;
-                        this.inner.notification(n).await;
-                    }
-                    Err(e) => {
-                        let (err, id) = e.into_parts();
-                        calls.push(futures::future::Either::Right(std::future::ready(
-                            MethodResponse::error(id, err),
-                        )));
-                    }
-                }
-            }
-            let mut out = BatchResponseBuilder::new_with_limit(MAX_RESPONSE_BYTES as usize);
-            for response in futures::future::join_all(calls).await {
-                if let Err(too_big) = out.append(response) {
-                    return too_big;
-                }
-            }
-            if out.is_empty() && got_notification {
-                MethodResponse::notification()
-            } else {
-                MethodResponse::from_batch(out.finish())
-            }
-        }
-    }
-
-    fn notification<'a>(
-        &self,
-        n: Notification<'a>,
-    ) -> impl Future<Output = MethodResponse> + Send + 'a {
-        self.inner.notification(n)
-    }
-}
-
-/// Starts the server; returns its handle and bound address.
-pub async fn serve(
-    listen: SocketAddr,
-    max_connections: u32,
-    max_subscriptions: u32,
-    rate: u32,
-    connection_buffer: u32,
-    rpc: Rpc,
-) -> eyre::Result<(ServerHandle, SocketAddr)> {
-    let cfg = ServerConfig::builder()
-        .max_connections(max_connections)
-        .max_subscriptions_per_connection(max_subscriptions)
-        .max_request_body_size(4 * 1024 * 1024)
-        .max_response_body_size(MAX_RESPONSE_BYTES)
-        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(
-            MAX_BATCH_CALLS,
-        ))
-        .set_message_buffer_capacity(connection_buffer)
-        .build();
-    let buckets = Arc::new(Mutex::new(HashMap::new()));
-    let mw = RpcServiceBuilder::new().layer_fn(move |inner| RateLimit {
-        inner,
-        rate,
-        buckets: buckets.clone(),
-    });
-    let server = jsonrpsee::server::Server::builder()
-        .set_config(cfg)
-        .set_rpc_middleware(mw)
-        .build(listen)
-        .await
-        .map_err(|e| eyre::eyre!("cannot listen for JSON-RPC on {listen}: {e}"))?;
-    let addr = server.local_addr()?;
-    Ok((server.start(rpc.into_rpc()), addr))
 }
 
 #[cfg(test)]
