@@ -170,9 +170,19 @@ async fn one_address_holds_at_most_its_share_of_connections() -> eyre::Result<()
     })
     .await?;
     let url = cluster.nodes[0].ws_url();
+    // The harness's own start-up calls came from this address too, and the node may not have
+    // seen their connections close yet (a 429 here once, in CI): take the address's places as
+    // they free. A refused attempt holds none.
     let mut held = Vec::new();
     for _ in 0..PER_IP {
-        held.push(RawWs::connect(&url, IDLE_RECV_BUFFER).await?);
+        held.push(
+            eventually(
+                "a connection within the address's share",
+                DEADLINE,
+                || async { RawWs::connect(&url, IDLE_RECV_BUFFER).await.ok() },
+            )
+            .await?,
+        );
     }
     let e = match RawWs::connect(&url, IDLE_RECV_BUFFER).await {
         Ok(_) => bail!("a connection beyond rpc.max_connections_per_ip = {PER_IP} was accepted"),
