@@ -199,6 +199,29 @@ pub fn verdict(h: &History) -> Option<super::checker::Verdict> {
             .filter_map(|n| h.addresses.get(*n))
             .collect();
         match &w.misbehaviour {
+            Some(m) if m.equivocates() => {
+                // Every equivocating validator is named in some honest node's evidence.
+                for n in &w.byzantine {
+                    let Some(address) = h.addresses.get(*n) else {
+                        continue;
+                    };
+                    let entries: usize = h
+                        .evidence
+                        .iter()
+                        .enumerate()
+                        .filter(|(node, _)| !w.byzantine.contains(node))
+                        .map(|(_, seen)| seen.iter().filter(|e| e.validator == *address).count())
+                        .sum();
+                    if entries == 0 {
+                        v.push(format!(
+                            "node{n} equivocated, but no honest node's seq_getEvidence names it"
+                        ));
+                    }
+                    seen.push(format!(
+                        "node{n}'s equivocations in honest nodes' evidence: {entries} entries"
+                    ));
+                }
+            }
             Some(Misbehaviour::Silent) => {
                 let proposed = blocks
                     .iter()
@@ -404,6 +427,32 @@ mod tests {
         withhold.chains[0].blocks[5].bundles.clear();
         withhold.chains[0].blocks[8].bundles.push(x);
         assert!(verdict(&withhold).unwrap().pass, "{:?}", verdict(&withhold));
+        // Equivocating: node 1 ("b") must be named in an honest node's evidence; its own
+        // report does not count.
+        let mut equivocate = odd.clone();
+        equivocate.windows[0].misbehaviour = Some(Misbehaviour::EquivocateVotes);
+        let seen = |validator: &str| EvidenceSeen {
+            validator: validator.into(),
+            height: 3,
+            round: 0,
+            kind: "prevote".into(),
+        };
+        equivocate.evidence = vec![vec![], vec![seen("b")]];
+        assert!(
+            !verdict(&equivocate).unwrap().pass,
+            "only the liar reported itself"
+        );
+        equivocate.evidence = vec![vec![seen("a")], vec![]];
+        assert!(
+            !verdict(&equivocate).unwrap().pass,
+            "evidence against another validator"
+        );
+        equivocate.evidence = vec![vec![seen("b")], vec![]];
+        assert!(
+            verdict(&equivocate).unwrap().pass,
+            "{:?}",
+            verdict(&equivocate)
+        );
         assert_eq!(c.censored.count, 1);
         assert_eq!(c.censored.heights, [4, 4, 4]);
         assert_eq!(c.censored.ms, [350, 350, 350]);

@@ -60,6 +60,16 @@ impl FaultWindow {
     }
 }
 
+/// One entry of a node's `seq_getEvidence` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceSeen {
+    /// The validator's address.
+    pub validator: String,
+    pub height: u64,
+    pub round: u32,
+    pub kind: String,
+}
+
 /// A bundle a node acknowledged (returned its hash for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
@@ -169,4 +179,7 @@ pub struct History {
     /// bundles had settled (the chain goes on growing after it, with empty blocks).
     #[serde(default)]
     pub follow_target: u64,
+    /// Per node, the equivocations it reported at the end (`seq_getEvidence`).
+    #[serde(default)]
+    pub evidence: Vec<Vec<EvidenceSeen>>,
 }

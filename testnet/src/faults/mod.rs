@@ -474,6 +474,7 @@ async fn run_started(
     let shared = load.shared.clone();
     load.stop().await;
     let chains = workload::chains(&rpc).await?;
+    let evidence = workload::evidence(&rpc).await;
     let signed = cluster
         .nodes
         .iter()
@@ -508,6 +509,7 @@ async fn run_started(
         signed,
         followers: followed,
         follow_target: target,
+        evidence,
     })
 }
 

@@ -425,6 +425,28 @@ pub async fn chains(rpc_urls: &[String]) -> eyre::Result<Vec<super::history::Nod
     Ok(out)
 }
 
+/// Each node's `seq_getEvidence` answer (empty for a node that does not answer).
+pub async fn evidence(rpc_urls: &[String]) -> Vec<Vec<super::history::EvidenceSeen>> {
+    let mut out = Vec::new();
+    for url in rpc_urls {
+        let seen = match http(url, SUBMIT_TIMEOUT) {
+            Ok(c) => c.get_evidence().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        out.push(
+            seen.into_iter()
+                .map(|e| super::history::EvidenceSeen {
+                    validator: e.validator.to_string(),
+                    height: e.height,
+                    round: e.round,
+                    kind: e.kind,
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
 /// A validator's log of signed messages (`signed.jsonl`, and the previous file if rotated).
 pub fn signed_log(home: &std::path::Path) -> Vec<super::history::Signed> {
     let mut out = Vec::new();
