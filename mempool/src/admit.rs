@@ -624,14 +624,16 @@ mod tests {
         assert_eq!(AdmitError::DiskLow(String::new()).label(), "disk_low");
     }
 
+    /// A bundle taken, to be relayed or not.
+    fn taken(relay: bool) -> AdmitResult<Taken> {
+        Ok(Taken {
+            hash: Hash::ZERO,
+            relay,
+        })
+    }
+
     #[test]
     fn only_the_senders_fault_rejects_a_gossip_peer() {
-        let taken = |relay| {
-            Ok::<_, AdmitError>(Taken {
-                hash: Hash::ZERO,
-                relay,
-            })
-        };
         assert_eq!(
             GossipVerdict::of_bundle(&taken(true)),
             GossipVerdict::Accept
@@ -651,18 +653,8 @@ mod tests {
 
     #[test]
     fn one_invalid_bundle_rejects_its_message_and_none_admitted_ignores_it() {
-        let ok = || {
-            Ok(Taken {
-                hash: Hash::ZERO,
-                relay: true,
-            })
-        };
-        let included = || {
-            Ok(Taken {
-                hash: Hash::ZERO,
-                relay: false,
-            })
-        };
+        let ok = || taken(true);
+        let included = || taken(false);
         let bad = || Err(AdmitError::bad_signature(&[0; 32]));
         let busy = || Err(AdmitError::Busy("full".into()));
         let v = |o: Vec<AdmitResult<Taken>>| GossipVerdict::of_message(o);

@@ -70,16 +70,14 @@ async fn websockets_that_answer_no_ping_are_closed_and_their_slots_go_to_new_cli
 
     // Once the idle ones have missed the ping timeout, a new client gets a slot and is
     // answered.
-    let id = eventually(
-        "a new client to be answered once the idle WebSockets time out",
-        DEADLINE,
-        || async {
-            let c = WsClientBuilder::default().build(&url).await.ok()?;
-            c.chain_id().await.ok()
-        },
-    )
-    .await?;
-    assert_eq!(id, cluster.chain_id);
+    assert_eq!(
+        answered(
+            &url,
+            "a new client to be answered once the idle WebSockets time out"
+        )
+        .await?,
+        cluster.chain_id
+    );
 
     // The node closed every idle socket.
     for (i, ws) in idle.iter_mut().enumerate() {
@@ -192,15 +190,18 @@ async fn one_address_holds_at_most_its_share_of_connections() -> eyre::Result<()
 
     // A connection closed frees its place for the address.
     drop(held.pop());
-    let id = eventually(
-        "a new connection once one of the address's closed",
-        DEADLINE,
-        || async {
-            let c = WsClientBuilder::default().build(&url).await.ok()?;
-            c.chain_id().await.ok()
-        },
-    )
-    .await?;
-    assert_eq!(id, cluster.chain_id);
+    assert_eq!(
+        answered(&url, "a new connection once one of the address's closed").await?,
+        cluster.chain_id
+    );
     Ok(())
+}
+
+/// The chain id, once a new WebSocket client at `url` is answered (within [`DEADLINE`]).
+async fn answered(url: &str, what: &str) -> eyre::Result<u64> {
+    eventually(what, DEADLINE, || async {
+        let c = WsClientBuilder::default().build(url).await.ok()?;
+        c.chain_id().await.ok()
+    })
+    .await
 }

@@ -95,61 +95,17 @@ pub fn scenario(
             jitter_ms: 10,
             loss_pct: 2,
         }],
-        "byz-equivocate-votes" => vec![Fault::Byzantine {
-            nodes: vec![1],
-            behaviour: Misbehaviour::EquivocateVotes,
-        }],
-        "byz-equivocate-proposals" => vec![Fault::Byzantine {
-            nodes: vec![2],
-            behaviour: Misbehaviour::EquivocateProposals,
-        }],
-        "byz-silent" => vec![Fault::Byzantine {
-            nodes: vec![3],
-            behaviour: Misbehaviour::Silent,
-        }],
-        "byz-withhold" => vec![Fault::Byzantine {
-            nodes: vec![0],
-            behaviour: Misbehaviour::Withhold,
-        }],
-        "byz-censor" => vec![Fault::Byzantine {
-            nodes: vec![1],
-            behaviour: Misbehaviour::Censor {
-                signer: CENSORED_SIGNER,
-                key: hex::encode(
-                    workload::signer_key(seed, CENSORED_SIGNER)
-                        .verifying_key()
-                        .to_bytes(),
-                ),
-            },
-        }],
+        "byz-equivocate-votes" => byzantine(&[1], Misbehaviour::EquivocateVotes),
+        "byz-equivocate-proposals" => byzantine(&[2], Misbehaviour::EquivocateProposals),
+        "byz-silent" => byzantine(&[3], Misbehaviour::Silent),
+        "byz-withhold" => byzantine(&[0], Misbehaviour::Withhold),
+        "byz-censor" => byzantine(&[1], censor(seed)),
         // Two of seven (f = 2) misbehave together.
-        "byz7-equivocate-votes" => vec![Fault::Byzantine {
-            nodes: vec![1, 4],
-            behaviour: Misbehaviour::EquivocateVotes,
-        }],
-        "byz7-equivocate-proposals" => vec![Fault::Byzantine {
-            nodes: vec![2, 5],
-            behaviour: Misbehaviour::EquivocateProposals,
-        }],
-        "byz7-silent" => vec![Fault::Byzantine {
-            nodes: vec![3, 6],
-            behaviour: Misbehaviour::Silent,
-        }],
-        "byz7-withhold" => vec![Fault::Byzantine {
-            nodes: vec![0, 4],
-            behaviour: Misbehaviour::Withhold,
-        }],
-        "byz7-censor" => vec![Fault::Byzantine {
-            nodes: vec![1, 2],
-            behaviour: Misbehaviour::Censor {
-                signer: CENSORED_SIGNER,
-                key: hex::encode(
-                    workload::signer_key(seed, CENSORED_SIGNER)
-                        .verifying_key()
-                        .to_bytes(),
-                ),
-            },
-        }],
+        "byz7-equivocate-votes" => byzantine(&[1, 4], Misbehaviour::EquivocateVotes),
+        "byz7-equivocate-proposals" => byzantine(&[2, 5], Misbehaviour::EquivocateProposals),
+        "byz7-silent" => byzantine(&[3, 6], Misbehaviour::Silent),
+        "byz7-withhold" => byzantine(&[0, 4], Misbehaviour::Withhold),
+        "byz7-censor" => byzantine(&[1, 2], censor(seed)),
         "random" => random_schedule(seed, 4, duration, hold),
         other => eyre::bail!(
             "no scenario {other:?}; known: {}, {}, all, random",
@@ -167,6 +123,26 @@ pub fn scenario(
 
 /// The workload signer a censoring validator leaves out.
 pub const CENSORED_SIGNER: usize = 0;
+
+/// One fault: `nodes` made Byzantine with `behaviour` for the hold.
+fn byzantine(nodes: &[usize], behaviour: Misbehaviour) -> Vec<Fault> {
+    vec![Fault::Byzantine {
+        nodes: nodes.to_vec(),
+        behaviour,
+    }]
+}
+
+/// Censoring [`CENSORED_SIGNER`] of a run with `seed`.
+fn censor(seed: u64) -> Misbehaviour {
+    Misbehaviour::Censor {
+        signer: CENSORED_SIGNER,
+        key: hex::encode(
+            workload::signer_key(seed, CENSORED_SIGNER)
+                .verifying_key()
+                .to_bytes(),
+        ),
+    }
+}
 
 /// Gap between a heal and the next fault in a randomized schedule: the liveness bound after
 /// a heal, so each heal is judged on its own.
