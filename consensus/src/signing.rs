@@ -414,6 +414,33 @@ impl LockstepSigner {
         }
         Ok(sig)
     }
+
+    /// Signs a proposal stream without asking the floor (which would take it as this
+    /// validator's proposal for the round), logged like any other: the junk a flooding
+    /// Byzantine validator publishes. Test build only.
+    #[cfg(feature = "byzantine")]
+    pub fn sign_part_unguarded(
+        &self,
+        height: u64,
+        round: u32,
+        block: &BlockId,
+        proposer: &ValidatorAddress,
+    ) -> [u8; 64] {
+        let sig = self
+            .key
+            .sign(&part_bytes(
+                self.chain_id,
+                height,
+                round,
+                &block.0,
+                proposer,
+            ))
+            .to_bytes();
+        if let Some(log) = &self.log {
+            log.append(height, i64::from(round), "proposal", Some(&block.0));
+        }
+        sig
+    }
 }
 
 /// A refusal by the floor, as the engine's signing error (the engine then stops: the node

@@ -160,6 +160,16 @@ impl Reassembly {
         }
     }
 
+    /// How many streams are under reassembly.
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether no stream is under reassembly.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
     /// Forgets streams for heights below `height`.
     pub fn prune_below(&mut self, height: u64) {
         self.streams

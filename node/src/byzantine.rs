@@ -8,6 +8,8 @@
 //! [byzantine]
 //! censor_signers = ["<hex public key>"]   # as proposer, leave out their bundles
 //! withhold = true                         # gossip nothing, serve no fetch
+//! invalid_proposals = ["all"]             # as proposer, only invalid blocks (or some kinds)
+//! flood_proposals = 24                    # junk proposal streams at every round
 //!
 //! [byzantine.engine]                      # Malachite's network proxy (ByzantineConfig)
 //! equivocate_votes = { mode = "always" }   # or equivocate_proposals, drop_votes, drop_proposals
@@ -22,6 +24,7 @@
 use bytes::Bytes;
 use lockstep_bundles::Hash;
 use lockstep_consensus::context::BlockId;
+use lockstep_consensus::host::{ByzantineProposer, Corruption, Forged};
 use lockstep_p2p::{BundleGossip, MessageId, PeerId, Verdict};
 use malachitebft_engine_byzantine::{ByzantineConfig, Trigger};
 use serde::Deserialize;
@@ -42,6 +45,14 @@ pub struct Behaviour {
     /// validator proposes names bundles no other validator can get.
     #[serde(default)]
     pub withhold: bool,
+    /// As proposer, propose only invalid blocks, of these kinds in turn (`"all"`: every kind;
+    /// see `lockstep_consensus::host::Corruption` for the names).
+    #[serde(default)]
+    pub invalid_proposals: Vec<String>,
+    /// At the start of every round, publish this many junk proposal streams (whole proposals
+    /// of made-up blocks for this and the next two heights, and streams never finished).
+    #[serde(default)]
+    pub flood_proposals: u32,
 }
 
 impl Behaviour {
@@ -65,12 +76,43 @@ impl Behaviour {
             }
         }
         b.censored()?;
+        b.corruptions()?;
         Ok(b)
     }
 
     /// Whether anything misbehaves.
     pub fn is_active(&self) -> bool {
-        self.engine.is_active() || !self.censor_signers.is_empty() || self.withhold
+        self.engine.is_active()
+            || !self.censor_signers.is_empty()
+            || self.withhold
+            || !self.invalid_proposals.is_empty()
+            || self.flood_proposals > 0
+    }
+
+    /// The kinds of invalid block this proposer proposes, in turn.
+    pub fn corruptions(&self) -> eyre::Result<Vec<Corruption>> {
+        let mut kinds = Vec::new();
+        for name in &self.invalid_proposals {
+            if name == "all" {
+                kinds.extend(Corruption::ALL);
+            } else {
+                kinds.push(
+                    Corruption::parse(name)
+                        .map_err(|e| eyre::eyre!("[byzantine] invalid_proposals: {e}"))?,
+                );
+            }
+        }
+        Ok(kinds)
+    }
+
+    /// What the consensus host does as proposer.
+    pub fn proposer(&self) -> eyre::Result<ByzantineProposer> {
+        Ok(ByzantineProposer {
+            censor: self.censored()?,
+            corrupt: self.corruptions()?,
+            flood: self.flood_proposals,
+            ..ByzantineProposer::default()
+        })
     }
 
     /// The signers whose bundles this proposer leaves out.
@@ -145,6 +187,25 @@ impl lockstep_p2p::fetch::ItemStore for ServesNothing {
     }
 }
 
+/// A fetch store that also serves the bundles this proposer made up for its invalid blocks,
+/// so honest validators get them and judge the block by them.
+pub struct ServesForged {
+    pub store: Arc<dyn lockstep_p2p::fetch::ItemStore>,
+    pub forged: Forged,
+}
+
+impl lockstep_p2p::fetch::ItemStore for ServesForged {
+    fn lookup(&self, ids: &[[u8; 32]]) -> Vec<Option<Bytes>> {
+        let mut found = self.store.lookup(ids);
+        for (slot, id) in found.iter_mut().zip(ids) {
+            if slot.is_none() {
+                *slot = self.forged.get(id);
+            }
+        }
+        found
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +225,12 @@ mod tests {
         assert_eq!(b.censored().unwrap(), vec![[0x11; 32]]);
         assert_eq!(b.engine.equivocate_votes, Trigger::Always);
         assert!(!parse("").unwrap().is_active());
+        let b = parse("invalid_proposals = [\"all\"]\nflood_proposals = 8\n").unwrap();
+        assert!(b.is_active());
+        let p = b.proposer().unwrap();
+        assert_eq!((p.corrupt.len(), p.flood), (Corruption::ALL.len(), 8));
+        let b = parse("invalid_proposals = [\"future_timestamp\"]\n").unwrap();
+        assert_eq!(b.corruptions().unwrap(), vec![Corruption::FutureTimestamp]);
     }
 
     #[test]
@@ -172,6 +239,11 @@ mod tests {
         assert!(e.to_string().contains("ignore_locks"), "{e}");
         let e = parse("censor_signers = [\"abc\"]\n").unwrap_err();
         assert!(e.to_string().contains("censor_signers"), "{e}");
+        let e = parse("invalid_proposals = [\"expired\", \"late\"]\n").unwrap_err();
+        assert!(
+            e.to_string().contains("late") && e.to_string().contains("expired"),
+            "{e}"
+        );
         let e = parse("withold = true\n").unwrap_err();
         assert!(e.to_string().contains("withold"), "{e}");
         let e = parse(

@@ -237,6 +237,11 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let address = key.address();
     let is_validator = validators.get(&address).is_some();
     let byzantine = byzantine_behaviour(&config, &home)?;
+    #[cfg(feature = "byzantine")]
+    let proposer = match &byzantine {
+        Some(b) => b.proposer()?,
+        None => Default::default(),
+    };
     let prometheus = metrics_http::install()?;
 
     let keep = config.history.keep_heights;
@@ -302,6 +307,8 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
                 store: store.clone(),
             }),
             &byzantine,
+            #[cfg(feature = "byzantine")]
+            &proposer.forged,
         ),
         max_fetch_bytes: limits.max_block_bytes as usize + BLOCK_HEADROOM,
         agent: gossip_agent(&address),
@@ -384,10 +391,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
             .filter(|d| !d.is_zero()),
         propose_wait: Duration::from_millis(config.consensus.propose_wait_ms),
         #[cfg(feature = "byzantine")]
-        censor: match &byzantine {
-            Some(b) => b.censored()?,
-            None => Vec::new(),
-        },
+        byzantine: proposer,
     };
     let chain_store: Arc<dyn ChainStore> = store.clone();
     let host = Host::new(
@@ -600,15 +604,27 @@ fn byzantine_behaviour(config: &Config, home: &Home) -> eyre::Result<Byzantine> 
     Ok(None)
 }
 
-/// What peers' fetches are served from: this node's pending bundles and blocks, or nothing
-/// for a withholding Byzantine validator.
+/// What peers' fetches are served from: this node's pending bundles and blocks; nothing for
+/// a withholding Byzantine validator; and the bundles it made up for one proposing invalid
+/// blocks.
 fn fetch_store(
     store: Arc<dyn lockstep_p2p::fetch::ItemStore>,
     byzantine: &Byzantine,
+    #[cfg(feature = "byzantine")] forged: &lockstep_consensus::host::Forged,
 ) -> Arc<dyn lockstep_p2p::fetch::ItemStore> {
     #[cfg(feature = "byzantine")]
     if byzantine.as_ref().is_some_and(|b| b.withhold) {
         return Arc::new(crate::byzantine::ServesNothing);
+    }
+    #[cfg(feature = "byzantine")]
+    if byzantine
+        .as_ref()
+        .is_some_and(|b| !b.invalid_proposals.is_empty())
+    {
+        return Arc::new(crate::byzantine::ServesForged {
+            store,
+            forged: forged.clone(),
+        });
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = byzantine;

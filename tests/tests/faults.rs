@@ -76,5 +76,7 @@ scenarios! {
     a_silent_validator => "byz-silent",
     a_proposer_withholding_its_bundles => "byz-withhold",
     a_proposer_censoring_a_signer => "byz-censor",
+    a_proposer_of_invalid_blocks => "byz-invalid",
+    a_validator_flooding_junk_proposals => "byz-flood",
     two_of_seven_signing_two_votes_for_each => "byz7-equivocate-votes",
 }

@@ -12,6 +12,8 @@
 //!
 //! Storage is behind [`ChainStore`]; the mempool is shared with the RPC and gossip paths.
 
+#[cfg(feature = "byzantine")]
+mod byzantine;
 mod commit;
 mod misbehaviour;
 mod propose;
@@ -19,6 +21,9 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(feature = "byzantine")]
+pub use byzantine::{ByzantineProposer, Corruption, Forged};
 
 use crate::context::{Height, LockstepContext as Ctx, ValidatorSet};
 use crate::evidence::{EvidenceLog, SignedProposal};
@@ -66,9 +71,9 @@ pub struct HostConfig {
     /// chain still makes (empty) blocks at about this pace. Zero proposes at once. It is kept
     /// below half the propose timeout whatever is configured.
     pub propose_wait: Duration,
-    /// Byzantine test build only: as proposer, leave out every bundle of these signers.
+    /// Byzantine test build only: how this node misbehaves as proposer.
     #[cfg(feature = "byzantine")]
-    pub censor: Vec<[u8; 32]>,
+    pub byzantine: ByzantineProposer,
 }
 
 /// A proposal put off until the pool has a bundle (or the wait is over).
@@ -253,6 +258,11 @@ impl Host {
                 reply_value,
             } => {
                 self.enter(height.0, round_u32(round)).await;
+                #[cfg(feature = "byzantine")]
+                if self.cfg.byzantine.flood > 0 {
+                    let junk = self.flood(height.0, round_u32(round));
+                    self.publish(network, junk).await?;
+                }
                 debug!(height = height.0, round = %round, proposer = %proposer, ?role, "started round");
                 let values: Vec<_> = self
                     .proposals

@@ -17,6 +17,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+/// A block's contents before it is built: bundles, their hashes and encodings, its timestamp.
+pub(super) struct Contents {
+    pub list: Vec<SignedBundle>,
+    pub hashes: Vec<Hash>,
+    pub encodings: Vec<Bytes>,
+    pub timestamp: u64,
+}
+
 impl Host {
     /// Answers a `GetValue` now if the pool has bundles (or waiting is off); otherwise waits,
     /// off the host loop, for the first bundle or the end of the propose wait.
@@ -102,20 +110,24 @@ impl Host {
         round: u32,
     ) -> eyre::Result<(BlockId, Vec<StreamMessage<ProposalPart>>)> {
         let me = ValidatorAddress(self.cfg.address);
-        let previous = self.own_proposal(height, round);
-        if previous.is_none() {
-            if let Some(v) = self.signer.proposed(height, round) {
-                if !self.blocks.contains_key(&v.0) {
-                    // This validator proposed block `v` here before a restart and lost the
-                    // block with its record (a full disk, a crash before the write). Another
-                    // block would be a second proposal for this round: re-announce `v`
-                    // without parts (peers that received them can still vote for it).
-                    warn!(height, round, block = %v.0, "re-announcing a proposal whose block this node lost");
-                    return Ok((v, Vec::new()));
-                }
+        // What this validator proposed here already: remembered from this run or a recorded
+        // proposal, or only in its floor (the record was lost with its store).
+        let previous = self
+            .own_proposal(height, round)
+            .or_else(|| self.signer.proposed(height, round));
+        if let Some(v) = previous {
+            if !self.blocks.contains_key(&v.0) {
+                // This validator proposed block `v` here before a restart and no longer holds
+                // it: the record was lost (a full disk, a crash before the write) or does not
+                // read back. Another block would be a second proposal for this round:
+                // re-announce `v` without parts (peers that received them can still vote for
+                // it).
+                warn!(height, round, block = %v.0, "re-announcing a proposal whose block this node lost");
+                return Ok((v, Vec::new()));
             }
         }
-        let previous = previous.or_else(|| self.signer.proposed(height, round));
+        #[cfg(feature = "byzantine")]
+        let mut forge_signature = false;
         let held = match previous.and_then(|v| self.blocks.get(&v.0).cloned()) {
             Some(h) => h,
             None => {
@@ -126,13 +138,27 @@ impl Host {
                 #[cfg(feature = "byzantine")]
                 let reaped: Vec<_> = reaped
                     .into_iter()
-                    .filter(|a| !self.cfg.censor.contains(&a.bundle.body.signer))
+                    .filter(|a| !self.cfg.byzantine.censor.contains(&a.bundle.body.signer))
                     .collect();
                 let reap_ms = started.elapsed().as_secs_f64() * 1e3;
-                let hashes: Vec<Hash> = reaped.iter().map(|a| a.hash).collect();
-                let encodings: Vec<&[u8]> = reaped.iter().map(|a| &a.encoded[..]).collect();
-                let list: Vec<SignedBundle> = reaped.iter().map(|a| (*a.bundle).clone()).collect();
-                let timestamp = now_ms().max(self.tip.timestamp);
+                #[allow(unused_mut)]
+                let mut c = Contents {
+                    hashes: reaped.iter().map(|a| a.hash).collect(),
+                    encodings: reaped.iter().map(|a| a.encoded.clone()).collect(),
+                    list: reaped.iter().map(|a| (*a.bundle).clone()).collect(),
+                    timestamp: now_ms().max(self.tip.timestamp),
+                };
+                #[cfg(feature = "byzantine")]
+                if let Some(kind) = self.next_corruption() {
+                    self.corrupt(kind, height, &mut c);
+                    forge_signature = kind == super::Corruption::ForgedPartSignature;
+                }
+                let Contents {
+                    list,
+                    hashes,
+                    encodings,
+                    timestamp,
+                } = c;
                 let block = Block::build(
                     self.cfg.chain_id,
                     height,
@@ -177,6 +203,12 @@ impl Host {
             .signer
             .sign_part(height, round, &id, &me)
             .map_err(|e| eyre::eyre!(e))?;
+        #[cfg(feature = "byzantine")]
+        let sig = if forge_signature {
+            self.forge_part_signature(height, round, &id)
+        } else {
+            sig
+        };
         let msgs = split(
             height,
             round,

@@ -254,6 +254,8 @@ struct Setup {
     propose_wait: Duration,
     /// The validator's signed-height floor file (none: no floor).
     floor: Option<std::path::PathBuf>,
+    #[cfg(feature = "byzantine")]
+    byzantine: super::ByzantineProposer,
 }
 
 impl Default for Setup {
@@ -262,6 +264,8 @@ impl Default for Setup {
             limits: Limits::default(),
             propose_wait: Duration::ZERO,
             floor: None,
+            #[cfg(feature = "byzantine")]
+            byzantine: Default::default(),
         }
     }
 }
@@ -303,7 +307,7 @@ impl Node {
             target_block_time: None,
             propose_wait: setup.propose_wait,
             #[cfg(feature = "byzantine")]
-            censor: Vec::new(),
+            byzantine: setup.byzantine.clone(),
         };
         let (tip_tx, tip) = watch::channel(Tip::default());
         let signer = match &setup.floor {
@@ -884,6 +888,48 @@ async fn a_proposer_that_lost_its_proposal_with_its_store_announces_the_same_blo
     let (fresh, parts) = proposer.propose(1, later).await;
     assert_ne!(fresh, value);
     assert!(!parts.is_empty());
+    let _ = std::fs::remove_file(&floor);
+}
+
+#[tokio::test]
+async fn a_proposer_whose_recorded_proposal_no_longer_reads_announces_the_same_block_again() {
+    // Found by the fault runner: a validator restarted over a store whose record of its own
+    // proposal held a block that did not decode remembered the proposal without its block,
+    // built another for the same round, had it refused by its floor, and stopped.
+    let floor = std::env::temp_dir().join(format!(
+        "lockstep-host-floor-unread-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&floor);
+    let setup = || Setup {
+        floor: Some(floor.clone()),
+        ..Setup::default()
+    };
+    let p = proposer_of(1, 0);
+    let mut proposer = Node::with(p, setup());
+    proposer.pool(&[&bundle(4).1]);
+    proposer.ready().await;
+    let (value, first) = proposer.propose(1, 0).await;
+    assert!(!first.is_empty());
+    proposer.recorded(1).await;
+    // The record is there, its block bytes no longer decode.
+    for r in &mut proposer.store.0.lock().undecided {
+        r.block = Bytes::from_static(b"not a block");
+    }
+    let mut proposer = proposer.restart(setup());
+    proposer.pool(&[&bundle(5).1]);
+    proposer.ready().await;
+    proposer.start_round(1, 0).await;
+    let (again, parts) = proposer.propose(1, 0).await;
+    assert_eq!(
+        again, value,
+        "the same block, never a second one for the round"
+    );
+    assert!(
+        parts.is_empty(),
+        "its block is unreadable: announced without parts"
+    );
     let _ = std::fs::remove_file(&floor);
 }
 
@@ -1555,4 +1601,162 @@ async fn a_double_vote_the_engine_reports_is_kept_as_evidence() {
     assert!(log.record(e.clone()));
     assert!(!log.record(e.clone()));
     assert_eq!(log.list().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Byzantine proposer of the test build: each invalid block it makes is refused by an
+// honest validator, and its flood costs bounded room.
+
+#[cfg(feature = "byzantine")]
+mod byzantine {
+    use super::*;
+    use crate::host::{ByzantineProposer, Corruption};
+    use crate::streaming::{MAX_FUTURE_STREAMS, MAX_STREAMS};
+
+    /// Height 1 decided (with two bundles, so there is an included one) on an honest proposer,
+    /// a Byzantine validator configured by `byzantine` and an honest validator; the
+    /// Byzantine one proposes at height 2 (a third bundle pending everywhere); the honest
+    /// validator, able to fetch what the Byzantine one serves, answers. Returns its verdict
+    /// and the Byzantine proposer.
+    async fn honest_answer(byzantine: ByzantineProposer) -> (Option<Validity>, Node, Node) {
+        let (p1, p2) = (proposer_of(1, 0), proposer_of(2, 0));
+        let honest = (0..4).find(|i| *i != p1 && *i != p2).unwrap();
+        let mut first = Node::new(p1);
+        let mut liar = Node::with(
+            p2,
+            Setup {
+                byzantine,
+                ..Setup::default()
+            },
+        );
+        let mut node = Node::new(honest);
+        let b = [bundle(1), bundle(2)];
+        for n in [&mut first, &mut liar, &mut node] {
+            n.pool(&[&b[0].1, &b[1].1]);
+            n.ready().await;
+            n.start_round(1, 0).await;
+        }
+        let (value, parts) = first.propose(1, 0).await;
+        let cert = certificate(1, 0, value).await;
+        for n in [&mut liar, &mut node] {
+            let pv = n.receive(&parts).await.expect("a verdict");
+            assert_eq!(pv.validity, Validity::Valid);
+            assert!(matches!(n.decide(&cert).await, Next::Start(Height(2), _)));
+        }
+        let third = bundle(3);
+        for n in [&mut liar, &mut node] {
+            n.pool(&[&third.1]);
+            n.start_round(2, 0).await;
+        }
+        let (value, parts) = liar.propose(2, 0).await;
+        for served in liar.host.cfg.byzantine.forged.all() {
+            node.fetch.offer(served);
+        }
+        let pv = node.receive(&parts).await;
+        if let Some(pv) = &pv {
+            assert_eq!(pv.value, value, "the verdict is on the Byzantine block");
+        }
+        let validity = pv.map(|pv| pv.validity);
+        if validity != Some(Validity::Valid) {
+            assert!(
+                !node.host.blocks.contains_key(&value.0),
+                "a refused block is not held for commit"
+            );
+        }
+        (validity, liar, node)
+    }
+
+    fn corrupting(kind: Corruption) -> ByzantineProposer {
+        ByzantineProposer {
+            corrupt: vec![kind],
+            ..ByzantineProposer::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_harness_accepts_an_honest_block_from_the_same_proposer() {
+        let (v, ..) = honest_answer(ByzantineProposer::default()).await;
+        assert_eq!(v, Some(Validity::Valid));
+    }
+
+    #[tokio::test]
+    async fn every_invalid_block_of_a_byzantine_proposer_is_refused() {
+        for kind in Corruption::ALL {
+            let (v, liar, _) = honest_answer(corrupting(kind)).await;
+            // A bad bundle signature or a forged part signature leaves the block without a
+            // verdict (the bundle is missing; the stream is not the proposer's): a nil vote
+            // at the timeout. Every other kind is judged invalid.
+            let expected = match kind {
+                Corruption::BadSignature | Corruption::ForgedPartSignature => None,
+                _ => Some(Validity::Invalid),
+            };
+            assert_eq!(v, expected, "{}", kind.name());
+            let made_up = liar.host.cfg.byzantine.forged.all().len();
+            match kind {
+                Corruption::BadSignature | Corruption::Expired => assert_eq!(made_up, 1),
+                Corruption::Oversized => assert!(made_up > 1),
+                _ => assert_eq!(made_up, 0, "{}", kind.name()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn kinds_are_taken_in_turn() {
+        let p = ByzantineProposer {
+            corrupt: vec![Corruption::Expired, Corruption::FutureTimestamp],
+            ..ByzantineProposer::default()
+        };
+        let (v, liar, _) = honest_answer(p).await;
+        assert_eq!(v, Some(Validity::Invalid));
+        assert_eq!(
+            liar.host.next_corruption(),
+            Some(Corruption::FutureTimestamp)
+        );
+        assert_eq!(liar.host.next_corruption(), Some(Corruption::Expired));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_proposals_is_evidence_and_takes_bounded_room() {
+        let liar_index = proposer_of(1, 0);
+        let mut liar = Node::with(
+            liar_index,
+            Setup {
+                byzantine: ByzantineProposer {
+                    flood: 48,
+                    ..ByzantineProposer::default()
+                },
+                ..Setup::default()
+            },
+        );
+        let mut node = Node::new(other_than(liar_index));
+        for n in [&mut liar, &mut node] {
+            n.ready().await;
+        }
+        // Starting a round publishes the flood.
+        liar.start_round(1, 0).await;
+        let junk = liar.drain_parts();
+        assert_eq!(junk.len(), 48);
+        node.start_round(1, 0).await;
+        for part in &junk {
+            node.receive(std::slice::from_ref(part)).await;
+        }
+        assert!(node.host.future.len() <= MAX_FUTURE_STREAMS);
+        assert!(node.host.streams.len() <= MAX_STREAMS);
+        let evidence = node.host.evidence().list();
+        assert!(
+            !evidence.is_empty(),
+            "two proposals for the liar's own rounds"
+        );
+        assert!(evidence.iter().all(|e| e.validator == address(liar_index)));
+        // The honest proposal of the round is still judged on its merits: the liar's own
+        // real proposal came after its junk and is evidence, but a later round's honest
+        // proposer is unaffected.
+        let mut honest = Node::new(proposer_of(1, 1));
+        honest.ready().await;
+        honest.start_round(1, 1).await;
+        let (value, parts) = honest.propose(1, 1).await;
+        node.start_round(1, 1).await;
+        let pv = node.receive(&parts).await.expect("a verdict");
+        assert_eq!((pv.value, pv.validity), (value, Validity::Valid));
+    }
 }

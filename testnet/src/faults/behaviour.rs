@@ -221,6 +221,50 @@ pub fn verdict(h: &History) -> Option<super::checker::Verdict> {
                         "node{n}'s equivocations in honest nodes' evidence: {entries} entries"
                     ));
                 }
+                if matches!(m, Misbehaviour::Flood) {
+                    // Junk for rounds not theirs: dropped after one signature check.
+                    let unsigned = honest_verdicts(h, &w.byzantine, "unsigned");
+                    if unsigned == 0 {
+                        v.push(
+                            "no honest node dropped a proposal as not its round's proposer's: \
+                             the flood did not arrive"
+                                .to_string(),
+                        );
+                    }
+                    seen.push(format!(
+                        "honest nodes dropped {unsigned} junk proposals as not the proposer's"
+                    ));
+                }
+            }
+            Some(Misbehaviour::Invalid) => {
+                let proposed = blocks
+                    .iter()
+                    .filter(|(height, b)| heights.contains(height) && theirs.contains(&&b.proposer))
+                    .count();
+                if proposed > 0 {
+                    v.push(format!(
+                        "{proposed} blocks decided while {} proposed only invalid blocks are theirs",
+                        set(&w.byzantine)
+                    ));
+                }
+                // Each kind is judged invalid, or (a bad bundle signature, a forged part
+                // signature) gets no verdict: both must have been seen.
+                let invalid = honest_verdicts(h, &w.byzantine, "invalid");
+                let unsigned = honest_verdicts(h, &w.byzantine, "unsigned");
+                if invalid == 0 || unsigned == 0 {
+                    v.push(format!(
+                        "honest nodes judged {invalid} proposals invalid and dropped {unsigned} \
+                         with a forged signature: the invalid blocks were not all seen"
+                    ));
+                }
+                seen.push(format!(
+                    "invalid proposals by {}: heights {}..={} decided without a block of theirs; \
+                     honest nodes judged {invalid} proposals invalid and dropped {unsigned} \
+                     forged ones",
+                    set(&w.byzantine),
+                    heights.start(),
+                    heights.end()
+                ));
             }
             Some(Misbehaviour::Silent) => {
                 let proposed = blocks
@@ -292,6 +336,17 @@ pub fn verdict(h: &History) -> Option<super::checker::Verdict> {
             format!("{}; {}", v.join("; "), seen.join("; "))
         },
     })
+}
+
+/// How many proposals the nodes not in `byzantine` judged with `verdict` (from their
+/// metrics at the end).
+fn honest_verdicts(h: &History, byzantine: &[usize], verdict: &str) -> u64 {
+    h.proposals
+        .iter()
+        .enumerate()
+        .filter(|(node, _)| !byzantine.contains(node))
+        .filter_map(|(_, v)| v.get(verdict))
+        .sum()
 }
 
 fn set(nodes: &[usize]) -> String {
@@ -453,6 +508,44 @@ mod tests {
             "{:?}",
             verdict(&equivocate)
         );
+        // Proposing invalid blocks: none of its blocks decided, and honest nodes judged some
+        // invalid and dropped some forged ones (its own counts do not count).
+        let verdicts = |invalid: u64, unsigned: u64| {
+            std::collections::BTreeMap::from([
+                ("invalid".to_string(), invalid),
+                ("unsigned".to_string(), unsigned),
+            ])
+        };
+        let mut invalid = silent.clone();
+        invalid.windows[0].misbehaviour = Some(Misbehaviour::Invalid);
+        invalid.proposals = vec![verdicts(5, 2), verdicts(0, 0)];
+        assert!(verdict(&invalid).unwrap().pass, "{:?}", verdict(&invalid));
+        invalid.proposals = vec![verdicts(0, 2), verdicts(9, 9)];
+        assert!(
+            !verdict(&invalid).unwrap().pass,
+            "no honest invalid verdict"
+        );
+        invalid.proposals = vec![verdicts(5, 0), verdicts(0, 0)];
+        assert!(
+            !verdict(&invalid).unwrap().pass,
+            "no forged part signature seen"
+        );
+        invalid.proposals = vec![verdicts(5, 2), verdicts(0, 0)];
+        invalid.chains[0].blocks[3].proposer = "b".into();
+        assert!(
+            !verdict(&invalid).unwrap().pass,
+            "a block of theirs decided"
+        );
+        // Flooding: named in honest evidence, and junk dropped by honest nodes.
+        let mut flood = equivocate.clone();
+        flood.windows[0].misbehaviour = Some(Misbehaviour::Flood);
+        flood.proposals = vec![verdicts(1, 0), verdicts(0, 40)];
+        assert!(
+            !verdict(&flood).unwrap().pass,
+            "no honest node saw the junk"
+        );
+        flood.proposals = vec![verdicts(1, 40), verdicts(0, 0)];
+        assert!(verdict(&flood).unwrap().pass, "{:?}", verdict(&flood));
         assert_eq!(c.censored.count, 1);
         assert_eq!(c.censored.heights, [4, 4, 4]);
         assert_eq!(c.censored.ms, [350, 350, 350]);

@@ -11,6 +11,7 @@
 //! | `liveness` | with a quorum connected, a new height within 5 s of each fault and within 20 s of its heal, every node caught up within 20 s of the heal (a wiped node: plus one second per 500 blocks it had to fetch again), and every follower reached the end; without a quorum, at most one height during the fault (the one in flight) |
 
 use super::history::{FaultWindow, History, Millis};
+use super::nemesis::Misbehaviour;
 use lockstep_bundles::Hash;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -183,7 +184,8 @@ pub fn no_equivocation(h: &History) -> Verdict {
         .iter()
         .flat_map(|w| {
             let from = network_height(h, w.start);
-            let to = network_height(h, w.end.unwrap_or(h.ended_at)) + 2;
+            let ahead = w.misbehaviour.as_ref().map_or(0, Misbehaviour::signs_ahead);
+            let to = network_height(h, w.end.unwrap_or(h.ended_at)) + 2 + ahead;
             w.byzantine
                 .iter()
                 .map(move |n| (*n, from, to, w.equivocates()))

@@ -182,4 +182,9 @@ pub struct History {
     /// Per node, the equivocations it reported at the end (`seq_getEvidence`).
     #[serde(default)]
     pub evidence: Vec<Vec<EvidenceSeen>>,
+    /// Per node, how many proposals it judged each way by the end (its
+    /// `lockstep_consensus_proposals_total` by `verdict`: valid, invalid, unavailable,
+    /// unsigned, …); empty for a node that did not answer.
+    #[serde(default)]
+    pub proposals: Vec<std::collections::BTreeMap<String, u64>>,
 }

@@ -36,7 +36,7 @@ pub struct Scenario {
 }
 
 /// The scenarios CI runs, each once.
-pub const NAMES: [&str; 19] = [
+pub const NAMES: [&str; 21] = [
     "partition-2-2",
     "minority-1-3",
     "bridge",
@@ -55,16 +55,20 @@ pub const NAMES: [&str; 19] = [
     "byz-silent",
     "byz-withhold",
     "byz-censor",
+    "byz-invalid",
+    "byz-flood",
     "byz7-equivocate-votes",
 ];
 
 /// Named scenarios run by hand (`--scenario all-byzantine` or by name), not in CI: the other
 /// behaviours with two Byzantine validators of seven.
-pub const BYZANTINE_7: [&str; 4] = [
+pub const BYZANTINE_7: [&str; 6] = [
     "byz7-equivocate-proposals",
     "byz7-silent",
     "byz7-withhold",
     "byz7-censor",
+    "byz7-invalid",
+    "byz7-flood",
 ];
 
 /// The scenario called `name` (for 4 validators), or a randomized schedule for `random`.
@@ -100,12 +104,16 @@ pub fn scenario(
         "byz-silent" => byzantine(&[3], Misbehaviour::Silent),
         "byz-withhold" => byzantine(&[0], Misbehaviour::Withhold),
         "byz-censor" => byzantine(&[1], censor(seed)),
+        "byz-invalid" => byzantine(&[2], Misbehaviour::Invalid),
+        "byz-flood" => byzantine(&[3], Misbehaviour::Flood),
         // Two of seven (f = 2) misbehave together.
         "byz7-equivocate-votes" => byzantine(&[1, 4], Misbehaviour::EquivocateVotes),
         "byz7-equivocate-proposals" => byzantine(&[2, 5], Misbehaviour::EquivocateProposals),
         "byz7-silent" => byzantine(&[3, 6], Misbehaviour::Silent),
         "byz7-withhold" => byzantine(&[0, 4], Misbehaviour::Withhold),
         "byz7-censor" => byzantine(&[1, 2], censor(seed)),
+        "byz7-invalid" => byzantine(&[0, 3], Misbehaviour::Invalid),
+        "byz7-flood" => byzantine(&[5, 6], Misbehaviour::Flood),
         "random" => random_schedule(seed, 4, duration, hold),
         other => eyre::bail!(
             "no scenario {other:?}; known: {}, {}, all, random",
@@ -451,6 +459,10 @@ async fn run_started(
     load.stop().await;
     let chains = workload::chains(&rpc).await?;
     let evidence = workload::evidence(&rpc).await;
+    let mut proposals = Vec::new();
+    for node in &cluster.nodes {
+        proposals.push(workload::proposal_verdicts(&node.metrics_url()).await);
+    }
     let signed = cluster
         .nodes
         .iter()
@@ -486,6 +498,7 @@ async fn run_started(
         followers: followed,
         follow_target: target,
         evidence,
+        proposals,
     })
 }
 

@@ -51,6 +51,10 @@ pub enum Fault {
     },
 }
 
+/// Junk proposal streams a flooding validator publishes at every round it enters (about 30
+/// a second on a healthy 4-validator network: some 700 junk streams a second).
+pub const FLOOD_PER_ROUND: u32 = 24;
+
 /// What a Byzantine validator does (its config's `[byzantine]` section).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Misbehaviour {
@@ -66,6 +70,14 @@ pub enum Misbehaviour {
     /// As proposer, leaves out every bundle of workload signer `signer` (public key `key`,
     /// hex).
     Censor { signer: usize, key: String },
+    /// As proposer, proposes only invalid blocks: every kind in turn (a bundle with a bad
+    /// signature, expired, already included, named twice, too many bytes, a forged part
+    /// signature, a timestamp an hour ahead).
+    Invalid,
+    /// At the start of every round, publishes junk proposals for this and the next two
+    /// heights (signed with its key: for its own rounds, second proposals) and streams it
+    /// never finishes.
+    Flood,
 }
 
 impl Misbehaviour {
@@ -76,6 +88,8 @@ impl Misbehaviour {
             Misbehaviour::Silent => "sends no vote and no proposal",
             Misbehaviour::Withhold => "withholds its bundles (no gossip, no fetch)",
             Misbehaviour::Censor { .. } => "censors one signer's bundles when it proposes",
+            Misbehaviour::Invalid => "proposes only invalid blocks (every kind in turn)",
+            Misbehaviour::Flood => "floods its peers with junk proposals every round",
         }
     }
 
@@ -84,8 +98,17 @@ impl Misbehaviour {
     pub fn equivocates(&self) -> bool {
         matches!(
             self,
-            Misbehaviour::EquivocateVotes | Misbehaviour::EquivocateProposals
+            Misbehaviour::EquivocateVotes | Misbehaviour::EquivocateProposals | Misbehaviour::Flood
         )
+    }
+
+    /// How many heights above the one in progress it signs at (a flooding validator's junk
+    /// goes two heights ahead): its own conflicts there are still its behaviour.
+    pub fn signs_ahead(&self) -> u64 {
+        match self {
+            Misbehaviour::Flood => 2,
+            _ => 0,
+        }
     }
 
     /// The config's `[byzantine]` section.
@@ -98,6 +121,8 @@ impl Misbehaviour {
             Misbehaviour::Silent => "[engine]\ndrop_votes = { mode = \"always\" }\ndrop_proposals = { mode = \"always\" }\n".to_string(),
             Misbehaviour::Withhold => "withhold = true\n".to_string(),
             Misbehaviour::Censor { key, .. } => format!("censor_signers = [\"{key}\"]\n"),
+            Misbehaviour::Invalid => "invalid_proposals = [\"all\"]\n".to_string(),
+            Misbehaviour::Flood => format!("flood_proposals = {FLOOD_PER_ROUND}\n"),
         };
         Ok(toml::from_str(&text)?)
     }

@@ -425,6 +425,25 @@ pub async fn chains(rpc_urls: &[String]) -> eyre::Result<Vec<super::history::Nod
     Ok(out)
 }
 
+/// A node's proposal verdicts so far, from its metrics (empty if it does not answer).
+pub async fn proposal_verdicts(metrics_url: &str) -> std::collections::BTreeMap<String, u64> {
+    let body = match tokio::time::timeout(SUBMIT_TIMEOUT, crate::scrape_metrics(metrics_url)).await
+    {
+        Ok(Ok(body)) => body,
+        _ => return Default::default(),
+    };
+    crate::metric_series(&body, "lockstep_consensus_proposals_total")
+        .into_iter()
+        .filter_map(|(labels, value)| {
+            let verdict = labels
+                .split(',')
+                .find_map(|l| l.trim().strip_prefix("verdict="))?
+                .trim_matches('"');
+            Some((verdict.to_string(), value as u64))
+        })
+        .collect()
+}
+
 /// Each node's `seq_getEvidence` answer (empty for a node that does not answer).
 pub async fn evidence(rpc_urls: &[String]) -> Vec<Vec<super::history::EvidenceSeen>> {
     let mut out = Vec::new();
