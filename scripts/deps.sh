@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Rust toolchain and installs what a fresh Debian machine lacks to build Lockstep:
 # clang and libclang (RocksDB's bindings are generated with bindgen, its C++ built with cc),
-# g++, the benchmark chart's font, and the fault tests' iproute2, nftables and faketime.
+# g++, the benchmark chart's font, the fault tests' iproute2, nftables and faketime, and
+# prometheus (promtool and the server) for the monitoring in deploy/.
 # Installing needs root, or sudo; without either it names the packages and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,9 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 have ip || need+=(iproute2)
 have nft || need+=(nftables)
 have faketime || need+=(faketime)
+# The monitoring (deploy/prometheus): promtool checks and unit-tests the alert rules, and
+# `lockstep-testnet up --monitor` and its test run the prometheus server. One package has both.
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || need+=(prometheus)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then

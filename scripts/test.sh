@@ -10,6 +10,12 @@ scripts/deps.sh
 # driver). `cargo clippy` itself would check instead of build, and a check build runs
 # RocksDB's build script again (another ~10 minutes of C++ on 2 cores).
 cargo fmt --all --check
+# The monitoring an operator deploys: the Prometheus config and alert rules are valid, and
+# each rule fires, and stays quiet, where its unit tests say (deploy/prometheus/alerts_test.yml).
+# Seconds; promtool comes with Debian's prometheus package (scripts/deps.sh).
+promtool check config deploy/prometheus/prometheus.yml
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 export RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
 export CLIPPY_ARGS="-Dwarnings"
 # Bins and tests in one build: built apart, the test build's dev-dependencies change features

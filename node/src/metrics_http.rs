@@ -33,6 +33,9 @@ fn render(handle: &PrometheusHandle) -> String {
     for (kind, bytes) in lockstep_alloc::snapshot() {
         metrics::gauge!(crate::metrics::PROCESS_MEMORY, "kind" => kind).set(bytes);
     }
+    if let Some(rss) = crate::metrics::resident_bytes() {
+        metrics::gauge!(crate::metrics::RESIDENT).set(rss as f64);
+    }
     let mut out = handle.render();
     let mut engine = String::new();
     malachitebft_app_channel::app::metrics::export(&mut engine);

@@ -269,6 +269,15 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         }
     }
     info!(moniker = %config.moniker, %address, chain_id, latest, is_validator, "starting");
+    crate::metrics::record_startup(&crate::metrics::Startup {
+        validators: &validators,
+        address: &address,
+        mempool_max_count: config.mempool.max_count,
+        mempool_max_bytes: config.mempool.max_bytes,
+        min_free_mb: config.storage.min_free_mb,
+        stop_free_mb: config.storage.stop_free_mb,
+        latest,
+    });
     let pool = PoolConfig {
         max_count: config.mempool.max_count,
         max_bytes: config.mempool.max_bytes,

@@ -74,18 +74,33 @@ pub(crate) async fn bench_single(
     out: &std::path::Path,
     validators: usize,
     spec: &bench::RunSpec,
+    hostile: bool,
 ) -> eyre::Result<()> {
     let p = spinner();
     p.set_message("measuring raw batch verification");
     let raw = ceiling_for(spec, 20_000).await?;
     p.set_message(format!("starting {validators} validators"));
     let mut cluster = bench_network(base, validators, spec).await?;
-    let r = bench::run_once(&cluster, spec, raw, 1, Some(&p)).await?;
+    let strangers = if hostile {
+        p.set_message(format!(
+            "opening {} idle WebSockets and {} gossip connections",
+            bench::IDLE_WEBSOCKETS,
+            bench::GOSSIP_CONNECTIONS
+        ));
+        Some(bench::Hostile::open(&cluster).await?)
+    } else {
+        None
+    };
+    let mut r = bench::run_once(&cluster, spec, raw, 1, Some(&p)).await?;
+    if let Some(s) = strangers {
+        r.hostile = Some(s.finish().await);
+    }
     cluster.stop_all()?;
     p.finish_and_clear();
+    let kind = if hostile { "hostile-" } else { "" };
     let path = bench::write_json(
         out,
-        &format!("run-{validators}v-{:.0}-{}.json", spec.rate, stamp()),
+        &format!("run-{kind}{validators}v-{:.0}-{}.json", spec.rate, stamp()),
         &r,
     )?;
     println!("{}", serde_json::to_string(&r)?);

@@ -33,6 +33,12 @@ enum Cmd {
         /// Delete the network in --dir (homes, keys, data) and start a new one.
         #[arg(long)]
         reset: bool,
+        /// Also start Prometheus (the `prometheus` binary: Debian package `prometheus`, or
+        /// $PROMETHEUS_BIN) scraping every node, with the alert rules of
+        /// deploy/prometheus/alerts.yml; its config, data and log go in DIR/prometheus/, its
+        /// address into endpoints.json ("prometheus"). Stopped with the network.
+        #[arg(long)]
+        monitor: bool,
     },
     /// Benchmark a fresh local network: open-loop load over JSON-RPC, latency to a verifying
     /// rollup subscriber, throughput, CPU and memory per node. Writes JSON under --out.
@@ -102,6 +108,11 @@ enum Cmd {
         /// a stream.
         #[arg(long, default_value_t = 0, requires = "link_delay_ms")]
         link_jitter_ms: u64,
+        /// Beside a single run, hold what strangers can: 500 idle WebSockets that answer
+        /// pings and 200 gossip connections that never finish their handshake (recorded as
+        /// `hostile` in the result; compare with the same run without it).
+        #[arg(long, conflicts_with_all = ["full", "smoke", "soak"])]
+        hostile: bool,
     },
     /// Fault runs: 4 validators in Linux network namespaces (root needed), a workload that
     /// records every acknowledgement, a nemesis, and a checker of agreement, no equivocation,
@@ -161,11 +172,12 @@ fn main() -> std::process::ExitCode {
                 validators,
                 dir,
                 reset,
+                monitor,
             } => {
                 if reset && dir.exists() {
                     std::fs::remove_dir_all(&dir)?;
                 }
-                up::up(validators, dir).await
+                up::up(validators, dir, monitor).await
             }
             Cmd::Demo { bundles, dir } => demo::demo(bundles, dir).await,
             Cmd::Faults {
@@ -198,6 +210,7 @@ fn main() -> std::process::ExitCode {
                 keep_heights,
                 link_delay_ms,
                 link_jitter_ms,
+                hostile,
             } => {
                 let cap = lockstep_node::config::MempoolConfig::default().max_per_signer;
                 if bundles_per_signer == 0 || bundles_per_signer > cap {
@@ -233,7 +246,7 @@ fn main() -> std::process::ExitCode {
                 } else if full {
                     bench_runs::bench_full(&base, &out, &spec, Duration::from_secs(step)).await
                 } else {
-                    bench_runs::bench_single(&base, &out, validators, &spec).await
+                    bench_runs::bench_single(&base, &out, validators, &spec, hostile).await
                 };
                 if temporary {
                     let _ = std::fs::remove_dir_all(&base);

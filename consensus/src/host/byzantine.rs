@@ -83,7 +83,10 @@ const FORGED_HEIGHTS: usize = 16;
 /// out like pending bundles, so honest validators get them and judge the block by them
 /// (rather than finding them missing). Kept for the last [`FORGED_HEIGHTS`] heights.
 #[derive(Clone, Default)]
-pub struct Forged(Arc<Mutex<BTreeMap<u64, Vec<(Hash, Bytes)>>>>);
+pub struct Forged(Arc<Mutex<ByHeight>>);
+
+/// Made-up bundles (hash, encoding) by the height of the block that names them.
+type ByHeight = BTreeMap<u64, Vec<(Hash, Bytes)>>;
 
 impl Forged {
     /// The made-up bundle with hash `id`, if this proposer made one.

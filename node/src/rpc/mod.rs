@@ -267,6 +267,7 @@ impl SeqApiServer for Rpc {
             return Ok(());
         }
         let sink = pending.accept().await?;
+        let _open = OpenSubscription::count();
         loop {
             let latest = tip.borrow_and_update().height;
             while next <= latest {
@@ -335,6 +336,22 @@ impl SeqApiServer for Rpc {
 
     async fn get_evidence(&self) -> RpcResult<Vec<EvidenceJson>> {
         Ok(self.0.evidence.list().iter().map(evidence_json).collect())
+    }
+}
+
+/// One open rollup subscription, counted in `lockstep_rpc_subscribers` while it lives.
+struct OpenSubscription;
+
+impl OpenSubscription {
+    fn count() -> OpenSubscription {
+        metrics::gauge!(crate::metrics::SUBSCRIBERS).increment(1.0);
+        OpenSubscription
+    }
+}
+
+impl Drop for OpenSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::SUBSCRIBERS).decrement(1.0);
     }
 }
 

@@ -3,6 +3,7 @@
 //! generator had sent it by then) to a verifying rollup subscriber receiving it.
 
 mod chart;
+mod hostile;
 mod machine;
 mod run;
 mod saturation;
@@ -11,6 +12,7 @@ mod send;
 mod tests;
 
 pub use self::chart::*;
+pub use self::hostile::*;
 pub use self::machine::*;
 pub use self::run::*;
 pub use self::saturation::*;
@@ -230,4 +232,7 @@ pub struct RunResult {
     pub heights: u64,
     /// From the start of the load to the last delivery, at least the load's duration.
     pub duration_s: f64,
+    /// The hostile load held beside this run (`bench --hostile`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostile: Option<HostileLoad>,
 }

@@ -235,5 +235,6 @@ pub async fn run_once(
         nodes,
         heights,
         duration_s: elapsed,
+        hostile: None,
     })
 }

@@ -68,6 +68,7 @@ fn run(rate: f64, delivered_rate: f64, p50: f64) -> RunResult {
         rss_peak_scope: RssScope::Run,
         heights: 1,
         duration_s: 1.0,
+        hostile: None,
     }
 }
 
@@ -241,7 +242,10 @@ fn peak_rss_is_the_kernels_mark_and_resets_to_the_current_rss() {
     // below the RSS read before it.
     let current = proc_rss_mb(me).unwrap();
     let peak = proc_rss_peak_mb(me).unwrap();
-    assert!(peak >= current && peak >= 100.0, "peak {peak} MB, current {current} MB");
+    assert!(
+        peak >= current && peak >= 100.0,
+        "peak {peak} MB, current {current} MB"
+    );
     assert_eq!(
         block
             .iter()
