@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::home::Home;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,15 @@ enum Command {
         home: PathBuf,
         #[arg(long, default_value = "node0")]
         moniker: String,
+        /// A full node (config `role = "full"`): it follows an existing network, whose
+        /// genesis file --genesis names, and never votes. Prints its peer id, which the
+        /// validators it connects to list in `peers.allowed`.
+        #[arg(long, requires = "genesis")]
+        full: bool,
+        /// The network's genesis file, copied into the home (default: a new one-validator
+        /// network of this node's key).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
     },
     /// Run the node in a home directory until SIGTERM or Ctrl-C.
     Start {
@@ -127,11 +136,12 @@ pub fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Init { home, moniker } => {
-            let h = Home::new(&home);
-            h.init(&Config::new(&moniker), None, None)
-                .map(|_| println!("initialised {}", home.display()))
-        }
+        Command::Init {
+            home,
+            moniker,
+            full,
+            genesis,
+        } => init(&home, &moniker, full, genesis.as_deref()),
         Command::Start {
             home,
             exit_with_parent,
@@ -217,4 +227,32 @@ mod tests {
             .to_string()
             .contains("libp2p_gossipsub=error"));
     }
+}
+
+/// `lockstep init`: a home with a key, a config and a genesis file (the network's, or a new
+/// one-validator network of this key).
+fn init(home: &Path, moniker: &str, full: bool, genesis: Option<&Path>) -> eyre::Result<()> {
+    let h = Home::new(home);
+    let genesis = genesis.map(crate::genesis::Genesis::load).transpose()?;
+    let mut config = Config::new(moniker);
+    if full {
+        config.role = crate::config::Role::Full;
+    }
+    h.init(&config, None, genesis.as_ref())?;
+    let key = crate::keys::NodeKey::load(&h.key())?;
+    let peer = lockstep_p2p::peer_id(&key.secret).map_err(|e| eyre::eyre!("{e}"))?;
+    let loaded = Config::load(&h.config())?;
+    println!(
+        "initialised {} ({}, address {}, peer id {peer})",
+        home.display(),
+        format!("{:?}", loaded.role).to_lowercase(),
+        key.address()
+    );
+    if loaded.role == crate::config::Role::Full {
+        println!(
+            "set consensus.peers and gossip.peers in its config.toml to validators (or full \
+             nodes) that list {peer} in their peers.allowed"
+        );
+    }
+    Ok(())
 }

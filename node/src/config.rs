@@ -191,10 +191,37 @@ impl Default for StorageConfig {
     }
 }
 
+/// What a node is on its network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Votes and proposes with its key (which must be in the genesis validator set).
+    #[default]
+    Validator,
+    /// Follows the chain (every proposal and vote, every certificate checked against the
+    /// validator set), stores it and serves the whole JSON-RPC API; bundles submitted to it
+    /// are gossiped to the validators. Never signs a vote; its key must not be a validator's.
+    Full,
+}
+
+/// Peers a node admits besides the genesis validators.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersConfig {
+    /// libp2p peer ids (base58, `12D3Koo…`: a node's id is printed at start and is its key's)
+    /// that may connect to this node's consensus and gossip swarms: the full nodes it serves.
+    /// Both swarms otherwise take only the genesis validators.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub moniker: String,
+    /// `validator` (the default) or `full`.
+    #[serde(default)]
+    pub role: Role,
     pub rpc: RpcConfig,
     pub metrics: MetricsConfig,
     pub consensus: ConsensusConfig,
@@ -205,6 +232,8 @@ pub struct Config {
     pub history: HistoryConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub peers: PeersConfig,
     /// Byzantine behaviours: read only by `lockstep-byzantine`, the test build (see
     /// `byzantine.rs`); `lockstep` refuses to start with this section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,7 +356,9 @@ impl Config {
                 keep_heights: DEFAULT_KEEP_HEIGHTS,
             },
             storage: StorageConfig::default(),
+            peers: PeersConfig::default(),
             byzantine: None,
+            role: Role::Validator,
         }
     }
 
@@ -355,6 +386,10 @@ impl Config {
         ma("consensus.listen", &self.consensus.listen)?;
         for p in &self.consensus.peers {
             ma("consensus.peers", p)?;
+        }
+        for id in &self.peers.allowed {
+            id.parse::<lockstep_p2p::PeerId>()
+                .map_err(|e| format!("peers.allowed: `{id}` is not a libp2p peer id: {e}"))?;
         }
         ma("gossip.listen", &self.gossip.listen)?;
         for p in &self.gossip.peers {
@@ -426,6 +461,37 @@ mod tests {
         bad.save(&p).unwrap();
         let err = Config::load(&p).unwrap_err().to_string();
         assert!(err.contains("gossip.peers"), "{err}");
+    }
+
+    #[test]
+    fn a_config_is_a_validators_unless_it_says_full_and_allowed_peers_are_peer_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let mut c = Config::new("n0");
+        c.save(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        // A config written before roles existed is a validator's.
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("role"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&p, old).unwrap();
+        let back = Config::load(&p).unwrap();
+        assert_eq!(back.role, Role::Validator);
+        assert!(back.peers.allowed.is_empty());
+        c.role = Role::Full;
+        c.peers.allowed = vec!["12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo".into()];
+        c.save(&p).unwrap();
+        let back = Config::load(&p).unwrap();
+        assert_eq!(back.role, Role::Full);
+        assert!(std::fs::read_to_string(&p)
+            .unwrap()
+            .contains("role = \"full\""));
+        c.peers.allowed = vec!["node1".into()];
+        c.save(&p).unwrap();
+        let err = Config::load(&p).unwrap_err().to_string();
+        assert!(err.contains("peers.allowed"), "{err}");
     }
 
     #[test]

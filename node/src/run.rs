@@ -2,7 +2,7 @@
 //! consensus, RPC and metrics, and shut down cleanly on SIGTERM or Ctrl-C.
 
 use crate::admission::{self, Admission};
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::disk::{self, DiskSpace};
 use crate::genesis::Genesis;
 use crate::home::Home;
@@ -74,18 +74,19 @@ pub enum Exit {
     Rejoin,
 }
 
-/// `voting`: whether this node takes part in consensus (a validator not catching up);
-/// otherwise it only syncs decided values.
-/// `validators`: the other validators' peer ids, the only peers (with `consensus.peers`)
-/// Malachite keeps connections with.
+/// `following`: whether this node takes part in consensus — votes as a validator not
+/// catching up, or follows every proposal and vote as a full node; otherwise it only syncs
+/// decided values.
+/// `admitted`: the other validators' peer ids and `peers.allowed`, the only peers (with
+/// `consensus.peers`) Malachite keeps connections with.
 fn engine_config(
     config: &Config,
-    voting: bool,
-    validators: impl Iterator<Item = lockstep_p2p::PeerId>,
+    following: bool,
+    admitted: impl Iterator<Item = lockstep_p2p::PeerId>,
 ) -> eyre::Result<EngineConfig> {
     let mut consensus = EngineConsensus {
         value_payload: ValuePayload::ProposalAndParts,
-        enabled: voting,
+        enabled: following,
         ..Default::default()
     };
     // Validators keep direct connections to each other and publish to all of them (flood
@@ -119,7 +120,7 @@ fn engine_config(
     // connection when its identify arrives (persistent-peers-only mode). Each validator is
     // named by a peer-id-only address, which Malachite pins as persistent without dialling it.
     consensus.p2p.persistent_peers_only = true;
-    for id in validators {
+    for id in admitted {
         let pinned: malachitebft_app_channel::app::net::Multiaddr = format!("/p2p/{id}")
             .parse()
             .map_err(|e| eyre::eyre!("peer id {id}: {e}"))?;
@@ -236,6 +237,30 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let limits = genesis.limits;
     let address = key.address();
     let is_validator = validators.get(&address).is_some();
+    let full = config.role == Role::Full;
+    if full && is_validator {
+        eyre::bail!(
+            "config {}: role = \"full\", but this node's key ({address}) is a validator's in \
+             genesis.json; a full node needs a key of its own (one validator key on two running \
+             nodes could sign twice)",
+            home.config().display()
+        );
+    }
+    if !full && !is_validator {
+        warn!(
+            %address,
+            "this node's key is not in the genesis validator set: it follows the chain without \
+             voting (set role = \"full\" in its config to say so)"
+        );
+    }
+    // Full nodes this node admits on both swarms besides the validators.
+    let allowed: Vec<lockstep_p2p::PeerId> = config
+        .peers
+        .allowed
+        .iter()
+        .map(|id| id.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| eyre::eyre!("peers.allowed: {e}"))?;
     let byzantine = byzantine_behaviour(&config, &home)?;
     #[cfg(feature = "byzantine")]
     let proposer = match &byzantine {
@@ -321,7 +346,11 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         ),
         max_fetch_bytes: limits.max_block_bytes as usize + BLOCK_HEADROOM,
         agent: gossip_agent(&address),
-        validators: validator_peers.values().copied().collect(),
+        validators: validator_peers
+            .values()
+            .copied()
+            .chain(allowed.iter().copied())
+            .collect(),
         allow_non_validators: config.gossip.allow_non_validators,
         max_inbound_per_ip: config.gossip.max_inbound_per_ip,
         max_inbound: config.gossip.max_inbound,
@@ -451,11 +480,14 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         LockstepContext { chain_id },
         engine_config(
             &config,
-            is_validator && !catching_up,
+            // A validator catching up only syncs decided values; a full node follows every
+            // proposal and vote, without a signer (Malachite signs only for a set member).
+            (is_validator && !catching_up) || full,
             validator_peers
                 .iter()
                 .filter(|(a, _)| **a != address)
-                .map(|(_, p)| *p),
+                .map(|(_, p)| *p)
+                .chain(allowed.iter().copied()),
         )?,
     )
     .with_default_wal(WalContext::new(home.wal(), LockstepCodec));

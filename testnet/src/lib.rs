@@ -35,6 +35,9 @@ pub struct Endpoints {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndpointNode {
     pub name: String,
+    /// `validator` or `full`.
+    #[serde(default)]
+    pub role: lockstep_node::config::Role,
     pub rpc: String,
     pub ws: String,
     pub metrics: String,
@@ -193,6 +196,10 @@ fn binary(name: &str, env: &str) -> Option<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     pub validators: usize,
+    /// Full nodes beside the validators (`role = "full"`, named `full0`, `full1`, …, after
+    /// the validators in [`Cluster::nodes`]); every node admits them (`peers.allowed`) and
+    /// lists every other node as a peer. Loopback only.
+    pub full_nodes: usize,
     pub chain_id: u64,
     pub target_block_time_ms: u64,
     pub propose_wait_ms: u64,
@@ -214,6 +221,7 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
             validators: 4,
+            full_nodes: 0,
             chain_id: LOCAL_CHAIN_ID,
             target_block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
             propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
@@ -254,7 +262,13 @@ impl Cluster {
                 Some(lab)
             }
         };
-        let names: Vec<String> = (0..opts.validators).map(|i| format!("node{i}")).collect();
+        if opts.full_nodes > 0 && lab.is_some() {
+            bail!("full nodes run on loopback networks only");
+        }
+        let names: Vec<String> = (0..opts.validators)
+            .map(|i| format!("node{i}"))
+            .chain((0..opts.full_nodes).map(|i| format!("full{i}")))
+            .collect();
         let existing = names
             .iter()
             .all(|n| Home::new(&dir.join(n)).config().exists());
@@ -322,7 +336,10 @@ impl Cluster {
         let keys: Vec<NodeKey> = names.iter().map(|_| NodeKey::generate()).collect();
         let mut genesis = Genesis::new(
             opts.chain_id,
-            &keys.iter().map(|k| k.public_key()).collect::<Vec<_>>(),
+            &keys[..opts.validators]
+                .iter()
+                .map(|k| k.public_key())
+                .collect::<Vec<_>>(),
         );
         genesis.limits = opts.limits;
         let ids = gossip_ids(&keys)?;
@@ -337,6 +354,15 @@ impl Cluster {
             c.consensus.propose_wait_ms = opts.propose_wait_ms;
             c.gossip.publish_linger_ms = opts.publish_linger_ms;
             c.history.keep_heights = opts.keep_heights;
+            if i >= opts.validators {
+                c.role = lockstep_node::config::Role::Full;
+            }
+            c.peers.allowed = ids[opts.validators..]
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| opts.validators + j != i)
+                .map(|(_, id)| id.clone())
+                .collect();
             if let Some(t) = opts.tweak {
                 t(&mut c);
             }
@@ -478,6 +504,7 @@ impl Cluster {
                 .iter()
                 .map(|n| EndpointNode {
                     name: n.name.clone(),
+                    role: n.config.role,
                     rpc: n.rpc_url(),
                     ws: n.ws_url(),
                     metrics: n.metrics_url(),

@@ -33,6 +33,11 @@ enum Cmd {
         /// Delete the network in --dir (homes, keys, data) and start a new one.
         #[arg(long)]
         reset: bool,
+        /// Also start this many full nodes (`role = "full"`: they follow the chain, serve the
+        /// JSON-RPC API and forward bundles, never vote), listed in endpoints.json with their
+        /// role. A network keeps the full nodes it was made with.
+        #[arg(long, default_value_t = 0)]
+        full_nodes: usize,
         /// Also start Prometheus (the `prometheus` binary: Debian package `prometheus`, or
         /// $PROMETHEUS_BIN) scraping every node, with the alert rules of
         /// deploy/prometheus/alerts.yml; its config, data and log go in DIR/prometheus/, its
@@ -172,12 +177,13 @@ fn main() -> std::process::ExitCode {
                 validators,
                 dir,
                 reset,
+                full_nodes,
                 monitor,
             } => {
                 if reset && dir.exists() {
                     std::fs::remove_dir_all(&dir)?;
                 }
-                up::up(validators, dir, monitor).await
+                up::up(validators, full_nodes, dir, monitor).await
             }
             Cmd::Demo { bundles, dir } => demo::demo(bundles, dir).await,
             Cmd::Faults {

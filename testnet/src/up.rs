@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub(crate) async fn up(validators: usize, dir: PathBuf, monitor: bool) -> eyre::Result<()> {
+pub(crate) async fn up(
+    validators: usize,
+    full_nodes: usize,
+    dir: PathBuf,
+    monitor: bool,
+) -> eyre::Result<()> {
     // Found before anything starts: --monitor without Prometheus fails at once.
     let prometheus_bin = if monitor {
         Some(prometheus_binary()?)
@@ -17,6 +22,7 @@ pub(crate) async fn up(validators: usize, dir: PathBuf, monitor: bool) -> eyre::
     };
     let opts = ClusterOptions {
         validators,
+        full_nodes,
         ..Default::default()
     };
     let mut cluster = Cluster::create(&dir, &opts)?;
@@ -36,14 +42,23 @@ pub(crate) async fn up(validators: usize, dir: PathBuf, monitor: bool) -> eyre::
             }
         },
     };
+    let with_full = match full_nodes {
+        0 => String::new(),
+        1 => " and 1 full node".to_string(),
+        n => format!(" and {n} full nodes"),
+    };
     println!(
-        "Lockstep network of {validators} validators, chain id {}",
+        "Lockstep network of {validators} validators{with_full}, chain id {}",
         cluster.chain_id
     );
     for n in &cluster.endpoints().nodes {
         println!(
-            "  {:<7} rpc {}  ws {}  metrics {}",
-            n.name, n.rpc, n.ws, n.metrics
+            "  {:<7} {:<9} rpc {}  ws {}  metrics {}",
+            n.name,
+            format!("{:?}", n.role).to_lowercase(),
+            n.rpc,
+            n.ws,
+            n.metrics
         );
     }
     if let Some(p) = &prometheus {
@@ -57,7 +72,7 @@ pub(crate) async fn up(validators: usize, dir: PathBuf, monitor: bool) -> eyre::
         "endpoints: {}",
         cluster.dir.join(lockstep_testnet::ENDPOINTS_FILE).display()
     );
-    println!("logs:      {}/node*/node.log", cluster.dir.display());
+    println!("logs:      {}/*/node.log", cluster.dir.display());
     if let Some(p) = &prometheus {
         println!("           {}", p.log().display());
     }
