@@ -207,28 +207,6 @@ fn rejoin() -> eyre::Result<()> {
     Err(eyre::eyre!("cannot start {} again: {err}", exe.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::log_filter;
-
-    #[test]
-    fn gossipsub_stays_at_error_unless_the_filter_names_it() {
-        assert_eq!(
-            log_filter(Some("info".into())).to_string(),
-            "libp2p_gossipsub=error,info"
-        );
-        assert!(log_filter(Some("info,libp2p_gossipsub=debug".into()))
-            .to_string()
-            .contains("libp2p_gossipsub=debug"));
-        assert!(log_filter(None)
-            .to_string()
-            .contains("libp2p_gossipsub=error"));
-        assert!(log_filter(Some("not a [filter".into()))
-            .to_string()
-            .contains("libp2p_gossipsub=error"));
-    }
-}
-
 /// `lockstep init`: a home with a key, a config and a genesis file (the network's, or a new
 /// one-validator network of this key).
 fn init(home: &Path, moniker: &str, full: bool, genesis: Option<&Path>) -> eyre::Result<()> {
@@ -255,4 +233,26 @@ fn init(home: &Path, moniker: &str, full: bool, genesis: Option<&Path>) -> eyre:
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn gossipsub_stays_at_error_unless_the_filter_names_it() {
+        assert_eq!(
+            log_filter(Some("info".into())).to_string(),
+            "libp2p_gossipsub=error,info"
+        );
+        assert!(log_filter(Some("info,libp2p_gossipsub=debug".into()))
+            .to_string()
+            .contains("libp2p_gossipsub=debug"));
+        assert!(log_filter(None)
+            .to_string()
+            .contains("libp2p_gossipsub=error"));
+        assert!(log_filter(Some("not a [filter".into()))
+            .to_string()
+            .contains("libp2p_gossipsub=error"));
+    }
 }
