@@ -48,6 +48,9 @@ have faketime || need+=(faketime)
 # The monitoring (deploy/prometheus): promtool checks and unit-tests the alert rules, and
 # `lockstep-testnet up --monitor` and its test run the prometheus server. One package has both.
 { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || need+=(prometheus)
+# The TypeScript SDK (sdk/typescript): its type-check and tests run on Node.js with npm.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then
@@ -60,4 +63,11 @@ if ((${#need[@]})); then
   fi
   "${SUDO[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The SDK's packages (vitest, @noble/*) need Node.js 20.19 or newer; Debian 12's own nodejs
+# is 18, so an older one is named rather than used.
+node_have=$(node --version 2>/dev/null | sed 's/^v//') || true
+if [ "$(printf '%s\n%s\n' 20.19.0 "${node_have:-0}" | sort -V | head -1)" != 20.19.0 ]; then
+  echo "deps: Node.js ${node_have:-missing} is older than 20.19, which sdk/typescript needs; install Node.js 20.19+ (with npm)" >&2
+  exit 1
 fi

@@ -10,6 +10,17 @@ scripts/deps.sh
 # driver). `cargo clippy` itself would check instead of build, and a check build runs
 # RocksDB's build script again (another ~10 minutes of C++ on 2 cores).
 cargo fmt --all --check
+# The TypeScript SDK (sdk/typescript): type-check (sources, tests, and the README's examples)
+# and unit tests against the Rust side's vectors (client/src/sdk_fixtures.rs keeps those in
+# step). Seconds; `npm ci` first when node_modules is missing or older than the lock file
+# (node and npm: scripts/deps.sh). Its live suite runs in tests/tests/sdk_typescript.rs.
+(
+  cd sdk/typescript
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  fi
+  npm test
+)
 # The monitoring an operator deploys: the Prometheus config and alert rules are valid, and
 # each rule fires, and stays quiet, where its unit tests say (deploy/prometheus/alerts_test.yml).
 # Seconds; promtool comes with Debian's prometheus package (scripts/deps.sh).

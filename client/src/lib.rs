@@ -16,4 +16,7 @@ pub mod follower;
 pub mod tracker;
 pub mod verify;
 
+#[cfg(test)]
+mod sdk_fixtures;
+
 pub use api::{SeqApiClient, SeqApiServer};
