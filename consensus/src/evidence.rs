@@ -1,11 +1,14 @@
 //! Evidence of misbehaviour: two different messages a validator signed where it may sign only
-//! one. The host records what it sees (a second, different proposal from a round's proposer);
-//! the record is bounded and in memory, for operators to read (and, later, to act on).
+//! one. The host records what it sees (a second, different proposal from a round's proposer,
+//! and the double votes and proposal messages Malachite reports); the record is bounded, kept
+//! by the node's store when it is given one ([`EvidenceLog::keep_in`]), for operators to read
+//! (and, later, to act on).
 //!
 //! An entry holds both signed messages, so anyone with the validator set can check it without
 //! trusting the node that recorded it: for a proposal, the signature is over
 //! `proposal_sign_bytes(chain_id, height, round, -1, header.hash(), proposer)` (protocol §5.2).
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use lockstep_bundles::{Address, BlockHeader, Hash};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
@@ -18,7 +21,7 @@ use std::sync::Arc;
 pub const MAX_EVIDENCE_PER_VALIDATOR: usize = 32;
 
 /// A block proposal as its proposer signed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedProposal {
     pub height: u64,
     pub round: u32,
@@ -41,7 +44,7 @@ impl SignedProposal {
 
 /// A consensus message (a vote, or a proposal message naming a block id) as its validator
 /// signed it; Malachite's consensus engine saw both of a pair and reported them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedValue {
     /// The block id voted for or proposed; `None` for a nil vote.
     pub value: Option<Hash>,
@@ -50,7 +53,7 @@ pub struct SignedValue {
 }
 
 /// Which of a validator's votes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum VoteKind {
     Prevote,
     Precommit,
@@ -60,7 +63,7 @@ pub enum VoteKind {
 // The proposal variant carries two block headers; entries are few (at most
 // MAX_EVIDENCE_PER_VALIDATOR per validator) and rarely made, so they are not boxed.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Misbehaviour {
     /// Two different proposals for one height and round, both signed by its proposer: the
     /// one this node took first and the other one.
@@ -102,7 +105,7 @@ impl Misbehaviour {
 }
 
 /// One piece of evidence against one validator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Evidence {
     /// The validator who signed both messages.
     pub validator: Address,
@@ -111,11 +114,19 @@ pub struct Evidence {
     pub misbehaviour: Misbehaviour,
 }
 
+/// Where the record is kept beyond memory (the node's store): each entry as it is recorded,
+/// and forgotten when a newer one against the same validator pushes it out.
+pub trait EvidenceStore: Send + Sync {
+    fn keep(&self, e: &Evidence) -> Result<(), String>;
+    fn forget(&self, e: &Evidence) -> Result<(), String>;
+}
+
 #[derive(Default)]
 struct Inner {
     /// Per validator, oldest first, each with the order it was recorded in.
     by_validator: BTreeMap<Address, VecDeque<(u64, Evidence)>>,
     recorded: u64,
+    store: Option<Arc<dyn EvidenceStore>>,
 }
 
 /// The evidence this node has seen, bounded ([`MAX_EVIDENCE_PER_VALIDATOR`]). A cloneable
@@ -136,20 +147,44 @@ impl EvidenceLog {
     pub fn record(&self, e: Evidence) -> bool {
         let mut inner = self.inner.lock();
         let seq = inner.recorded;
-        let list = inner.by_validator.entry(e.validator).or_default();
-        if list.iter().any(|(_, old)| {
-            old.height == e.height
-                && old.round == e.round
-                && old.misbehaviour.label() == e.misbehaviour.label()
-        }) {
+        let known = inner.by_validator.get(&e.validator).is_some_and(|list| {
+            list.iter().any(|(_, old)| {
+                old.height == e.height
+                    && old.round == e.round
+                    && old.misbehaviour.label() == e.misbehaviour.label()
+            })
+        });
+        if known {
             return false;
         }
+        let store = inner.store.clone();
+        if let Some(store) = &store {
+            // A store that refuses the write loses nothing held in memory: logged, and the
+            // entry is still answered until the node stops.
+            if let Err(why) = store.keep(&e) {
+                tracing::error!(validator = %e.validator, height = e.height, "cannot store evidence: {why}");
+            }
+        }
+        let list = inner.by_validator.entry(e.validator).or_default();
         list.push_back((seq, e));
         while list.len() > MAX_EVIDENCE_PER_VALIDATOR {
-            list.pop_front();
+            if let (Some((_, old)), Some(store)) = (list.pop_front(), &store) {
+                if let Err(why) = store.forget(&old) {
+                    tracing::error!("cannot forget stored evidence: {why}");
+                }
+            }
         }
         inner.recorded += 1;
         true
+    }
+
+    /// Keeps every entry recorded from now on in `store`, after taking back `kept` (what it
+    /// held from earlier runs, oldest first; not written again).
+    pub fn keep_in(&self, store: Arc<dyn EvidenceStore>, kept: Vec<Evidence>) {
+        for e in kept {
+            self.record(e);
+        }
+        self.inner.lock().store = Some(store);
     }
 
     /// Every entry kept, in the order recorded.
@@ -164,6 +199,56 @@ impl EvidenceLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store in memory: what is kept, by key.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<Evidence>>);
+
+    impl EvidenceStore for Kept {
+        fn keep(&self, e: &Evidence) -> Result<(), String> {
+            self.0.lock().push(e.clone());
+            Ok(())
+        }
+        fn forget(&self, e: &Evidence) -> Result<(), String> {
+            self.0.lock().retain(|k| k != e);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_kept_record_survives_a_new_log_and_the_store_follows_evictions() {
+        let store = Arc::new(Kept::default());
+        let log = EvidenceLog::new();
+        log.record(equivocation(9, 1, 0));
+        log.keep_in(store.clone(), Vec::new());
+        assert!(
+            store.0.lock().is_empty(),
+            "only entries recorded from then on are kept"
+        );
+        for h in 2..2 + MAX_EVIDENCE_PER_VALIDATOR as u64 + 3 {
+            assert!(log.record(equivocation(1, h, 0)));
+        }
+        assert!(
+            !log.record(equivocation(1, 36, 0)),
+            "a duplicate is not kept twice"
+        );
+        let kept = store.0.lock().clone();
+        assert_eq!(
+            kept.len(),
+            MAX_EVIDENCE_PER_VALIDATOR,
+            "evicted entries are forgotten"
+        );
+        assert_eq!(kept.first().map(|e| e.height), Some(5));
+        // A restarted node takes back what its store kept, and answers it again.
+        let again = EvidenceLog::new();
+        let store2 = Arc::new(Kept::default());
+        again.keep_in(store2.clone(), kept.clone());
+        assert_eq!(again.list(), kept);
+        assert!(store2.0.lock().is_empty(), "taken back, not written again");
+        // Entries round-trip through their stored encoding.
+        let bytes = borsh::to_vec(&kept[0]).unwrap();
+        assert_eq!(Evidence::try_from_slice(&bytes).unwrap(), kept[0]);
+    }
 
     fn proposal(height: u64, round: u32, timestamp: u64) -> SignedProposal {
         SignedProposal {

@@ -532,7 +532,14 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     #[cfg(not(feature = "byzantine"))]
     let (channels, mut engine) =
         finish!(builder.with_default_network(NetworkContext::new(identity, LockstepCodec)));
+    // The evidence this node recorded in earlier runs, answered again, and every new entry kept.
     let evidence = host.evidence();
+    evidence.keep_in(
+        store.clone(),
+        store
+            .evidence()
+            .map_err(|e| eyre::eyre!("cannot read the evidence kept in the store: {e}"))?,
+    );
     let mut host_task = tokio::spawn(host.run(channels));
 
     // RPC and metrics.

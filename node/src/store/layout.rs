@@ -4,7 +4,7 @@
 use lockstep_bundles::Hash;
 use lockstep_consensus::store::{Result, StoreError};
 
-pub(super) const CFS: [&str; 10] = [
+pub(super) const CFS: [&str; 11] = [
     "headers",
     "blocks",
     "bodies",
@@ -15,6 +15,7 @@ pub(super) const CFS: [&str; 10] = [
     "meta",
     "pending",
     "dropped",
+    "evidence",
 ];
 pub(super) const LATEST: &[u8] = b"latest";
 pub(super) const EARLIEST: &[u8] = b"earliest";
@@ -23,7 +24,7 @@ pub(super) const SCHEMA_KEY: &[u8] = b"schema";
 /// and kept undecided proposals' bodies in their records). The `pending` and `dropped`
 /// families came later without a new version: a layout-2 store without them opens with them
 /// created empty, which is what it held (a node that old kept acknowledged bundles in memory
-/// only), and no other family changed.
+/// only), and no other family changed; `evidence` likewise (evidence was kept in memory).
 pub(super) const SCHEMA: u64 = 2;
 
 /// A value of the `undecided` family: the proposal's record without its body (which is in

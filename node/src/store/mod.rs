@@ -23,6 +23,7 @@
 //! column families, opening), `read`, `write` (commit, undecided proposals, pruning) and
 //! `memory` (what the store holds in memory).
 
+mod evidence;
 mod layout;
 mod memory;
 mod open;
