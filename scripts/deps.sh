@@ -2,7 +2,8 @@
 # Checks the Rust toolchain and installs what a fresh Debian machine lacks to build Lockstep:
 # clang and libclang (RocksDB's bindings are generated with bindgen, its C++ built with cc),
 # g++, the benchmark chart's font, the fault tests' iproute2, nftables and faketime, and
-# prometheus (promtool and the server) for the monitoring in deploy/.
+# prometheus (promtool and the server) for the monitoring in deploy/, Node.js and npm for the
+# TypeScript SDK, and chromium for the explorer's browser test.
 # Installing needs root, or sudo; without either it names the packages and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,9 @@ have faketime || need+=(faketime)
 # The TypeScript SDK (sdk/typescript): its type-check and tests run on Node.js with npm.
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The explorer's browser test (tests/tests/explorer.rs, explorer/test): Debian's Chromium,
+# driven by playwright-core (no browser download).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then

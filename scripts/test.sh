@@ -21,6 +21,14 @@ cargo fmt --all --check
   fi
   npm test
 )
+# The explorer's browser test (explorer/test: playwright-core driving Debian's chromium) needs
+# its one package; tests/tests/explorer.rs runs it against a live network.
+(
+  cd explorer/test
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  fi
+)
 # The monitoring an operator deploys: the Prometheus config and alert rules are valid, and
 # each rule fires, and stays quiet, where its unit tests say (deploy/prometheus/alerts_test.yml).
 # Seconds; promtool comes with Debian's prometheus package (scripts/deps.sh).

@@ -2,12 +2,15 @@
 //!
 //! `mod.rs` holds the methods; [`reads`] runs store reads and JSON encoding on blocking
 //! threads; [`limits`] holds who may use how much (call budgets per connection and per client
-//! address, connections per address); [`serve`] accepts connections and applies them.
+//! address, connections per address); [`serve`] accepts connections and applies them;
+//! [`explorer`] is the web page served beside the API on the same port.
 
+mod explorer;
 mod limits;
 mod reads;
 mod serve;
 
+pub use explorer::CONTENT_SECURITY_POLICY;
 pub use limits::{client_key, MAX_TRACKED_BUDGETS};
 pub use reads::{Reads, ENCODED_BATCH_CACHE, ENCODED_BATCH_CACHE_BYTES, MAX_BLOCKING_READS};
 pub use serve::{serve, MAX_BATCH_CALLS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};

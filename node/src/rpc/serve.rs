@@ -108,6 +108,12 @@ pub async fn serve(cfg: &RpcConfig, rpc: Rpc) -> eyre::Result<(ServerHandle, Soc
             let service = tower::service_fn(move |mut req: HttpRequest<Incoming>| {
                 let mut svc = svc.clone();
                 req.extensions_mut().insert(address);
+                // The explorer's page and assets (GET, no upgrade); all else is JSON-RPC.
+                let page = if ws::is_upgrade_request(&req) {
+                    None
+                } else {
+                    super::explorer::response(req.method(), req.uri().path())
+                };
                 // A WebSocket outlives the HTTP connection it came from (hyper hands the
                 // socket over): its session keeps the address's place until it closes.
                 if let Some(slot) = held.clone().filter(|_| ws::is_upgrade_request(&req)) {
@@ -118,6 +124,9 @@ pub async fn serve(cfg: &RpcConfig, rpc: Rpc) -> eyre::Result<(ServerHandle, Soc
                     });
                 }
                 async move {
+                    if let Some(page) = page {
+                        return Ok(page);
+                    }
                     let r: Result<HttpResponse, BoxError> = svc.call(req).await;
                     r
                 }
