@@ -399,20 +399,7 @@ impl LockstepSigner {
         proposer: &ValidatorAddress,
     ) -> Result<[u8; 64], String> {
         self.admit(height, Some((round, &block.0)))?;
-        let sig = self
-            .key
-            .sign(&part_bytes(
-                self.chain_id,
-                height,
-                round,
-                &block.0,
-                proposer,
-            ))
-            .to_bytes();
-        if let Some(log) = &self.log {
-            log.append(height, i64::from(round), "proposal", Some(&block.0));
-        }
-        Ok(sig)
+        Ok(self.part_signature(height, round, block, proposer))
     }
 
     /// Signs a proposal stream without asking the floor (which would take it as this
@@ -426,16 +413,19 @@ impl LockstepSigner {
         block: &BlockId,
         proposer: &ValidatorAddress,
     ) -> [u8; 64] {
-        let sig = self
-            .key
-            .sign(&part_bytes(
-                self.chain_id,
-                height,
-                round,
-                &block.0,
-                proposer,
-            ))
-            .to_bytes();
+        self.part_signature(height, round, block, proposer)
+    }
+
+    /// The signature over a proposal stream's bytes, appended to the signed-message log.
+    fn part_signature(
+        &self,
+        height: u64,
+        round: u32,
+        block: &BlockId,
+        proposer: &ValidatorAddress,
+    ) -> [u8; 64] {
+        let bytes = part_bytes(self.chain_id, height, round, &block.0, proposer);
+        let sig = self.key.sign(&bytes).to_bytes();
         if let Some(log) = &self.log {
             log.append(height, i64::from(round), "proposal", Some(&block.0));
         }

@@ -3,6 +3,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod npm;
 pub mod raw_ws;
 
 use eyre::eyre;

@@ -19,12 +19,11 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use lockstep_client::tracker::{send_and_wait, Outcome};
 use lockstep_client::SeqApiClient;
 use lockstep_testnet::{Cluster, ClusterOptions};
-use lockstep_tests::network_dir;
+use lockstep_tests::{network_dir, npm};
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(90);
@@ -40,25 +39,6 @@ fn workspace() -> PathBuf {
 
 fn suite_dir() -> PathBuf {
     workspace().join("explorer/test")
-}
-
-/// `program --version`, or an error saying what to install.
-fn require(program: &str, what: &str) -> eyre::Result<String> {
-    let out = Command::new(program)
-        .arg("--version")
-        .output()
-        .map_err(|e| {
-            eyre::eyre!(
-                "the explorer's browser test needs `{program}` ({what}) and cannot run it: {e}. \
-                 scripts/deps.sh installs it"
-            )
-        })?;
-    eyre::ensure!(
-        out.status.success(),
-        "`{program} --version` failed: {}",
-        out.status
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The Chromium to drive: `CHROMIUM`, else `chromium` on PATH.
@@ -77,41 +57,6 @@ fn chromium() -> eyre::Result<PathBuf> {
                  scripts/deps.sh does)"
             )
         })
-}
-
-/// Runs `npm args…` in explorer/test with `env`, its output shown, within [`NPM_TIMEOUT`].
-async fn npm(args: &[&str], env: &[(&str, &OsStr)]) -> eyre::Result<ExitStatus> {
-    let mut child = Command::new("npm")
-        .args(args)
-        .current_dir(suite_dir())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| eyre::eyre!("cannot start npm {args:?}: {e}"))?;
-    let deadline = Instant::now() + NPM_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            eyre::bail!("npm {args:?} did not finish within {NPM_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Whether explorer/test's packages must be installed (as scripts/test.sh decides).
-fn needs_npm_ci(dir: &Path) -> bool {
-    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (
-        modified(dir.join("node_modules/.package-lock.json")),
-        modified(dir.join("package-lock.json")),
-    ) {
-        (Some(installed), Some(lock)) => lock > installed,
-        _ => true,
-    }
 }
 
 /// One HTTP/1.1 response: status, headers (names lower-cased), body.
@@ -171,15 +116,17 @@ fn exchange(conn: &mut BufReader<TcpStream>, request: &str) -> eyre::Result<Resp
 async fn the_explorer_page_shows_live_heights_and_verifies_batches_in_chromium() -> eyre::Result<()>
 {
     // What it needs, before a network is started: fail, naming what is missing.
-    let node_version = require("node", "Node.js 20.19 or newer")?;
-    let npm_version = require("npm", "Node.js's package manager")?;
+    const WHO: &str = "the explorer's browser test";
+    let node_version = npm::require("node", WHO, "Node.js 20.19 or newer")?;
+    let npm_version = npm::require("npm", WHO, "Node.js's package manager")?;
     let chromium = chromium()?;
-    let chromium_version = require(chromium.to_str().unwrap_or("chromium"), "Debian's chromium")?;
+    let chromium_version = npm::require(
+        chromium.to_str().unwrap_or("chromium"),
+        WHO,
+        "Debian's chromium",
+    )?;
     eprintln!("explorer: node {node_version}, npm {npm_version}, {chromium_version}");
-    if needs_npm_ci(&suite_dir()) {
-        let status = npm(&["ci", "--no-audit", "--no-fund"], &[]).await?;
-        eyre::ensure!(status.success(), "npm ci in explorer/test failed: {status}");
-    }
+    npm::install(&suite_dir(), NPM_TIMEOUT).await?;
 
     let mut cluster = Cluster::create(&network_dir("explorer"), &ClusterOptions::default())?;
     cluster.start_all()?;
@@ -285,7 +232,8 @@ async fn the_explorer_page_shows_live_heights_and_verifies_batches_in_chromium()
     let hash_hex = hash.to_hex();
     let rollup = ROLLUP.to_string();
     let started = Instant::now();
-    let status = npm(
+    let status = npm::run(
+        &suite_dir(),
         &["test"],
         &[
             ("EXPLORER_URL", OsStr::new(&url)),
@@ -295,6 +243,7 @@ async fn the_explorer_page_shows_live_heights_and_verifies_batches_in_chromium()
             ("CHROMIUM", chromium.as_os_str()),
             ("NO_COLOR", OsStr::new("1")),
         ],
+        NPM_TIMEOUT,
     )
     .await?;
     eprintln!(

@@ -15,11 +15,10 @@
 use lockstep_bundles::hash::{decode_hex, decode_hex_array, encode_hex};
 use lockstep_client::SeqApiClient;
 use lockstep_testnet::{Cluster, ClusterOptions, ENDPOINTS_FILE};
-use lockstep_tests::network_dir;
+use lockstep_tests::{network_dir, npm};
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(90);
@@ -28,60 +27,6 @@ const NPM_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/typescript")
-}
-
-/// `program --version`, or an error saying what to install.
-fn require(program: &str) -> eyre::Result<String> {
-    let out = Command::new(program)
-        .arg("--version")
-        .output()
-        .map_err(|e| {
-            eyre::eyre!(
-            "the TypeScript SDK's live test needs `{program}` (Node.js 20.19 or newer, with npm) \
-             on PATH, and cannot run it: {e}. Install Node.js and npm (Debian: apt-get install \
-             nodejs npm; scripts/deps.sh checks for them)"
-        )
-        })?;
-    if !out.status.success() {
-        eyre::bail!("`{program} --version` failed: {}", out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Runs `npm args…` in the SDK's folder with `env`, its output shown, within [`NPM_TIMEOUT`].
-async fn npm(args: &[&str], env: &[(&str, &OsStr)]) -> eyre::Result<ExitStatus> {
-    let mut child = Command::new("npm")
-        .args(args)
-        .current_dir(sdk_dir())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| eyre::eyre!("cannot start npm {args:?}: {e}"))?;
-    let deadline = Instant::now() + NPM_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            eyre::bail!("npm {args:?} did not finish within {NPM_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Whether the SDK's packages must be installed: no `node_modules`, or one older than the lock
-/// file (as scripts/test.sh decides).
-fn needs_npm_ci(sdk: &Path) -> bool {
-    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (
-        modified(sdk.join("node_modules/.package-lock.json")),
-        modified(sdk.join("package-lock.json")),
-    ) {
-        (Some(installed), Some(lock)) => lock > installed,
-        _ => true,
-    }
 }
 
 fn u64_of(v: &Value, what: &str) -> eyre::Result<u64> {
@@ -97,16 +42,11 @@ fn str_of<'a>(v: &'a Value, what: &str) -> eyre::Result<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_sdk_signs_sends_verifies_and_fails_over_on_a_live_network(
 ) -> eyre::Result<()> {
-    let node_version = require("node")?;
-    let npm_version = require("npm")?;
+    const WHO: &str = "the TypeScript SDK's live test";
+    let node_version = npm::require("node", WHO, "Node.js 20.19 or newer")?;
+    let npm_version = npm::require("npm", WHO, "Node.js's package manager")?;
     eprintln!("sdk_typescript: node {node_version}, npm {npm_version}");
-    if needs_npm_ci(&sdk_dir()) {
-        let status = npm(&["ci", "--no-audit", "--no-fund"], &[]).await?;
-        eyre::ensure!(
-            status.success(),
-            "npm ci in sdk/typescript failed: {status}"
-        );
-    }
+    npm::install(&sdk_dir(), NPM_TIMEOUT).await?;
 
     let mut cluster = Cluster::create(&network_dir("sdk-typescript"), &ClusterOptions::default())?;
     cluster.start_all()?;
@@ -117,7 +57,8 @@ async fn the_typescript_sdk_signs_sends_verifies_and_fails_over_on_a_live_networ
     let _ = std::fs::remove_file(&report_path);
 
     let started = Instant::now();
-    let status = npm(
+    let status = npm::run(
+        &sdk_dir(),
         &["run", "test:live"],
         &[
             ("LOCKSTEP_ENDPOINTS", endpoints.as_os_str()),
@@ -126,6 +67,7 @@ async fn the_typescript_sdk_signs_sends_verifies_and_fails_over_on_a_live_networ
             // Plain text: the suite's output lands in the test's log.
             ("NO_COLOR", OsStr::new("1")),
         ],
+        NPM_TIMEOUT,
     )
     .await?;
     eprintln!(

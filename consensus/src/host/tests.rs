@@ -849,14 +849,20 @@ async fn after_a_restart_a_validator_reloads_the_proposal_it_held_and_commits_it
     assert_eq!(validator.tip.borrow().hash, value.0);
 }
 
-#[tokio::test]
-async fn a_proposer_that_lost_its_proposal_with_its_store_announces_the_same_block_again() {
+/// A path for a signed-height floor file of this test alone, with no file there yet.
+fn fresh_floor(tag: &str) -> std::path::PathBuf {
     let floor = std::env::temp_dir().join(format!(
-        "lockstep-host-floor-{}-{:?}",
+        "lockstep-host-floor-{tag}-{}-{:?}",
         std::process::id(),
         std::thread::current().id()
     ));
     let _ = std::fs::remove_file(&floor);
+    floor
+}
+
+#[tokio::test]
+async fn a_proposer_that_lost_its_proposal_with_its_store_announces_the_same_block_again() {
+    let floor = fresh_floor("lost");
     let setup = || Setup {
         floor: Some(floor.clone()),
         ..Setup::default()
@@ -896,12 +902,7 @@ async fn a_proposer_whose_recorded_proposal_no_longer_reads_announces_the_same_b
     // Found by the fault runner: a validator restarted over a store whose record of its own
     // proposal held a block that did not decode remembered the proposal without its block,
     // built another for the same round, had it refused by its floor, and stopped.
-    let floor = std::env::temp_dir().join(format!(
-        "lockstep-host-floor-unread-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_file(&floor);
+    let floor = fresh_floor("unread");
     let setup = || Setup {
         floor: Some(floor.clone()),
         ..Setup::default()

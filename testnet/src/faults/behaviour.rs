@@ -236,53 +236,44 @@ pub fn verdict(h: &History) -> Option<super::checker::Verdict> {
                     ));
                 }
             }
-            Some(Misbehaviour::Invalid) => {
+            Some(m @ (Misbehaviour::Silent | Misbehaviour::Invalid)) => {
+                let doing = match m {
+                    Misbehaviour::Silent => "were silent",
+                    _ => "proposed only invalid blocks",
+                };
                 let proposed = blocks
                     .iter()
                     .filter(|(height, b)| heights.contains(height) && theirs.contains(&&b.proposer))
                     .count();
                 if proposed > 0 {
                     v.push(format!(
-                        "{proposed} blocks decided while {} proposed only invalid blocks are theirs",
-                        set(&w.byzantine)
-                    ));
-                }
-                // Each kind is judged invalid, or (a bad bundle signature, a forged part
-                // signature) gets no verdict: both must have been seen.
-                let invalid = honest_verdicts(h, &w.byzantine, "invalid");
-                let unsigned = honest_verdicts(h, &w.byzantine, "unsigned");
-                if invalid == 0 || unsigned == 0 {
-                    v.push(format!(
-                        "honest nodes judged {invalid} proposals invalid and dropped {unsigned} \
-                         with a forged signature: the invalid blocks were not all seen"
-                    ));
-                }
-                seen.push(format!(
-                    "invalid proposals by {}: heights {}..={} decided without a block of theirs; \
-                     honest nodes judged {invalid} proposals invalid and dropped {unsigned} \
-                     forged ones",
-                    set(&w.byzantine),
-                    heights.start(),
-                    heights.end()
-                ));
-            }
-            Some(Misbehaviour::Silent) => {
-                let proposed = blocks
-                    .iter()
-                    .filter(|(height, b)| heights.contains(height) && theirs.contains(&&b.proposer))
-                    .count();
-                if proposed > 0 {
-                    v.push(format!(
-                        "{proposed} blocks decided while {} were silent are theirs",
+                        "{proposed} blocks decided while {} {doing} are theirs",
                         set(&w.byzantine)
                     ));
                 }
                 seen.push(format!(
-                    "silent {}: heights {}..={} decided without a block of theirs",
+                    "while {} {doing}: heights {}..={} decided without a block of theirs",
                     set(&w.byzantine),
                     heights.start(),
                     heights.end()
                 ));
+                if matches!(m, Misbehaviour::Invalid) {
+                    // Each kind is judged invalid, or (a bad bundle signature, a forged part
+                    // signature) gets no verdict: both must have been seen.
+                    let invalid = honest_verdicts(h, &w.byzantine, "invalid");
+                    let unsigned = honest_verdicts(h, &w.byzantine, "unsigned");
+                    if invalid == 0 || unsigned == 0 {
+                        v.push(format!(
+                            "honest nodes judged {invalid} proposals invalid and dropped \
+                             {unsigned} with a forged signature: the invalid blocks were not \
+                             all seen"
+                        ));
+                    }
+                    seen.push(format!(
+                        "honest nodes judged {invalid} of their proposals invalid and dropped \
+                         {unsigned} forged ones"
+                    ));
+                }
             }
             Some(Misbehaviour::Withhold) => {
                 let mut acked_by: HashMap<Hash, Vec<usize>> = HashMap::new();
