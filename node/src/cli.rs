@@ -223,7 +223,7 @@ fn init(home: &Path, moniker: &str, full: bool, genesis: Option<&Path>) -> eyre:
     println!(
         "initialised {} ({}, address {}, peer id {peer})",
         home.display(),
-        format!("{:?}", loaded.role).to_lowercase(),
+        loaded.role,
         key.address()
     );
     if loaded.role == crate::config::Role::Full {

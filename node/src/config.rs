@@ -204,6 +204,16 @@ pub enum Role {
     Full,
 }
 
+impl std::fmt::Display for Role {
+    /// As the config spells it: `validator` or `full`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Role::Validator => "validator",
+            Role::Full => "full",
+        })
+    }
+}
+
 /// Peers a node admits besides the genesis validators.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -485,6 +495,7 @@ mod tests {
         c.save(&p).unwrap();
         let back = Config::load(&p).unwrap();
         assert_eq!(back.role, Role::Full);
+        assert_eq!(back.role.to_string(), "full");
         assert!(std::fs::read_to_string(&p)
             .unwrap()
             .contains("role = \"full\""));

@@ -55,7 +55,7 @@ pub(crate) async fn up(
         println!(
             "  {:<7} {:<9} rpc {}  ws {}  metrics {}",
             n.name,
-            format!("{:?}", n.role).to_lowercase(),
+            n.role.to_string(),
             n.rpc,
             n.ws,
             n.metrics

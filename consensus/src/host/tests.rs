@@ -860,25 +860,41 @@ fn fresh_floor(tag: &str) -> std::path::PathBuf {
     floor
 }
 
-#[tokio::test]
-async fn a_proposer_that_lost_its_proposal_with_its_store_announces_the_same_block_again() {
-    let floor = fresh_floor("lost");
+/// Height 1's proposer, with a signed-height floor, proposes at round 0 and its proposal is
+/// recorded; `lose` gives it back restarted without that block (over the setup to use), and
+/// it is asked for round 0's proposal again. Returns the first value, the second value and
+/// parts, and the restarted node (the floor file is removed).
+async fn proposes_again_after_losing_its_block(
+    tag: &str,
+    lose: impl FnOnce(Node, Setup) -> Node,
+) -> (BlockId, (BlockId, Vec<StreamMessage<ProposalPart>>), Node) {
+    let floor = fresh_floor(tag);
     let setup = || Setup {
         floor: Some(floor.clone()),
         ..Setup::default()
     };
-    let p = proposer_of(1, 0);
-    let mut proposer = Node::with(p, setup());
+    let mut proposer = Node::with(proposer_of(1, 0), setup());
     proposer.pool(&[&bundle(4).1]);
     proposer.ready().await;
     let (value, first) = proposer.propose(1, 0).await;
     assert!(!first.is_empty());
-    // The store (with the proposal's record) is lost — a full disk refused the write, or the
-    // data directory was deleted — but not the floor beside the key.
-    let mut proposer = Node::with(p, setup());
+    proposer.recorded(1).await;
+    let mut proposer = lose(proposer, setup());
     proposer.pool(&[&bundle(5).1]);
     proposer.ready().await;
-    let (again, parts) = proposer.propose(1, 0).await;
+    proposer.start_round(1, 0).await;
+    let again = proposer.propose(1, 0).await;
+    let _ = std::fs::remove_file(&floor);
+    (value, again, proposer)
+}
+
+#[tokio::test]
+async fn a_proposer_that_lost_its_proposal_with_its_store_announces_the_same_block_again() {
+    // The store (with the proposal's record) is lost — a full disk refused the write, or the
+    // data directory was deleted — but not the floor beside the key.
+    let (value, (again, parts), mut proposer) =
+        proposes_again_after_losing_its_block("lost", |node, setup| Node::with(node.index, setup))
+            .await;
     assert_eq!(
         again, value,
         "the same block, never a second one for the round"
@@ -889,12 +905,11 @@ async fn a_proposer_that_lost_its_proposal_with_its_store_announces_the_same_blo
     );
     // The next round it leads is a new proposal.
     let later = 4;
-    assert_eq!(proposer_of(1, later), p);
+    assert_eq!(proposer_of(1, later), proposer.index);
     proposer.start_round(1, later).await;
     let (fresh, parts) = proposer.propose(1, later).await;
     assert_ne!(fresh, value);
     assert!(!parts.is_empty());
-    let _ = std::fs::remove_file(&floor);
 }
 
 #[tokio::test]
@@ -902,27 +917,15 @@ async fn a_proposer_whose_recorded_proposal_no_longer_reads_announces_the_same_b
     // Found by the fault runner: a validator restarted over a store whose record of its own
     // proposal held a block that did not decode remembered the proposal without its block,
     // built another for the same round, had it refused by its floor, and stopped.
-    let floor = fresh_floor("unread");
-    let setup = || Setup {
-        floor: Some(floor.clone()),
-        ..Setup::default()
-    };
-    let p = proposer_of(1, 0);
-    let mut proposer = Node::with(p, setup());
-    proposer.pool(&[&bundle(4).1]);
-    proposer.ready().await;
-    let (value, first) = proposer.propose(1, 0).await;
-    assert!(!first.is_empty());
-    proposer.recorded(1).await;
-    // The record is there, its block bytes no longer decode.
-    for r in &mut proposer.store.0.lock().undecided {
-        r.block = Bytes::from_static(b"not a block");
-    }
-    let mut proposer = proposer.restart(setup());
-    proposer.pool(&[&bundle(5).1]);
-    proposer.ready().await;
-    proposer.start_round(1, 0).await;
-    let (again, parts) = proposer.propose(1, 0).await;
+    let (value, (again, parts), _) =
+        proposes_again_after_losing_its_block("unread", |node, setup| {
+            // The record is there, its block bytes no longer decode.
+            for r in &mut node.store.0.lock().undecided {
+                r.block = Bytes::from_static(b"not a block");
+            }
+            node.restart(setup)
+        })
+        .await;
     assert_eq!(
         again, value,
         "the same block, never a second one for the round"
@@ -931,7 +934,6 @@ async fn a_proposer_whose_recorded_proposal_no_longer_reads_announces_the_same_b
         parts.is_empty(),
         "its block is unreadable: announced without parts"
     );
-    let _ = std::fs::remove_file(&floor);
 }
 
 #[tokio::test]
