@@ -29,6 +29,9 @@ pub struct BlockHeader {
     pub bundles_root: Hash,
     /// Root of the sorted per-rollup tree (see `rollup_tree`).
     pub rollups_root: Hash,
+    /// Hash of the validator set that decides this height ([`crate::ValidatorSet::hash`]):
+    /// a client that follows the chain sees from the header alone when the set changed.
+    pub validators_hash: Hash,
 }
 
 impl BlockHeader {
@@ -100,6 +103,7 @@ impl Block {
         timestamp: u64,
         proposer: Address,
         parent_hash: Hash,
+        validators_hash: Hash,
         bundles: Vec<SignedBundle>,
         hashes: &[Hash],
     ) -> Block {
@@ -113,6 +117,7 @@ impl Block {
             bundle_count: bundles.len() as u32,
             bundles_root: bundles_root(hashes),
             rollups_root: tree.root(),
+            validators_hash,
         };
         Block { header, bundles }
     }
@@ -219,13 +224,31 @@ mod tests {
             })
             .collect();
         let hashes: Vec<Hash> = bundles.iter().map(SignedBundle::hash).collect();
-        let block = Block::build(1, 2, 3, Address::default(), Hash::ZERO, bundles, &hashes);
+        let block = Block::build(
+            1,
+            2,
+            3,
+            Address::default(),
+            Hash::ZERO,
+            Hash::ZERO,
+            bundles,
+            &hashes,
+        );
         let parts: Vec<Vec<u8>> = block.bundles.iter().map(SignedBundle::encode).collect();
         assert_eq!(
             Block::encode_from_parts(&block.header, &parts),
             block.encode()
         );
-        let empty = Block::build(1, 2, 3, Address::default(), Hash::ZERO, vec![], &[]);
+        let empty = Block::build(
+            1,
+            2,
+            3,
+            Address::default(),
+            Hash::ZERO,
+            Hash::ZERO,
+            vec![],
+            &[],
+        );
         assert_eq!(
             Block::encode_from_parts::<Vec<u8>>(&empty.header, &[]),
             empty.encode()

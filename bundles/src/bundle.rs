@@ -84,6 +84,8 @@ pub enum BundleError {
     NoLegs,
     #[error("not decodable as a SignedBundle: {0}")]
     Undecodable(String),
+    #[error("validator set update refused: {0}")]
+    SetUpdate(#[from] crate::set_update::SetUpdateError),
 }
 
 impl BundleError {
@@ -97,6 +99,7 @@ impl BundleError {
             | BundleError::TooManyLegs { .. }
             | BundleError::NoLegs => 4004,
             BundleError::Undecodable(_) => 4005,
+            BundleError::SetUpdate(_) => 4008,
         }
     }
 
@@ -111,6 +114,7 @@ impl BundleError {
             BundleError::TooManyLegs { .. } => "too_many_legs",
             BundleError::NoLegs => "no_legs",
             BundleError::Undecodable(_) => "undecodable",
+            BundleError::SetUpdate(_) => "set_update",
         }
     }
 }
@@ -321,6 +325,12 @@ impl SignedBundle {
                 max: window.max_valid_until,
                 max_ttl: window.max_ttl,
             });
+        }
+        // A leg for the sequencer's own rollup is a validator set update: it must be the
+        // bundle's only leg and decode (whether it is authorized depends on the chain's state,
+        // checked where that is known).
+        if let Some(Err(e)) = crate::set_update::SignedSetUpdate::from_bundle(self) {
+            return Err(e.into());
         }
         Ok(())
     }
@@ -533,7 +543,7 @@ mod tests {
         ) {
             let k = key(5);
             let mut b = body(&k);
-            b.legs = legs.into_iter().enumerate().map(|(i, d)| Leg { rollup_id: i as u64, data: d.into() }).collect();
+            b.legs = legs.into_iter().enumerate().map(|(i, d)| Leg { rollup_id: i as u64 + 1, data: d.into() }).collect();
             let enc = b.sign(&k).encode();
             let mut flipped = enc.clone();
             flipped[flip.index(enc.len())] = to;

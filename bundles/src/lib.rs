@@ -14,6 +14,7 @@ pub mod limits;
 pub mod merkle;
 pub mod rollup;
 pub mod rollup_tree;
+pub mod set_update;
 pub mod sig;
 pub mod validator;
 
@@ -24,4 +25,7 @@ pub use hash::Hash;
 pub use limits::Limits;
 pub use rollup::RollupBatch;
 pub use rollup_tree::{BatchError, RollupEntry, RollupProof};
+pub use set_update::{
+    SetChange, SetUpdate, SetUpdateError, SignedSetUpdate, SET_UPDATE_DELAY, SET_UPDATE_ROLLUP,
+};
 pub use validator::{Address, Validator, ValidatorSet};

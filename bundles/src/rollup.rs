@@ -93,6 +93,15 @@ impl RollupBatch {
                 got: self.header.chain_id,
             });
         }
+        // The header names the set that decided it; a verifier holding another set (one that
+        // missed an update) must learn the updates, not try its set on the certificate.
+        let held = validators.hash();
+        if self.header.validators_hash != held {
+            return Err(BatchError::OtherValidatorSet {
+                header: self.header.validators_hash,
+                held,
+            });
+        }
         let block_hash = self.header.hash();
         self.certificate
             .verify_for(chain_id, validators, self.height, &block_hash)?;
@@ -134,7 +143,16 @@ mod tests {
 
     fn block_of(bundles: Vec<SignedBundle>) -> (Block, Vec<Hash>) {
         let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
-        let b = Block::build(1, 5, 0, Address::default(), Hash::ZERO, bundles, &hashes);
+        let b = Block::build(
+            1,
+            5,
+            0,
+            Address::default(),
+            Hash::ZERO,
+            set_of(&keys(4)).hash(),
+            bundles,
+            &hashes,
+        );
         (b, hashes)
     }
 

@@ -199,6 +199,11 @@ pub enum BatchError {
     WrongChain { expected: u64, got: u64 },
     #[error("block hash {claimed} does not match the header ({actual})")]
     BlockHashMismatch { claimed: Hash, actual: Hash },
+    #[error(
+        "the header is decided by validator set {header}, not the set held ({held}): the set \
+         changed, follow its updates (seq_getValidatorSets)"
+    )]
+    OtherValidatorSet { header: Hash, held: Hash },
     #[error("certificate: {0}")]
     Certificate(#[from] CertificateError),
     #[error("entry {0} does not belong to this rollup at its leg index")]

@@ -15,6 +15,7 @@ pub mod codes {
     pub const UNDECODABLE: i32 = 4005;
     pub const BUSY: i32 = 4006;
     pub const SUBSCRIPTION_REFUSED: i32 = 4007;
+    pub const SET_UPDATE_REFUSED: i32 = 4008;
     pub const INVALID_PARAMS: i32 = -32602;
     pub const METHOD_NOT_FOUND: i32 = -32601;
 }
@@ -127,6 +128,22 @@ pub struct ValidatorJson {
     pub voting_power: u64,
 }
 
+/// One validator set of `seq_getValidatorSets`: what the serving node says; a client checks
+/// it against the update it names (the rollup-0 batch of height `includedAt`), never trusts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorSetJson {
+    /// 0 for genesis; each update adds one.
+    pub version: u64,
+    /// The first height this set decides.
+    pub from_height: u64,
+    /// The height of the block that included the update making this set (0 for genesis).
+    pub included_at: u64,
+    /// The set's hash, as headers of the heights it decides carry it.
+    pub validators_hash: Hash,
+    pub validators: Vec<ValidatorJson>,
+}
+
 /// One message of a pair a validator signed where it may sign one (`seq_getEvidence`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -196,8 +213,18 @@ pub trait SeqApi {
     #[method(name = "health")]
     async fn health(&self) -> RpcResult<HealthJson>;
 
+    /// The validator set deciding `height` (default: the next height), as far as the node
+    /// knows it (exact up to its latest height plus the update delay).
     #[method(name = "validators")]
-    async fn validators(&self) -> RpcResult<Vec<ValidatorJson>>;
+    async fn validators(&self, height: Option<u64>) -> RpcResult<Vec<ValidatorJson>>;
+
+    /// Every validator set from version `from_version` (default 0, genesis) on, oldest first,
+    /// at most 256: those in force and the one scheduled, if any.
+    #[method(name = "getValidatorSets")]
+    async fn get_validator_sets(
+        &self,
+        from_version: Option<u64>,
+    ) -> RpcResult<Vec<ValidatorSetJson>>;
 
     /// The equivocations this node has seen (at most 32 per validator, oldest first), each
     /// with both signed messages.

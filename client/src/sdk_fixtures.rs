@@ -427,6 +427,7 @@ fn chain() -> Vec<(Block, Vec<Hash>, CommitCertificate)> {
             1_763_700_000_000 + 250 * height,
             proposer,
             parent,
+            set.hash(),
             bundles,
             &hashes,
         );
@@ -463,6 +464,7 @@ fn verdict(r: Result<RollupBatch, VerifyError>) -> String {
             BatchError::HeightMismatch { .. } => "heightMismatch".into(),
             BatchError::WrongChain { .. } => "wrongChain".into(),
             BatchError::BlockHashMismatch { .. } => "blockHashMismatch".into(),
+            BatchError::OtherValidatorSet { .. } => "otherValidatorSet".into(),
             BatchError::ForeignEntry(_) => "foreignEntry".into(),
             BatchError::Proof(_) => "proof".into(),
             BatchError::Certificate(c) => format!(
@@ -542,6 +544,13 @@ fn tampered(
         CHAIN,
         with_cert(&|c| c.round += 1),
     );
+    // A header naming another validator set (its block hash claimed to match): the verifier
+    // holds the genesis set, so it must learn the updates rather than try its set.
+    let mut j = with_proof(&good, &|p| {
+        p.header.validators_hash = Hash::tagged(b"other", &[])
+    });
+    j.block_hash = decode_proof(&j).header.hash();
+    add("a header decided by another validator set", CHAIN, j);
     let mut j = good.clone();
     j.entries[0].data = "0x0701ff".into();
     add("entry data changed", CHAIN, j);

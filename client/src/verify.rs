@@ -144,7 +144,16 @@ mod tests {
             crate::bundle::sign(&user, 5, 2, 10, vec![(1, vec![3])]),
         ];
         let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
-        let block = Block::build(5, 3, 1000, Address::default(), Hash::ZERO, bundles, &hashes);
+        let block = Block::build(
+            5,
+            3,
+            1000,
+            Address::default(),
+            Hash::ZERO,
+            set.hash(),
+            bundles,
+            &hashes,
+        );
         let signatures = keys[..3]
             .iter()
             .map(|k| {

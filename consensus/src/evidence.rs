@@ -265,6 +265,7 @@ mod tests {
                 bundle_count: 0,
                 bundles_root: Hash::ZERO,
                 rollups_root: Hash::ZERO,
+                validators_hash: Hash::ZERO,
             },
             signature: [7; 64],
         }

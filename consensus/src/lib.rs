@@ -13,6 +13,7 @@ pub mod resolve;
 pub mod signing;
 pub mod store;
 pub mod streaming;
+pub mod validators;
 
 pub use context::{BlockId, Height, LockstepContext, ProposalPart, ValidatorAddress};
 pub use evidence::{Evidence, EvidenceLog, Misbehaviour, SignedProposal};

@@ -16,6 +16,7 @@
 //! already decided, which the store ignores).
 
 use crate::store::{ChainStore, Committed, Result, StoreError, UndecidedRecord};
+use crate::validators::SetRecord;
 use bytes::Bytes;
 use lockstep_bundles::{BlockHeader, CommitCertificate, Hash};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ enum Write {
         block: Bytes,
         hashes: Vec<Hash>,
         certificate: CommitCertificate,
+        new_set: Option<SetRecord>,
         reply: oneshot::Sender<Result<Committed>>,
     },
 }
@@ -71,10 +73,16 @@ impl Recorder {
                             block,
                             hashes,
                             certificate,
+                            new_set,
                             reply,
                         } => {
-                            let _ =
-                                reply.send(store.commit(&header, &block, &hashes, &certificate));
+                            let _ = reply.send(store.commit(
+                                &header,
+                                &block,
+                                &hashes,
+                                &certificate,
+                                new_set.as_ref(),
+                            ));
                         }
                     }
                 }
@@ -106,6 +114,7 @@ impl Recorder {
         block: Bytes,
         hashes: Vec<Hash>,
         certificate: CommitCertificate,
+        new_set: Option<SetRecord>,
     ) -> Result<Committed> {
         let (reply, done) = oneshot::channel();
         let stopped = || StoreError("the store writer has stopped".into());
@@ -115,6 +124,7 @@ impl Recorder {
                 block,
                 hashes,
                 certificate,
+                new_set,
                 reply,
             })
             .await
@@ -155,6 +165,7 @@ mod tests {
             block: &[u8],
             _: &[Hash],
             _: &CommitCertificate,
+            _: Option<&SetRecord>,
         ) -> Result<Committed> {
             let _open = self.1.lock();
             self.0
@@ -175,6 +186,9 @@ mod tests {
         fn undecided(&self, _: u64) -> Result<Vec<UndecidedRecord>> {
             Ok(vec![])
         }
+        fn validator_sets(&self) -> Result<Vec<SetRecord>> {
+            Ok(Vec::new())
+        }
         fn included_since(&self, _: u64) -> Result<Vec<(u64, Vec<Hash>)>> {
             Ok(vec![])
         }
@@ -193,8 +207,17 @@ mod tests {
     }
 
     fn header(height: u64) -> BlockHeader {
-        lockstep_bundles::Block::build(1, height, 0, Address::default(), Hash::ZERO, vec![], &[])
-            .header
+        lockstep_bundles::Block::build(
+            1,
+            height,
+            0,
+            Address::default(),
+            Hash::ZERO,
+            Hash::ZERO,
+            vec![],
+            &[],
+        )
+        .header
     }
 
     fn certificate(height: u64) -> CommitCertificate {
@@ -238,13 +261,14 @@ mod tests {
                 Bytes::from_static(b"block"),
                 vec![],
                 certificate(1),
+                None,
             )
             .await
             .unwrap();
         assert_eq!(done, Committed::Written);
         recorder.record(record(2, 0)).await;
         let c2 = recorder
-            .commit(header(2), Bytes::new(), vec![], certificate(2))
+            .commit(header(2), Bytes::new(), vec![], certificate(2), None)
             .await
             .unwrap();
         assert_eq!(c2, Committed::Written);

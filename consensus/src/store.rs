@@ -1,5 +1,6 @@
 //! The storage seam of the host: implemented on RocksDB by `node`, in memory by tests.
 
+use crate::validators::SetRecord;
 use lockstep_bundles::{BlockHeader, CommitCertificate, Hash};
 
 /// A storage failure (disk, corruption). Never caused by a peer.
@@ -50,16 +51,21 @@ pub trait ChainStore: Send + Sync + 'static {
     /// proposal recorded for an undecided height (`None` if this store holds neither).
     fn block_by_hash(&self, hash: &Hash) -> Result<Option<bytes::Bytes>>;
 
-    /// Writes block, certificate and indexes in one synced batch, and deletes the height's
-    /// undecided proposals. Committing the same block twice is a no-op; a different block
-    /// at a committed height is an error.
+    /// Writes block, certificate and indexes in one synced batch — with `new_set`, the
+    /// validator set the block's update makes (ADR-027) — and deletes the height's undecided
+    /// proposals. Committing the same block twice is a no-op; a different block at a committed
+    /// height is an error.
     fn commit(
         &self,
         header: &BlockHeader,
         block: &[u8],
         hashes: &[Hash],
         certificate: &CommitCertificate,
+        new_set: Option<&SetRecord>,
     ) -> Result<Committed>;
+
+    /// Every validator set that committed blocks' updates made (genesis is not stored).
+    fn validator_sets(&self) -> Result<Vec<SetRecord>>;
 
     /// Records a proposal for an undecided height.
     fn put_undecided(&self, record: &UndecidedRecord) -> Result<()>;

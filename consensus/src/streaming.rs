@@ -388,6 +388,7 @@ mod tests {
             bundle_count: 0,
             bundles_root: Hash::ZERO,
             rollups_root: Hash::ZERO,
+            validators_hash: Hash::ZERO,
         }
     }
 

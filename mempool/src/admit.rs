@@ -32,6 +32,8 @@ pub(crate) const BUSY_CODE: i32 = 4006;
 /// The protocol error code of a copy refused for its signature (protocol §3.5): one that does
 /// not verify, or another signature of a bundle pending here.
 pub(crate) const OTHER_SIGNATURE_CODE: i32 = 4001;
+/// A validator set update the chain cannot include now.
+pub(crate) const SET_UPDATE_CODE: i32 = 4008;
 
 /// A bundle admission did not refuse: its hash, and whether a gossip message carrying this
 /// copy may be forwarded.
@@ -112,6 +114,12 @@ pub enum AdmitError {
         "bundle {hash} is already pending here with another signature; this copy is not taken"
     )]
     OtherSignature { hash: String },
+    /// A validator set update the chain could not include now (4008): not for the set in
+    /// force, not signed by more than two thirds of it, changes that do not fit it, or
+    /// another update not yet in force. It depends on the chain's state, which an honest
+    /// peer a height behind may see otherwise, so nobody is penalised.
+    #[error("validator set update refused: {0}")]
+    SetUpdate(lockstep_bundles::SetUpdateError),
 }
 
 impl AdmitError {
@@ -127,6 +135,7 @@ impl AdmitError {
         match self {
             AdmitError::Bundle(b) => b.code(),
             AdmitError::OtherSignature { .. } => OTHER_SIGNATURE_CODE,
+            AdmitError::SetUpdate(_) => SET_UPDATE_CODE,
             AdmitError::Pool(_) | AdmitError::Busy(_) | AdmitError::DiskLow(_) => BUSY_CODE,
         }
     }
@@ -136,6 +145,7 @@ impl AdmitError {
         match self {
             AdmitError::Bundle(b) => b.label(),
             AdmitError::OtherSignature { .. } => "other_signature",
+            AdmitError::SetUpdate(_) => "set_update_refused",
             AdmitError::Pool(_) | AdmitError::Busy(_) => "busy",
             AdmitError::DiskLow(_) => "disk_low",
         }
@@ -151,6 +161,7 @@ impl AdmitError {
             // Only the signer can make another valid signature; a peer may hold that copy
             // honestly (the signer gave it to another node), so it is not penalised.
             AdmitError::OtherSignature { .. } => Fault::Neither,
+            AdmitError::SetUpdate(_) => Fault::Neither,
             AdmitError::Pool(_) | AdmitError::Busy(_) | AdmitError::DiskLow(_) => Fault::Us,
         }
     }
@@ -320,7 +331,7 @@ mod tests {
                 valid_until,
                 legs: (0..legs)
                     .map(|i| Leg {
-                        rollup_id: i as u64,
+                        rollup_id: i as u64 + 1,
                         data: vec![1; 4].into(),
                     })
                     .collect(),

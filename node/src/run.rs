@@ -13,6 +13,7 @@ use crate::store::Store;
 use lockstep_consensus::codec::LockstepCodec;
 use lockstep_consensus::context::{LockstepContext, ValidatorAddress};
 use lockstep_consensus::signing::{LockstepSigner, LockstepVerifier, SignFloor, SignedLog};
+use lockstep_consensus::validators::Schedule;
 use lockstep_consensus::{ChainStore, Host, HostConfig, Tip};
 use lockstep_mempool::included::IncludedSet;
 use lockstep_mempool::pool::PoolConfig;
@@ -232,27 +233,11 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let config = Config::load(&home.config())?;
     let genesis = Genesis::load(&home.genesis())?;
     let key = NodeKey::load(&home.key())?;
-    let validators = genesis.validator_set()?;
+    let genesis_set = genesis.validator_set()?;
     let chain_id = genesis.chain_id;
     let limits = genesis.limits;
     let address = key.address();
-    let is_validator = validators.get(&address).is_some();
     let full = config.role == Role::Full;
-    if full && is_validator {
-        eyre::bail!(
-            "config {}: role = \"full\", but this node's key ({address}) is a validator's in \
-             genesis.json; a full node needs a key of its own (one validator key on two running \
-             nodes could sign twice)",
-            home.config().display()
-        );
-    }
-    if !full && !is_validator {
-        warn!(
-            %address,
-            "this node's key is not in the genesis validator set: it follows the chain without \
-             voting (set role = \"full\" in its config to say so)"
-        );
-    }
     // Full nodes this node admits on both swarms besides the validators.
     let allowed: Vec<lockstep_p2p::PeerId> = config
         .peers
@@ -287,6 +272,29 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let store = Arc::new(Store::open(&home.db(), keep)?);
     tokio::spawn(report_store_memory(Arc::downgrade(&store)));
     let latest = store.latest_height()?;
+    // The validator set of every height: genesis, then every update the store has committed.
+    let schedule = Arc::new(
+        Schedule::load(chain_id, &genesis_set, store.validator_sets()?)
+            .map_err(|e| eyre::eyre!("the validator sets in the store: {e}"))?,
+    );
+    let validators = schedule.at(latest + 1).set.clone();
+    let is_validator = validators.get(&address).is_some();
+    if full && schedule.all().iter().any(|s| s.set.get(&address).is_some()) {
+        eyre::bail!(
+            "config {}: role = \"full\", but this node's key ({address}) is a validator's; a \
+             full node needs a key of its own (one validator key on two running nodes could \
+             sign twice)",
+            home.config().display()
+        );
+    }
+    if !full && !is_validator {
+        warn!(
+            %address,
+            "this node's key is not in the validator set of the next height: it follows the \
+             chain without voting, and votes from the height an update adds it (set role = \
+             \"full\" in its config if it never will)"
+        );
+    }
     let mut included = IncludedSet::new(limits.max_ttl);
     for (h, hashes) in store.included_since(included.window_start(latest))? {
         for x in hashes {
@@ -314,8 +322,9 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let (tip_tx, tip_rx) = watch::channel(Tip::default());
     let tip_watch = tip_rx.clone();
 
-    // Validators' peer ids, the same on both swarms: the libp2p id of their genesis keys.
-    let validator_peers = validator_peer_ids(&genesis)?;
+    // Validators' peer ids, the same on both swarms: the libp2p id of their keys, for every
+    // set the chain has had or scheduled (new ones are admitted as updates commit).
+    let validator_peers = validator_peer_ids(&schedule)?;
     let gossip_cfg = lockstep_p2p::GossipConfig {
         secret: key.secret,
         listen: config
@@ -364,6 +373,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     };
     let admission = Admission::new(
         chain_id,
+        schedule.clone(),
         limits,
         mempool.clone(),
         tip_rx.clone(),
@@ -392,7 +402,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         SignFloor::open(&floor_path)
             .map_err(|e| eyre::eyre!("cannot read {}: {e}", floor_path.display()))?,
     );
-    let catching_up = is_validator && floor.at_start() > latest + 1;
+    let catching_up = !full && floor.at_start() > latest + 1;
     if catching_up {
         warn!(
             latest,
@@ -423,7 +433,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         chain_id,
         limits,
         address,
-        validators: validators.clone(),
+        schedule: schedule.clone(),
         timeouts: timeouts(&config.consensus),
         target_block_time: Some(Duration::from_millis(config.consensus.target_block_time_ms))
             .filter(|d| !d.is_zero()),
@@ -439,7 +449,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         mempool.clone(),
         Arc::new(PeerFetch {
             gossip: gossip.clone(),
-            peers: validator_peers.clone(),
+            schedule: schedule.clone(),
             limits,
         }),
         tip_tx,
@@ -448,7 +458,9 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
     let keypair = Keypair::ed25519_from_bytes(key.secret)?;
     let signer = with_log(LockstepSigner::new(private.clone(), chain_id));
     let me = ValidatorAddress(address);
-    let (identity, consensus_ctx) = if is_validator && !catching_up {
+    // A validator-role node signs as a validator whether or not the set of the next height
+    // holds its key: Malachite asks it to vote at exactly the heights whose set does.
+    let (identity, consensus_ctx) = if !full && !catching_up {
         let proof = signer
             .sign_validator_proof(
                 key.public_key().to_vec(),
@@ -480,9 +492,10 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         LockstepContext { chain_id },
         engine_config(
             &config,
-            // A validator catching up only syncs decided values; a full node follows every
-            // proposal and vote, without a signer (Malachite signs only for a set member).
-            (is_validator && !catching_up) || full,
+            // A validator catching up only syncs decided values; every other node follows every
+            // proposal and vote (a full node without a signer: Malachite signs only for a set
+            // member).
+            !catching_up,
             validator_peers
                 .iter()
                 .filter(|(a, _)| **a != address)
@@ -540,6 +553,13 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
             .evidence()
             .map_err(|e| eyre::eyre!("cannot read the evidence kept in the store: {e}"))?,
     );
+    tokio::spawn(admit_new_validators(
+        schedule.clone(),
+        tip_rx.clone(),
+        gossip.clone(),
+        channels.net_requests.clone(),
+        address,
+    ));
     let mut host_task = tokio::spawn(host.run(channels));
 
     // RPC and metrics.
@@ -550,8 +570,9 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         admission,
         tip: tip_rx,
         gossip,
-        validators,
-        is_validator,
+        schedule: schedule.clone(),
+        address,
+        signs: !full,
         subscriber_send_timeout: Duration::from_millis(config.rpc.subscriber_send_timeout_ms),
         reads: rpc::Reads::default(),
         started_at: rpc::now_ms(),
@@ -609,7 +630,7 @@ async fn passed(mut tip: watch::Receiver<Tip>, height: u64) {
 }
 
 /// Room in a fetch response for a whole block beyond `max_block_bytes` (which bounds its
-/// bundles' bytes): the header and the bundle count take 148 bytes.
+/// bundles' bytes): the header and the bundle count take 180 bytes.
 const BLOCK_HEADROOM: usize = 4096;
 
 /// Ids of one fetch request that are looked up among the store's block bodies when they are
@@ -705,28 +726,83 @@ impl lockstep_p2p::fetch::ItemStore for PendingBundles {
     }
 }
 
-/// Every genesis validator's libp2p peer id (the same on the consensus and the gossip swarm),
-/// by address.
+/// The libp2p peer id (the same on the consensus and the gossip swarm) of every validator of
+/// every set in `schedule`, by address.
 fn validator_peer_ids(
-    genesis: &Genesis,
+    schedule: &Schedule,
 ) -> eyre::Result<std::collections::HashMap<lockstep_bundles::Address, lockstep_p2p::PeerId>> {
-    genesis
-        .validators
+    let mut out = std::collections::HashMap::new();
+    for set in schedule.all() {
+        for v in set.set.validators() {
+            out.insert(
+                v.address,
+                lockstep_p2p::peer_id_of_public_key(&v.public_key)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Admits the validators each new set brings, on both swarms, once the update that makes the
+/// set is committed (ADR-027): the gossip gate takes their connections and Malachite keeps
+/// them as persistent peers, so their votes reach this node from the height the set decides.
+async fn admit_new_validators(
+    schedule: Arc<Schedule>,
+    mut tip: watch::Receiver<Tip>,
+    gossip: Arc<dyn BundleGossip>,
+    net_requests: tokio::sync::mpsc::Sender<malachitebft_app_channel::NetworkRequest>,
+    me: lockstep_bundles::Address,
+) {
+    let mut known: std::collections::HashSet<lockstep_bundles::Address> = schedule
+        .all()
         .iter()
-        .map(|v| {
-            let pk = lockstep_bundles::hash::decode_hex_array::<32>(&v.public_key)
-                .map_err(|e| eyre::eyre!("genesis validator key {}: {e}", v.public_key))?;
-            let id = lockstep_p2p::peer_id_of_public_key(&pk)?;
-            Ok((lockstep_bundles::Address::from_public_key(&pk), id))
-        })
-        .collect()
+        .flat_map(|s| s.set.validators().iter().map(|v| v.address))
+        .collect();
+    while tip.changed().await.is_ok() {
+        let mut new = Vec::new();
+        for set in schedule.all() {
+            for v in set.set.validators() {
+                if known.insert(v.address) && v.address != me {
+                    match lockstep_p2p::peer_id_of_public_key(&v.public_key) {
+                        Ok(id) => new.push((v.address, id)),
+                        Err(e) => {
+                            warn!(validator = %v.address, "no peer id for a new validator: {e}")
+                        }
+                    }
+                }
+            }
+        }
+        if new.is_empty() {
+            continue;
+        }
+        gossip.admit(new.iter().map(|(_, id)| *id).collect()).await;
+        for (address, id) in new {
+            let pinned = format!("/p2p/{id}").parse();
+            let added = match pinned {
+                Ok(addr) => malachitebft_app_channel::NetworkRequest::add_persistent_peer(
+                    &net_requests,
+                    addr,
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| format!("{e:?}"))),
+                Err(e) => Err(format!("{e}")),
+            };
+            match added {
+                Ok(()) => info!(validator = %address, peer = %id, "admitted a new validator"),
+                Err(e) => {
+                    warn!(validator = %address, peer = %id, "cannot pin a new validator on the consensus swarm: {e}")
+                }
+            }
+        }
+    }
 }
 
 /// Where the consensus host gets a proposal's missing bundles (and a decided block it lacks):
 /// gossip peers, the proposer first, known by its peer id from the genesis file.
 struct PeerFetch {
     gossip: Arc<dyn BundleGossip>,
-    peers: std::collections::HashMap<lockstep_bundles::Address, lockstep_p2p::PeerId>,
+    schedule: Arc<Schedule>,
     limits: lockstep_bundles::Limits,
 }
 
@@ -741,9 +817,15 @@ impl lockstep_consensus::BundleFetch for PeerFetch {
         let limits = self.limits;
         let check: lockstep_p2p::FetchCheck =
             Arc::new(move |id, item| fetched_ok(id, item, &limits));
-        self.gossip
-            .fetch(ids, self.peers.get(&proposer).copied(), check)
-            .await
+        // The proposer's key, from the newest set that has it.
+        let peer = self
+            .schedule
+            .all()
+            .iter()
+            .rev()
+            .find_map(|s| s.set.get(&proposer).map(|v| v.public_key))
+            .and_then(|pk| lockstep_p2p::peer_id_of_public_key(&pk).ok());
+        self.gossip.fetch(ids, peer, check).await
     }
 }
 

@@ -74,11 +74,17 @@ pub trait BundleGossip: Send + Sync + 'static {
         let _ = (prefer, check);
         vec![None; ids.len()]
     }
+    /// Admits these peers past the gate as validators are (a validator set update added
+    /// them).
+    async fn admit(&self, peers: Vec<PeerId>) {
+        let _ = peers;
+    }
 }
 
 /// What the handle asks of the swarm task.
 pub(crate) enum Command {
     Publish(Vec<Bytes>),
+    Admit(Vec<PeerId>),
     Report(MessageId, PeerId, Verdict),
     Fetch {
         ids: Vec<[u8; 32]>,
@@ -114,6 +120,12 @@ impl BundleGossip for GossipHandle {
 
     fn peers(&self) -> usize {
         self.peers.load(Ordering::Relaxed)
+    }
+
+    async fn admit(&self, peers: Vec<PeerId>) {
+        if self.tx.send(Command::Admit(peers)).await.is_err() {
+            warn!("gossip task has stopped; new validators not admitted");
+        }
     }
 
     async fn fetch(

@@ -53,6 +53,11 @@ impl Gate {
         }
     }
 
+    /// Takes `peers` from now on as validators.
+    pub(crate) fn admit(&mut self, peers: Vec<PeerId>) {
+        self.validators.extend(peers);
+    }
+
     /// Whether `peer` may have a connection at all.
     pub(crate) fn admits(&self, peer: &PeerId) -> bool {
         self.allow_non_validators || self.validators.contains(peer)

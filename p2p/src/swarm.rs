@@ -37,7 +37,7 @@ pub fn peer_id_of_public_key(public_key: &[u8; 32]) -> Result<PeerId, P2pError> 
 pub(crate) struct Behaviour {
     /// Refuses connections past the per-IP limit (before the handshake) and, unless
     /// non-validators are allowed, every peer that is not a validator (right after it).
-    gate: Gate,
+    pub(crate) gate: Gate,
     /// Total and per-peer connection limits.
     limits: connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,

@@ -149,6 +149,7 @@ impl SwarmTask {
     fn command(&mut self, c: Command) {
         match c {
             Command::Publish(items) => self.queue_publish(items),
+            Command::Admit(peers) => self.swarm.behaviour_mut().gate.admit(peers),
             Command::Report(id, from, verdict) => {
                 let acceptance = match verdict {
                     Verdict::Accept => MessageAcceptance::Accept,

@@ -205,6 +205,7 @@ mod tests {
             bundle_count: 2,
             bundles_root: Hash([3; 32]),
             rollups_root: Hash([4; 32]),
+            validators_hash: Hash([8; 32]),
         }
     }
 

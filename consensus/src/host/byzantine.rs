@@ -280,9 +280,10 @@ impl Host {
         for i in 0..n {
             let h = height + u64::from(i % 3);
             let r = round + (i / 3) % 4;
+            let set = self.cfg.schedule.at(h);
             let mine = self
                 .ctx
-                .select_proposer(&self.set, Height(h), Round::new(r))
+                .select_proposer(&set.engine, Height(h), Round::new(r))
                 .address
                 == me;
             let header = BlockHeader {
@@ -297,6 +298,7 @@ impl Host {
                     b"lockstep/byzantine/flood",
                     &[&round.to_le_bytes(), &i.to_le_bytes()],
                 ),
+                validators_hash: set.hash,
             };
             let id = BlockId(header.hash());
             let signature = self.signer.sign_part_unguarded(h, r, &id, &me);

@@ -6,8 +6,9 @@ use super::{now_ms, Held, Host, Tip};
 use crate::codec::{from_protocol_certificate, to_protocol_certificate};
 use crate::context::{BlockId, Height, LockstepContext as Ctx, ValidatorAddress};
 use crate::store::Committed;
+use crate::validators::ScheduledSet;
 use bytes::Bytes;
-use lockstep_bundles::{Block, Hash, Limits};
+use lockstep_bundles::{Block, Hash, Limits, SignedSetUpdate};
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::engine::host::SyncedValueOutcome;
 use malachitebft_app_channel::app::types::core::{
@@ -75,6 +76,15 @@ impl Host {
                 held
             }
         };
+        // A decided block's update was checked by a quorum; this node refusing it means its
+        // view of the set differs from theirs, and going on would fork its schedule: stop.
+        let new_set = self.set_update_of(&held.block).map_err(|e| {
+            error!(height, block = %hash, "decided block carries a set update this node refuses: {e}");
+            eyre::eyre!(
+                "the decided block {hash} at height {height} carries a validator set update \
+                 this node refuses ({e}); stopping rather than follow another set"
+            )
+        })?;
         let cert = to_protocol_certificate(certificate);
         let started = std::time::Instant::now();
         let mut attempt = 1;
@@ -86,6 +96,7 @@ impl Host {
                     held.encoded.clone(),
                     held.hashes.clone(),
                     cert.clone(),
+                    new_set.as_ref().map(ScheduledSet::record),
                 )
                 .await;
             match res {
@@ -110,6 +121,16 @@ impl Host {
         if outcome == Committed::AlreadyPresent {
             info!(height, "block already committed (replay)");
         }
+        if let Some(set) = new_set {
+            info!(
+                height,
+                version = set.version,
+                from_height = set.from_height,
+                validators = set.set.len(),
+                "validator set update committed"
+            );
+            self.cfg.schedule.insert(set);
+        }
         self.mempool.on_commit(height, &held.hashes);
         self.committed = Some(height);
         self.tip = Tip {
@@ -125,6 +146,37 @@ impl Host {
         metrics::counter!(crate::metrics::BUNDLES_COMMITTED).increment(held.hashes.len() as u64);
         debug!(height, block = %hash, bundles = held.hashes.len(), "committed");
         Ok(())
+    }
+
+    /// The set the validator set update in `block` makes, if it carries one: refused when it
+    /// carries more than one, or one [`Schedule::check`] refuses at its height. A block whose
+    /// set this node already recorded (a commit replayed) makes none.
+    ///
+    /// [`Schedule::check`]: crate::validators::Schedule::check
+    pub(super) fn set_update_of(&self, block: &Block) -> Result<Option<ScheduledSet>, String> {
+        let height = block.header.height;
+        let mut found = None;
+        for b in &block.bundles {
+            match SignedSetUpdate::from_bundle(b) {
+                None => {}
+                Some(Err(e)) => return Err(format!("bundle {}: {e}", b.hash())),
+                Some(Ok(u)) if found.is_none() => found = Some(u),
+                Some(Ok(_)) => {
+                    return Err("a block carries at most one validator set update".into())
+                }
+            }
+        }
+        let Some(update) = found else {
+            return Ok(None);
+        };
+        if self.cfg.schedule.latest().included_at == height {
+            return Ok(None);
+        }
+        self.cfg
+            .schedule
+            .check(height, &update)
+            .map(Some)
+            .map_err(|e| format!("validator set update: {e}"))
     }
 
     /// The decided block `hash` at `height` (decided in `round`), which this node does not
@@ -145,9 +197,10 @@ impl Host {
             Ok(None) => {}
             Err(e) => warn!(height, block = %hash, "cannot read the store: {e}"),
         }
+        let set = self.cfg.schedule.at(height);
         let proposer = self
             .ctx
-            .select_proposer(&self.set, Height(height), round)
+            .select_proposer(&set.engine, Height(height), round)
             .address
             .0;
         let started = std::time::Instant::now();
@@ -248,6 +301,10 @@ impl Host {
             }
         };
         if held.block.header.height != height || held.block.header.chain_id != self.cfg.chain_id {
+            return SyncedValueOutcome::PeerFault;
+        }
+        if held.block.header.validators_hash != self.cfg.schedule.at(height).hash {
+            warn!(height, "synced block names another validator set");
             return SyncedValueOutcome::PeerFault;
         }
         let pv = ProposedValue {

@@ -71,7 +71,9 @@ impl Host {
         if ev.is_empty() {
             return;
         }
-        for e in engine_evidence(&self.cfg.validators, ev) {
+        // Reported with the height just finalized: its set signed what the engine saw.
+        let set = self.cfg.schedule.at(self.height);
+        for e in engine_evidence(&set.set, ev) {
             let label = e.misbehaviour.label();
             let (validator, height, round) = (e.validator, e.height, e.round);
             if self.evidence.record(e) {

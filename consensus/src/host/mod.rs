@@ -25,13 +25,14 @@ mod tests;
 #[cfg(feature = "byzantine")]
 pub use byzantine::{ByzantineProposer, Corruption, Forged};
 
-use crate::context::{Height, LockstepContext as Ctx, ValidatorSet};
+use crate::context::{Height, LockstepContext as Ctx};
 use crate::evidence::{EvidenceLog, SignedProposal};
 use crate::recorder::Recorder;
 use crate::resolve::BundleFetch;
 use crate::signing::{LockstepSigner, LockstepVerifier};
 use crate::store::{ChainStore, UndecidedRecord};
 use crate::streaming::{FutureStreams, Reassembly};
+use crate::validators::Schedule;
 use bytes::Bytes;
 use lockstep_bundles::hash::FastMap;
 use lockstep_bundles::{Block, BlockHeader, Hash, Limits};
@@ -61,7 +62,8 @@ pub struct HostConfig {
     pub chain_id: u64,
     pub limits: Limits,
     pub address: lockstep_bundles::Address,
-    pub validators: lockstep_bundles::ValidatorSet,
+    /// The validator set of every height (shared with the node's admission and RPC).
+    pub schedule: Arc<Schedule>,
     pub timeouts: LinearTimeouts,
     /// Minimum time per height (Malachite's `target_time`); `None` decides as fast as it can.
     pub target_block_time: Option<Duration>,
@@ -125,7 +127,6 @@ fn round_u32(r: Round) -> u32 {
 pub struct Host {
     cfg: HostConfig,
     ctx: Ctx,
-    set: ValidatorSet,
     signer: LockstepSigner,
     verifier: LockstepVerifier,
     /// Reads; every write goes through `recorder`.
@@ -164,7 +165,6 @@ impl Host {
         fetcher: Arc<dyn BundleFetch>,
         tip_tx: watch::Sender<Tip>,
     ) -> eyre::Result<Host> {
-        let set = ValidatorSet::from_bundles(&cfg.validators).map_err(|e| eyre::eyre!(e))?;
         let tip_header = store.latest()?;
         let tip = tip_header
             .as_ref()
@@ -185,7 +185,6 @@ impl Host {
             },
             verifier: LockstepVerifier::new(cfg.chain_id),
             streams: Reassembly::new(&cfg.limits),
-            set,
             signer,
             store,
             recorder,
@@ -214,9 +213,10 @@ impl Host {
         self.evidence.clone()
     }
 
-    fn params(&self) -> HeightParams<Ctx> {
+    /// What Malachite needs to start `height`: among it, the height's validator set.
+    fn params(&self, height: u64) -> HeightParams<Ctx> {
         HeightParams::new(
-            self.set.clone(),
+            self.cfg.schedule.at(height).engine.clone(),
             self.cfg.timeouts,
             self.cfg.target_block_time,
         )
@@ -248,7 +248,7 @@ impl Host {
                 let start = self.tip.height + 1;
                 self.load_undecided(start)?;
                 info!(height = start, "consensus ready");
-                let _ = reply.send((Height(start), self.params()));
+                let _ = reply.send((Height(start), self.params(start)));
             }
             AppMsg::StartedRound {
                 height,
@@ -341,7 +341,7 @@ impl Host {
                          restart the height (a restarted node replays its WAL)"
                     ));
                 }
-                let _ = reply.send(Next::Start(Height(h + 1), self.params()));
+                let _ = reply.send(Next::Start(Height(h + 1), self.params(h + 1)));
             }
             AppMsg::GetDecidedValues { range, reply } => {
                 let _ = reply.send(self.decided_values(range.start().0, range.end().0));

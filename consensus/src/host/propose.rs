@@ -6,7 +6,8 @@ use super::{now_ms, round_u32, Deferred, Held, Host};
 use crate::context::{BlockId, Height, LockstepContext as Ctx, ProposalPart, ValidatorAddress};
 use crate::streaming::split;
 use bytes::Bytes;
-use lockstep_bundles::{Block, Hash, SignedBundle};
+use lockstep_bundles::{Block, Hash, SignedBundle, SignedSetUpdate};
+use lockstep_mempool::Admitted;
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::streaming::StreamMessage;
 use malachitebft_app_channel::app::types::core::{Round, Validity};
@@ -140,6 +141,7 @@ impl Host {
                     .into_iter()
                     .filter(|a| !self.cfg.byzantine.censor.contains(&a.bundle.body.signer))
                     .collect();
+                let reaped = self.with_one_set_update(reaped, height);
                 let reap_ms = started.elapsed().as_secs_f64() * 1e3;
                 #[allow(unused_mut)]
                 let mut c = Contents {
@@ -165,6 +167,7 @@ impl Host {
                     timestamp,
                     self.cfg.address,
                     self.tip.hash,
+                    self.cfg.schedule.at(height).hash,
                     list,
                     &hashes,
                 );
@@ -219,6 +222,32 @@ impl Host {
             sig,
         );
         Ok((id, msgs))
+    }
+
+    /// The reaped bundles without the validator set updates this block cannot carry: all but
+    /// the first that [`Schedule::check`] takes at `height`. Those left out stay pending (one
+    /// may be taken once the update in force now is, or expire).
+    ///
+    /// [`Schedule::check`]: crate::validators::Schedule::check
+    fn with_one_set_update(&self, reaped: Vec<Admitted>, height: u64) -> Vec<Admitted> {
+        let mut taken = false;
+        reaped
+            .into_iter()
+            .filter(|a| match SignedSetUpdate::from_bundle(&a.bundle) {
+                None => true,
+                Some(Ok(u)) if !taken => match self.cfg.schedule.check(height, &u) {
+                    Ok(_) => {
+                        taken = true;
+                        true
+                    }
+                    Err(e) => {
+                        debug!(height, bundle = %a.hash, "set update left out: {e}");
+                        false
+                    }
+                },
+                Some(_) => false,
+            })
+            .collect()
     }
 
     pub(super) fn restream(

@@ -11,6 +11,7 @@ use crate::resolve::BundleFetch;
 use crate::signing::LockstepSigner;
 use crate::store::{ChainStore, Committed, Result as StoreResult, StoreError, UndecidedRecord};
 use crate::streaming::{split, CompleteStream};
+use crate::validators::{Schedule, SetRecord};
 use bytes::Bytes;
 use lockstep_bundles::{
     Address, Block, BlockHeader, BundleBody, CommitCertificate, Hash, Leg, Limits, SignedBundle,
@@ -45,6 +46,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 struct Mem {
     chain: BTreeMap<u64, (BlockHeader, Vec<u8>, Vec<Hash>, CommitCertificate)>,
     undecided: Vec<UndecidedRecord>,
+    sets: Vec<SetRecord>,
     /// Every commit fails (a disk that refuses writes).
     fail_commits: bool,
 }
@@ -93,6 +95,7 @@ impl ChainStore for MemStore {
         block: &[u8],
         hashes: &[Hash],
         certificate: &CommitCertificate,
+        new_set: Option<&SetRecord>,
     ) -> StoreResult<Committed> {
         let mut m = self.0.lock();
         if m.fail_commits {
@@ -118,7 +121,11 @@ impl ChainStore for MemStore {
             ),
         );
         m.undecided.retain(|r| r.height != header.height);
+        m.sets.extend(new_set.cloned());
         Ok(Committed::Written)
+    }
+    fn validator_sets(&self) -> StoreResult<Vec<SetRecord>> {
+        Ok(self.0.lock().sets.clone())
     }
     fn put_undecided(&self, record: &UndecidedRecord) -> StoreResult<()> {
         let mut m = self.0.lock();
@@ -302,7 +309,14 @@ impl Node {
             chain_id: CHAIN,
             limits: setup.limits,
             address: address(index),
-            validators: validators(4),
+            schedule: Arc::new(
+                Schedule::load(
+                    CHAIN,
+                    &validators(4),
+                    store.validator_sets().expect("the store reads"),
+                )
+                .expect("the stored sets load"),
+            ),
             timeouts: LinearTimeouts::default(),
             target_block_time: None,
             propose_wait: setup.propose_wait,
@@ -738,7 +752,16 @@ async fn a_wrong_answer_for_a_decided_block_is_refused_and_the_block_asked_for_a
     let right = proposer.host.blocks[&value.0].encoded.clone();
     // Peers first answer with another block (it decodes and is whole, but is not the one
     // decided), then with bytes that are not a block at all.
-    let other = Block::build(CHAIN, 1, now_ms(), address(p), Hash::ZERO, vec![], &[]);
+    let other = Block::build(
+        CHAIN,
+        1,
+        now_ms(),
+        address(p),
+        Hash::ZERO,
+        validators(4).hash(),
+        vec![],
+        &[],
+    );
     late.fetch.offer_as(value.0, Bytes::from(other.encode()));
     let fetch = late.fetch.clone();
     let cert = certificate(1, 0, value).await;
@@ -1081,6 +1104,7 @@ impl Forged {
             now_ms(),
             address(p),
             parent,
+            validators(4).hash(),
             decoded,
             &hashes,
         );

@@ -56,7 +56,8 @@ impl Host {
             return None;
         }
         // Only what the round's proposer signed takes any room or work (one signature check
-        // for anything else). The set is fixed, so this holds for future heights too.
+        // for anything else). A future height's set is known up to the update delay ahead,
+        // and its streams are authenticated again when it starts.
         if let Err(reason) = self.authenticate(&stream, stream.header.hash()) {
             debug!(%peer, height = h, round = stream.round, "dropped proposal stream: {reason}");
             metrics::counter!(crate::metrics::PROPOSALS, "verdict" => "unsigned").increment(1);
@@ -221,6 +222,7 @@ impl Host {
         block
             .check_body(&s.hashes, &sizes, &limits)
             .map_err(|e| Refused::Invalid(e.to_string()))?;
+        self.set_update_of(&block).map_err(Refused::Invalid)?;
         // Verified here: pending like gossiped bundles, so they are not verified again and
         // this node can hand them on.
         self.mempool
@@ -237,9 +239,12 @@ impl Host {
     /// its signature over `block_hash` verifies with that validator's key.
     pub(super) fn authenticate(&self, s: &CompleteStream, block_hash: Hash) -> Result<(), String> {
         let proposer = ValidatorAddress(s.proposer);
+        // Exact up to the latest height plus the update delay; a stream for a later height
+        // is authenticated again when its height starts.
+        let set = self.cfg.schedule.at(s.header.height);
         let expected =
             self.ctx
-                .select_proposer(&self.set, Height(s.header.height), Round::new(s.round));
+                .select_proposer(&set.engine, Height(s.header.height), Round::new(s.round));
         if expected.address != proposer {
             return Err(format!(
                 "{} is not the proposer of round {}",
@@ -282,6 +287,13 @@ impl Host {
         }
         if h.timestamp < self.tip.timestamp || h.timestamp > now_ms() + MAX_CLOCK_DRIFT_MS {
             return Err(format!("timestamp {} is out of range", h.timestamp));
+        }
+        let set = self.cfg.schedule.at(h.height);
+        if h.validators_hash != set.hash {
+            return Err(format!(
+                "validators_hash {} is not the hash of height {}'s set (version {}, {})",
+                h.validators_hash, h.height, set.version, set.hash
+            ));
         }
         Ok(())
     }

@@ -258,7 +258,16 @@ mod tests {
             let mut parent = Hash::ZERO;
             for (h, bundles) in [(1u64, vec![included.clone()]), (2, vec![])] {
                 let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
-                let blk = Block::build(1, h, h, Address::default(), parent, bundles, &hashes);
+                let blk = Block::build(
+                    1,
+                    h,
+                    h,
+                    Address::default(),
+                    parent,
+                    Hash::ZERO,
+                    bundles,
+                    &hashes,
+                );
                 let cert = CommitCertificate {
                     height: h,
                     round: 0,
@@ -268,7 +277,7 @@ mod tests {
                         signature: [1; 64],
                     }],
                 };
-                s.commit(&blk.header, &blk.encode(), &hashes, &cert)
+                s.commit(&blk.header, &blk.encode(), &hashes, &cert, None)
                     .unwrap();
                 parent = blk.hash();
             }

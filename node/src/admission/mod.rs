@@ -24,7 +24,9 @@ use crate::disk::DiskSpace;
 use crate::store::PendingRecord;
 use bytes::Bytes;
 use durable::AckWriter;
+use lockstep_bundles::SignedSetUpdate;
 use lockstep_bundles::{Hash, Limits, SignedBundle};
+use lockstep_consensus::validators::Schedule;
 use lockstep_consensus::Tip;
 use lockstep_mempool::{AdmitResult, Admitted, Inserted, Known, Mempool, Rules, Screened, Taken};
 use lockstep_p2p::BundleGossip;
@@ -57,6 +59,8 @@ struct Core {
     gossip: Arc<dyn BundleGossip>,
     disk: Arc<DiskSpace>,
     acks: AckWriter,
+    /// Validator set updates are checked against the set of the next height.
+    schedule: Arc<Schedule>,
     /// Groups admitted so far (each one lock, one verification hand-off).
     groups: std::sync::atomic::AtomicU64,
 }
@@ -86,8 +90,10 @@ impl Admission {
 
     /// Starts the verifier threads, the acknowledgement writer (over `log`) and the
     /// submission queue (needs a tokio runtime).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         chain_id: u64,
+        schedule: Arc<Schedule>,
         limits: Limits,
         mempool: Arc<Mempool>,
         tip: watch::Receiver<Tip>,
@@ -104,6 +110,7 @@ impl Admission {
             gossip,
             disk,
             acks: AckWriter::start(log),
+            schedule,
             groups: std::sync::atomic::AtomicU64::new(0),
         });
         let queue = SubmitQueue::start(core.clone());
@@ -255,6 +262,14 @@ impl Core {
         let mut checked = Vec::with_capacity(candidates.len());
         let mut items = Vec::new();
         for (c, k) in candidates.into_iter().zip(known) {
+            // A validator set update the next block could not carry is refused now, rather
+            // than acknowledged and left to expire (one that does not decode is the rules').
+            if let Some(Ok(u)) = SignedSetUpdate::from_bundle(&c.bundle) {
+                if let Err(e) = self.schedule.check(latest + 1, &u) {
+                    out[c.slot] = Err(reject(AdmitError::SetUpdate(e)));
+                    continue;
+                }
+            }
             match rules.screen(&c.bundle, c.hash, c.encoded.len(), k, c.source) {
                 // Idempotent: its hash is the answer (once it is durable here, if pending).
                 Ok(Screened::Known) => {

@@ -50,6 +50,7 @@ fn admission_with(
     let limits = Limits::default();
     let a = Admission::new(
         1,
+        Arc::new(test_schedule()),
         limits,
         mempool.clone(),
         tip_rx,
@@ -58,6 +59,17 @@ fn admission_with(
         log,
     );
     (a, mempool, gossip)
+}
+
+/// Four validators (keys 101..=104), chain 1.
+fn test_schedule() -> lockstep_consensus::validators::Schedule {
+    let set = lockstep_bundles::ValidatorSet::new(
+        (101..=104)
+            .map(|i| lockstep_bundles::Validator::new(key(i).verifying_key().to_bytes(), 1))
+            .collect(),
+    )
+    .unwrap();
+    lockstep_consensus::validators::Schedule::genesis(1, &set).unwrap()
 }
 
 fn key(seed: u8) -> ed25519_dalek::SigningKey {

@@ -179,8 +179,19 @@ fn fresh(args: &Args, gossip: Arc<CountingGossip>) -> (Arc<Mempool>, Arc<Admissi
     let (tip_tx, tip_rx) = watch::channel(Tip::default());
     // The tip never moves during the run.
     std::mem::forget(tip_tx);
+    // Any set: the bench's bundles carry no validator set update.
+    let set = lockstep_bundles::ValidatorSet::new(vec![lockstep_bundles::Validator::new(
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32])
+            .verifying_key()
+            .to_bytes(),
+        1,
+    )])
+    .expect("a one-validator set is valid");
+    let schedule = lockstep_consensus::validators::Schedule::genesis(1, &set)
+        .expect("a one-validator set is valid");
     let admission = Admission::new(
         1,
+        Arc::new(schedule),
         Limits::default(),
         mempool.clone(),
         tip_rx,

@@ -25,7 +25,7 @@ use lockstep_bundles::hash::{decode_hex, encode_hex};
 use lockstep_bundles::{Hash, RollupBatch, ValidatorSet};
 use lockstep_client::api::{
     codes, error, BlockJson, BundleJson, BundleStatusJson, EvidenceJson, HealthJson,
-    RollupBatchJson, SeqApiServer, SignedMessageJson, ValidatorJson,
+    RollupBatchJson, SeqApiServer, SignedMessageJson, ValidatorJson, ValidatorSetJson,
 };
 use lockstep_consensus::Tip;
 use lockstep_mempool::{Mempool, Status};
@@ -42,8 +42,12 @@ pub struct RpcState {
     pub admission: Arc<Admission>,
     pub tip: watch::Receiver<Tip>,
     pub gossip: Arc<dyn BundleGossip>,
-    pub validators: ValidatorSet,
-    pub is_validator: bool,
+    /// The validator set of every height.
+    pub schedule: Arc<lockstep_consensus::validators::Schedule>,
+    /// This node's validator address (whether it votes depends on the height's set).
+    pub address: lockstep_bundles::Address,
+    /// Whether this node signs where its height's set holds its key (not a full node).
+    pub signs: bool,
     /// How long a subscriber's full outbound buffer is tolerated before it is dropped.
     pub subscriber_send_timeout: Duration,
     /// Store reads and encodings off the executor, and the batches already encoded for
@@ -312,7 +316,14 @@ impl SeqApiServer for Rpc {
             height: tip.height,
             peers: self.0.gossip.peers() as u64,
             syncing: tip.synced,
-            validator: self.0.is_validator,
+            validator: self.0.signs
+                && self
+                    .0
+                    .schedule
+                    .at(tip.height + 1)
+                    .set
+                    .get(&self.0.address)
+                    .is_some(),
             last_decided_at: tip.committed_at,
             stalled: is_stalled(
                 tip.committed_at,
@@ -323,16 +334,33 @@ impl SeqApiServer for Rpc {
         })
     }
 
-    async fn validators(&self) -> RpcResult<Vec<ValidatorJson>> {
+    async fn validators(&self, height: Option<u64>) -> RpcResult<Vec<ValidatorJson>> {
+        let height = match height {
+            Some(0) => return Err(error(codes::INVALID_PARAMS, "height must be at least 1")),
+            Some(h) => h,
+            None => self.0.tip.borrow().height + 1,
+        };
+        Ok(validators_json(&self.0.schedule.at(height).set))
+    }
+
+    async fn get_validator_sets(
+        &self,
+        from_version: Option<u64>,
+    ) -> RpcResult<Vec<ValidatorSetJson>> {
+        let from = from_version.unwrap_or(0);
         Ok(self
             .0
-            .validators
-            .validators()
+            .schedule
+            .all()
             .iter()
-            .map(|v| ValidatorJson {
-                address: v.address,
-                public_key: encode_hex(&v.public_key),
-                voting_power: v.voting_power,
+            .filter(|s| s.version >= from)
+            .take(MAX_SETS_PER_CALL)
+            .map(|s| ValidatorSetJson {
+                version: s.version,
+                from_height: s.from_height,
+                included_at: s.included_at,
+                validators_hash: s.hash,
+                validators: validators_json(&s.set),
             })
             .collect())
     }
@@ -340,6 +368,20 @@ impl SeqApiServer for Rpc {
     async fn get_evidence(&self) -> RpcResult<Vec<EvidenceJson>> {
         Ok(self.0.evidence.list().iter().map(evidence_json).collect())
     }
+}
+
+/// Sets answered by one `seq_getValidatorSets` call.
+const MAX_SETS_PER_CALL: usize = 256;
+
+fn validators_json(set: &ValidatorSet) -> Vec<ValidatorJson> {
+    set.validators()
+        .iter()
+        .map(|v| ValidatorJson {
+            address: v.address,
+            public_key: encode_hex(&v.public_key),
+            voting_power: v.voting_power,
+        })
+        .collect()
 }
 
 /// One open rollup subscription, counted in `lockstep_rpc_subscribers` while it lives.

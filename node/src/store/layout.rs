@@ -4,7 +4,7 @@
 use lockstep_bundles::Hash;
 use lockstep_consensus::store::{Result, StoreError};
 
-pub(super) const CFS: [&str; 11] = [
+pub(super) const CFS: [&str; 12] = [
     "headers",
     "blocks",
     "bodies",
@@ -16,6 +16,7 @@ pub(super) const CFS: [&str; 11] = [
     "pending",
     "dropped",
     "evidence",
+    "validator_sets",
 ];
 pub(super) const LATEST: &[u8] = b"latest";
 pub(super) const EARLIEST: &[u8] = b"earliest";
@@ -25,7 +26,9 @@ pub(super) const SCHEMA_KEY: &[u8] = b"schema";
 /// families came later without a new version: a layout-2 store without them opens with them
 /// created empty, which is what it held (a node that old kept acknowledged bundles in memory
 /// only), and no other family changed; `evidence` likewise (evidence was kept in memory).
-pub(super) const SCHEMA: u64 = 2;
+/// 3: headers carry `validators_hash`, so a layout-2 header does not decode; the
+/// `validator_sets` family is new.
+pub(super) const SCHEMA: u64 = 3;
 
 /// A value of the `undecided` family: the proposal's record without its body (which is in
 /// `bodies`, by block hash); `body` is always empty (layout 2 kept the field).

@@ -7,6 +7,8 @@
 //! - `bundles`: bundle hash → height ++ index
 //! - `undecided`: height ++ round ++ block hash → proposal record (its body in `bodies`)
 //! - `meta`: `latest`, `earliest` → height; `schema` → the layout version (`SCHEMA`)
+//! - `validator_sets`: first height → the validator set a committed update made (ADR-027),
+//!   written in the commit of the block that included the update; never pruned
 //! - `pending`: bundle hash → the bundles acknowledged to this node's users and not yet
 //!   included; `dropped`: height ++ bundle hash → why an acknowledged bundle was dropped
 //!   (see `pending`)
@@ -41,6 +43,7 @@ use crate::cache::FifoCache;
 use layout::{read_u64, UNDECIDED_KEY};
 use lockstep_bundles::{BlockHeader, CommitCertificate, Hash};
 use lockstep_consensus::store::{ChainStore, Committed, Result, StoreError, UndecidedRecord};
+use lockstep_consensus::validators::SetRecord;
 use parking_lot::Mutex;
 use rocksdb::DB;
 use std::sync::Arc;
@@ -110,8 +113,13 @@ impl ChainStore for Store {
         block: &[u8],
         hashes: &[Hash],
         certificate: &CommitCertificate,
+        new_set: Option<&SetRecord>,
     ) -> Result<Committed> {
-        self.write_commit(header, block, hashes, certificate)
+        self.write_commit(header, block, hashes, certificate, new_set)
+    }
+
+    fn validator_sets(&self) -> Result<Vec<SetRecord>> {
+        self.read_validator_sets()
     }
 
     fn put_undecided(&self, r: &UndecidedRecord) -> Result<()> {

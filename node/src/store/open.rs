@@ -175,10 +175,19 @@ mod tests {
         let k = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
         let b = lockstep_client::bundle::sign(&k, 1, 1, 100, vec![(1, vec![7; 64 * 1024])]);
         let hashes = vec![b.hash()];
-        let blk = Block::build(1, 1, 1, Address::default(), Hash::ZERO, vec![b], &hashes);
+        let blk = Block::build(
+            1,
+            1,
+            1,
+            Address::default(),
+            Hash::ZERO,
+            Hash::ZERO,
+            vec![b],
+            &hashes,
+        );
         {
             let s = Store::open(dir, 0).unwrap();
-            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk), None)
                 .unwrap();
             s.db.flush_cf(s.cf("bodies").unwrap()).unwrap();
             let blobs =
@@ -207,9 +216,18 @@ mod tests {
             let b =
                 lockstep_client::bundle::sign(&k, 1, h, 100, vec![(1, vec![h as u8; 64 * 1024])]);
             let hashes = vec![b.hash()];
-            let blk = Block::build(1, h, h, Address::default(), parent, vec![b], &hashes);
+            let blk = Block::build(
+                1,
+                h,
+                h,
+                Address::default(),
+                parent,
+                Hash::ZERO,
+                vec![b],
+                &hashes,
+            );
             parent = blk.hash();
-            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk), None)
                 .unwrap();
             // One blob file per height.
             s.db.flush_cf(bodies).unwrap();
@@ -231,7 +249,8 @@ mod tests {
         {
             let s = Store::open(dir.path(), 0).unwrap();
             let b = block(1, Hash::ZERO, 10);
-            s.commit(&b.header, &b.encode(), &[], &cert(&b)).unwrap();
+            s.commit(&b.header, &b.encode(), &[], &cert(&b), None)
+                .unwrap();
             s.db.delete_cf(s.cf("meta").unwrap(), SCHEMA_KEY).unwrap();
         }
         let e = Store::open(dir.path(), 0).err().unwrap();

@@ -323,8 +323,17 @@ mod tests {
     fn commit(s: &Store, h: u64, parent: Hash, bundles: &[&SignedBundle]) -> Hash {
         let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
         let bundles = bundles.iter().map(|b| (*b).clone()).collect();
-        let blk = Block::build(1, h, h, Address::default(), parent, bundles, &hashes);
-        s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+        let blk = Block::build(
+            1,
+            h,
+            h,
+            Address::default(),
+            parent,
+            Hash::ZERO,
+            bundles,
+            &hashes,
+        );
+        s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk), None)
             .unwrap();
         blk.hash()
     }

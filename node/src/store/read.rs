@@ -7,6 +7,7 @@ use super::{err, Store};
 use borsh::BorshDeserialize;
 use lockstep_bundles::{Block, BlockHeader, CommitCertificate, Hash};
 use lockstep_consensus::store::{ChainStore, Result, StoreError, UndecidedRecord};
+use lockstep_consensus::validators::SetRecord;
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 use std::sync::Arc;
 
@@ -184,6 +185,22 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// [`ChainStore::validator_sets`].
+    pub(super) fn read_validator_sets(&self) -> Result<Vec<SetRecord>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf("validator_sets")?, IteratorMode::Start)
+        {
+            let (_, v) = item.map_err(err)?;
+            out.push(
+                SetRecord::try_from_slice(&v)
+                    .map_err(|e| StoreError(format!("corrupt validator set record: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -212,13 +229,13 @@ mod tests {
         let by_hash = |b: &Block| s.block_by_hash(&b.hash()).unwrap().map(|x| x.to_vec());
         assert_eq!(by_hash(&won), Some(won.encode()), "a recorded proposal");
         assert_eq!(by_hash(&lost), Some(lost.encode()));
-        s.commit(&won.header, &won.encode(), &[], &cert(&won))
+        s.commit(&won.header, &won.encode(), &[], &cert(&won), None)
             .unwrap();
         assert_eq!(by_hash(&won), Some(won.encode()), "a decided block");
         assert_eq!(by_hash(&lost), None, "a proposal that lost is gone");
         // A block that arrived by sync (never recorded as a proposal).
         let next = block(2, won.hash(), 12);
-        s.commit(&next.header, &next.encode(), &[], &cert(&next))
+        s.commit(&next.header, &next.encode(), &[], &cert(&next), None)
             .unwrap();
         assert_eq!(by_hash(&next), Some(next.encode()));
         assert_eq!(s.block_by_hash(&Hash([7; 32])).unwrap(), None);

@@ -3,7 +3,16 @@
 use lockstep_bundles::{Address, Block, CommitCertificate, CommitSig, Hash};
 
 pub(super) fn block(height: u64, parent: Hash, ts: u64) -> Block {
-    Block::build(1, height, ts, Address::default(), parent, vec![], &[])
+    Block::build(
+        1,
+        height,
+        ts,
+        Address::default(),
+        parent,
+        Hash::ZERO,
+        vec![],
+        &[],
+    )
 }
 
 pub(super) fn cert(b: &Block) -> CommitCertificate {

@@ -9,6 +9,7 @@ use super::layout::{
 use super::{err, Store};
 use lockstep_bundles::{BlockHeader, CommitCertificate, Hash};
 use lockstep_consensus::store::{Committed, Result, StoreError, UndecidedRecord};
+use lockstep_consensus::validators::SetRecord;
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
 
 /// Most heights pruned in one commit, so a large backlog is pruned gradually.
@@ -22,6 +23,7 @@ impl Store {
         block: &[u8],
         hashes: &[Hash],
         certificate: &CommitCertificate,
+        new_set: Option<&SetRecord>,
     ) -> Result<Committed> {
         let h = header.height;
         if let Some(existing) = self.header(h)? {
@@ -64,6 +66,13 @@ impl Store {
             batch.put_cf(bundles, x.0, loc);
         }
         batch.put_cf(self.cf("hashes")?, be(h), all);
+        if let Some(set) = new_set {
+            batch.put_cf(
+                self.cf("validator_sets")?,
+                be(set.from_height),
+                borsh::to_vec(set).map_err(err)?,
+            );
+        }
         if self.latest_height()? < h {
             batch.put_cf(self.cf("meta")?, LATEST, be(h));
         }
@@ -249,16 +258,18 @@ mod tests {
             s.put_undecided(&proposal(&b1, 0)).unwrap();
             assert_eq!(s.undecided(1).unwrap().len(), 1);
             assert_eq!(
-                s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(),
+                s.commit(&b1.header, &b1.encode(), &[], &cert(&b1), None)
+                    .unwrap(),
                 Committed::Written
             );
             assert_eq!(
-                s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap(),
+                s.commit(&b1.header, &b1.encode(), &[], &cert(&b1), None)
+                    .unwrap(),
                 Committed::AlreadyPresent
             );
             let other = block(1, Hash::ZERO, 11);
             assert!(s
-                .commit(&other.header, &other.encode(), &[], &cert(&other))
+                .commit(&other.header, &other.encode(), &[], &cert(&other), None)
                 .is_err());
             assert!(
                 s.undecided(1).unwrap().is_empty(),
@@ -296,7 +307,7 @@ mod tests {
         assert!(back
             .iter()
             .all(|r| Block::decode(&r.block).unwrap().hash() == r.block_hash));
-        s.commit(&won.header, &won.encode(), &[], &cert(&won))
+        s.commit(&won.header, &won.encode(), &[], &cert(&won), None)
             .unwrap();
         assert_eq!(
             count(&s, "bodies"),
@@ -307,7 +318,7 @@ mod tests {
         assert_eq!(s.block_bytes(1).unwrap(), Some(won.encode()));
         // A block that arrives by sync (never recorded as a proposal) gets its body at commit.
         let next = block(2, won.hash(), 12);
-        s.commit(&next.header, &next.encode(), &[], &cert(&next))
+        s.commit(&next.header, &next.encode(), &[], &cert(&next), None)
             .unwrap();
         assert_eq!(s.block_bytes(2).unwrap(), Some(next.encode()));
         assert_eq!(count(&s, "bodies"), 2);
@@ -319,7 +330,8 @@ mod tests {
         let s = Store::open(dir.path(), 0).unwrap();
         let b1 = block(1, Hash::ZERO, 10);
         s.put_undecided(&proposal(&b1, 0)).unwrap();
-        s.commit(&b1.header, &b1.encode(), &[], &cert(&b1)).unwrap();
+        s.commit(&b1.header, &b1.encode(), &[], &cert(&b1), None)
+            .unwrap();
         // The decided block arrives again, by sync, after the commit.
         s.put_undecided(&proposal(&b1, 1)).unwrap();
         assert_eq!(count(&s, "undecided"), 0, "a decided height gets no record");
@@ -329,7 +341,8 @@ mod tests {
         s.db.put_cf(s.cf("undecided").unwrap(), stale, []).unwrap();
         s.undecided_keys.lock().insert(stale);
         let b2 = block(2, b1.hash(), 11);
-        s.commit(&b2.header, &b2.encode(), &[], &cert(&b2)).unwrap();
+        s.commit(&b2.header, &b2.encode(), &[], &cert(&b2), None)
+            .unwrap();
         assert_eq!(s.block_bytes(1).unwrap(), Some(b1.encode()));
         assert_eq!(s.block_bytes(2).unwrap(), Some(b2.encode()));
         assert_eq!(count(&s, "undecided"), 0, "the stale record is gone");
@@ -355,9 +368,18 @@ mod tests {
                 })
                 .collect();
             let hashes: Vec<Hash> = bundles.iter().map(|b| b.hash()).collect();
-            let blk = Block::build(1, h, h, Address::default(), parent, bundles, &hashes);
+            let blk = Block::build(
+                1,
+                h,
+                h,
+                Address::default(),
+                parent,
+                Hash::ZERO,
+                bundles,
+                &hashes,
+            );
             parent = blk.hash();
-            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk))
+            s.commit(&blk.header, &blk.encode(), &hashes, &cert(&blk), None)
                 .unwrap();
             blocks.push(hashes);
         }
