@@ -9,7 +9,7 @@ use crate::api::{RollupBatchJson, SeqApiClient};
 use crate::verify::{BatchVerifier, VerifyError};
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
-use lockstep_bundles::RollupBatch;
+use lockstep_bundles::{BatchError, RollupBatch, SET_UPDATE_ROLLUP};
 use std::time::Duration;
 use tracing::warn;
 
@@ -27,6 +27,8 @@ pub enum FollowError {
     Verify(#[from] VerifyError),
     #[error("no node could serve the rollup: {0}")]
     Exhausted(String),
+    #[error("validator set: {0}")]
+    SetUnavailable(String),
 }
 
 /// A verified batch with the JSON it came in.
@@ -92,9 +94,68 @@ impl Subscriber {
                 });
             }
         }
-        let batch = self.verifier.verify(&json)?;
+        let batch = match self.verifier.verify(&json) {
+            // The set changed: learn the updates from this node (each verified by the set
+            // before it), then this batch must verify with the set of its height.
+            Err(VerifyError::Invalid(BatchError::OtherValidatorSet { .. })) => {
+                learn_sets(&self._client, &mut self.verifier).await?;
+                self.verifier.verify(&json)?
+            }
+            other => other?,
+        };
         self.next = Some(json.height + 1);
         Ok(Verified { batch, json })
+    }
+
+    /// The verifier, with every validator set learned so far.
+    pub fn verifier(&self) -> &BatchVerifier {
+        &self.verifier
+    }
+}
+
+/// Brings `verifier` up to the newest validator set `client`'s node knows: asks which sets
+/// followed the newest one learned (`seq_getValidatorSets`), then learns each from its
+/// update's batch (rollup 0 at the height that included it), in order. What the node says of
+/// the sets only tells where to look: a set it names that the update does not make is an
+/// error. Returns how many sets were learned.
+pub async fn learn_sets(
+    client: &impl SeqApiClient,
+    verifier: &mut BatchVerifier,
+) -> Result<usize, FollowError> {
+    let conn = |e: jsonrpsee::core::ClientError| FollowError::Connection(e.to_string());
+    let mut learned = 0;
+    loop {
+        let from = verifier.latest().version + 1;
+        let claimed = client.get_validator_sets(Some(from)).await.map_err(conn)?;
+        if claimed.is_empty() {
+            return Ok(learned);
+        }
+        for c in claimed {
+            let batch = client
+                .get_rollup_batch(SET_UPDATE_ROLLUP, c.included_at)
+                .await
+                .map_err(conn)?
+                .ok_or_else(|| {
+                    FollowError::SetUnavailable(format!(
+                        "the node names set version {} from an update at height {}, but does \
+                         not serve that height (pruned?)",
+                        c.version, c.included_at
+                    ))
+                })?;
+            let known = verifier.learn(&batch)?.cloned();
+            match known {
+                Some(k) if k.version == c.version && k.set.hash() == c.validators_hash => {
+                    learned += 1;
+                }
+                _ => {
+                    return Err(FollowError::SetUnavailable(format!(
+                        "the node names set version {} ({}) from height {}, but the batch of \
+                         height {} does not make it",
+                        c.version, c.validators_hash, c.from_height, c.included_at
+                    )))
+                }
+            }
+        }
     }
 }
 
@@ -184,6 +245,10 @@ impl Follower {
             };
             match sub.next().await {
                 Ok(v) => {
+                    if sub.verifier().sets().len() != self.verifier.sets().len() {
+                        // Learned sets are kept across nodes.
+                        self.verifier = sub.verifier().clone();
+                    }
                     self.failures = 0;
                     self.next = Some(v.batch.height + 1);
                     return Ok(v);

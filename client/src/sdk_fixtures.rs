@@ -460,6 +460,7 @@ fn verdict(r: Result<RollupBatch, VerifyError>) -> String {
         Ok(_) => "ok".into(),
         Err(VerifyError::Malformed(_)) => "malformed".into(),
         Err(VerifyError::Mismatch { field, .. }) => format!("mismatch:{field}"),
+        Err(VerifyError::SetUpdate { .. }) => "setUpdate".into(),
         Err(VerifyError::Invalid(e)) => match e {
             BatchError::HeightMismatch { .. } => "heightMismatch".into(),
             BatchError::WrongChain { .. } => "wrongChain".into(),
