@@ -23,6 +23,7 @@ use lockstep_mempool::{Admitted, Mempool, Origin, Status};
 use malachitebft_app_channel::app::consensus::{MisbehaviorEvidence, ProposedValue, Role};
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamMessage};
+use malachitebft_app_channel::app::types::core::ValidatorSet as _;
 use malachitebft_app_channel::app::types::core::{
     CommitCertificate as McCertificate, Context as _, LinearTimeouts, NilOrVal, Round, Validity,
     VoteExtensions,
@@ -1786,4 +1787,163 @@ mod byzantine {
         let pv = node.receive(&parts).await.expect("a verdict");
         assert_eq!((pv.value, pv.validity), (value, Validity::Valid));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validator set updates (ADR-027).
+
+/// A bundle carrying an update of set version `version` that removes validator `leaving`,
+/// co-signed by `cosigners`.
+fn removal(version: u64, leaving: usize, cosigners: &[usize]) -> (Hash, Bytes) {
+    let mut u = lockstep_bundles::SignedSetUpdate::unsigned(lockstep_bundles::SetUpdate {
+        chain_id: CHAIN,
+        version,
+        changes: vec![lockstep_bundles::SetChange::Remove {
+            address: address(leaving),
+        }],
+    });
+    for i in cosigners {
+        u.sign(&ed25519_dalek::SigningKey::from_bytes(&secret(*i)));
+    }
+    let submitter = ed25519_dalek::SigningKey::from_bytes(&[0x5e; 32]);
+    let b = BundleBody {
+        chain_id: CHAIN,
+        signer: submitter.verifying_key().to_bytes(),
+        nonce: version * 1000 + leaving as u64 + cosigners.len() as u64,
+        valid_until: 50,
+        legs: vec![Leg {
+            rollup_id: lockstep_bundles::SET_UPDATE_ROLLUP,
+            data: u.encode().into(),
+        }],
+    }
+    .sign(&submitter);
+    (b.hash(), Bytes::from(b.encode()))
+}
+
+/// Decides `height` on every node: its round-0 proposer proposes what its pool holds, the
+/// others validate it (valid), all decide. Returns the decided value and what each node
+/// answered to `Finalized`.
+async fn decide_everywhere(nodes: &mut [Node], height: u64) -> (BlockId, Vec<Next<Ctx>>) {
+    let p = proposer_of(height, 0);
+    for n in nodes.iter_mut() {
+        n.start_round(height, 0).await;
+    }
+    let (value, parts) = nodes[p].propose(height, 0).await;
+    for n in nodes.iter_mut().filter(|n| n.index != p) {
+        let pv = n.receive(&parts).await.expect("a verdict");
+        assert_eq!(pv.validity, Validity::Valid, "node {} at {height}", n.index);
+    }
+    let cert = certificate(height, 0, value).await;
+    let mut next = Vec::new();
+    for n in nodes.iter_mut() {
+        next.push(n.decide(&cert).await);
+    }
+    (value, next)
+}
+
+fn started_with(next: &Next<Ctx>) -> (u64, usize) {
+    match next {
+        Next::Start(h, params) => (h.0, params.validator_set.count()),
+        other => panic!("expected the next height to start, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_set_update_in_a_block_decides_from_two_heights_later_on_every_node_and_after_a_restart()
+{
+    let update = removal(0, 3, &[0, 1, 2]);
+    let mut nodes: Vec<Node> = (0..4).map(Node::new).collect();
+    for n in &mut nodes {
+        n.pool(&[&update.1, &bundle(1).1]);
+        n.ready().await;
+    }
+    let (value, next) = decide_everywhere(&mut nodes, 1).await;
+    let block = nodes[0].block(1).expect("block 1 committed");
+    assert_eq!(block.hash(), value.0);
+    assert!(
+        bundle_hashes(&block).contains(&update.0),
+        "the update is included"
+    );
+    // Height 2 is still the genesis set's; the update takes over at 3.
+    for n in &next {
+        assert_eq!(started_with(n), (2, 4));
+    }
+    for n in &nodes {
+        let stored = n.store.validator_sets().unwrap();
+        assert_eq!(stored.len(), 1, "the new set is stored with block 1");
+        assert_eq!(
+            (
+                stored[0].version,
+                stored[0].from_height,
+                stored[0].included_at
+            ),
+            (1, 3, 1)
+        );
+        assert_eq!(n.host.cfg.schedule.at(3).set.len(), 3);
+        assert_eq!(n.host.cfg.schedule.at(2).set.len(), 4);
+    }
+    let (_, next) = decide_everywhere(&mut nodes, 2).await;
+    for n in &next {
+        assert_eq!(
+            started_with(n),
+            (3, 3),
+            "height 3 starts with the three left"
+        );
+    }
+    // Height 3's headers name the new set.
+    let three = nodes[0].host.cfg.schedule.at(3).hash;
+    assert_ne!(three, validators(4).hash());
+    // A restarted node takes the set back from its store and starts height 3 with it.
+    let node = nodes.remove(1);
+    let mut node = node.restart(Setup::default());
+    let (tx, rx) = oneshot::channel();
+    node.host
+        .handle(AppMsg::ConsensusReady { reply: tx }, &node.net)
+        .await
+        .unwrap();
+    let (h, params) = rx.await.unwrap();
+    assert_eq!((h.0, params.validator_set.count()), (3, 3));
+}
+
+#[tokio::test]
+async fn a_proposer_leaves_out_updates_the_chain_cannot_take_and_validators_refuse_them() {
+    let p = proposer_of(1, 0);
+    // Co-signed by two of four: not more than two thirds.
+    let under = removal(0, 3, &[0, 1]);
+    // For a set version the chain has not reached.
+    let ahead = removal(1, 2, &[0, 1, 2]);
+    let good = removal(0, 3, &[0, 1, 2]);
+    let second = removal(0, 2, &[0, 1, 3]);
+    let mut proposer = Node::new(p);
+    proposer.pool(&[&under.1, &ahead.1, &good.1, &second.1, &bundle(2).1]);
+    proposer.ready().await;
+    proposer.start_round(1, 0).await;
+    let (value, _) = proposer.propose(1, 0).await;
+    let held = proposer.host.blocks[&value.0].hashes.clone();
+    let updates: Vec<&Hash> = [&under.0, &ahead.0, &good.0, &second.0]
+        .into_iter()
+        .filter(|h| held.contains(h))
+        .collect();
+    assert_eq!(updates.len(), 1, "exactly one update is proposed");
+    assert!(held.contains(&good.0) || held.contains(&second.0));
+    assert!(held.contains(&bundle(2).0));
+    // Validators refuse blocks that carry what the proposer left out.
+    let setup = || Setup::default();
+    for (bundles, reason) in [
+        (vec![under.clone()], "two thirds"),
+        (vec![ahead.clone()], "version"),
+        (vec![good.clone(), second.clone()], "at most one"),
+    ] {
+        let pool: Vec<&Bytes> = bundles.iter().map(|b| &b.1).collect();
+        let got = verdict(setup(), &pool, &[], &Forged::honest(&bundles)).await;
+        assert_refused(got, Some(Validity::Invalid), reason);
+    }
+}
+
+#[tokio::test]
+async fn a_block_naming_another_validator_set_is_invalid() {
+    let mut forged = Forged::honest(&[bundle(3)]);
+    forged.header.validators_hash = validators(3).hash();
+    let got = verdict(Setup::default(), &[&bundle(3).1], &[], &forged).await;
+    assert_refused(got, Some(Validity::Invalid), "validators_hash");
 }
