@@ -8,8 +8,10 @@
 //   CHROMIUM            the browser (default: chromium on PATH, /usr/bin/chromium)
 // It checks: the page loads under its Content-Security-Policy with no errors, new heights
 // arrive live, the bundle is found by its hash, its rollup batch is verified in the browser,
-// and a batch altered in one byte on its way to the page is shown as NOT verified.
+// the block names the validator set that decided it, and a batch altered in one byte on its way
+// to the page is shown as NOT verified.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -62,6 +64,15 @@ async function tamperBatches(alter) {
   });
 }
 
+/** The header's bytes in a batch's `proof` (borsh: the header comes first, 176 bytes). */
+const HEADER_BYTES = 176;
+
+/** `0x…` hex of the block hash of the header at the start of a batch's `proof`. */
+function headerHash(proof) {
+  const header = Buffer.from(proof.slice(2), 'hex').subarray(0, HEADER_BYTES);
+  return '0x' + createHash('sha256').update('lockstep:header:v1').update(header).digest('hex');
+}
+
 /** `0x…` hex with the byte at `i` (from the end when negative) xored with 1. */
 function flipByte(hex, i) {
   const bytes = Buffer.from(hex.slice(2), 'hex');
@@ -106,8 +117,10 @@ test('the bundle is found by its hash and its rollup batch is verified in the br
   assert.equal(await text('#bundle-status'), 'included');
   const height = await page.inputValue('#batch-height');
   assert.match(height, /^\d+$/);
-  // The block it is in lists it.
+  // The block it is in lists it, and names the set that decided it (the genesis set: no update was sent).
   await page.locator('#block-result .bundles').getByText(BUNDLE).waitFor({ timeout: WAIT });
+  const validators = await text('#block-validators');
+  assert.match(validators, /^validators\s+0x[0-9a-f]{64} \(set version 0, from height 1\)$/, validators);
   await page.click('#batch-form button');
   await page.waitForFunction(() => !document.getElementById('batch-verdict').textContent.startsWith('verifying'), null, { timeout: WAIT });
   const verdict = await text('#batch-verdict');
@@ -128,6 +141,16 @@ test('a batch altered in one byte is shown as NOT verified', async (t) => {
     ['entry data', (b) => (b.entries[0].data = flipByte(b.entries[0].data, -1)), /^NOT verified: proof/],
     // A precommit signature in the certificate.
     ['certificate signature', (b) => (b.certificate = flipByte(b.certificate, -1)), /^NOT verified: certificate:badSignature/],
+    // The header's validator set hash (its last byte), the block hash made to match: the
+    // header names another set than the one the batch is verified against.
+    [
+      'header validator set',
+      (b) => {
+        b.proof = flipByte(b.proof, HEADER_BYTES - 1);
+        b.blockHash = headerHash(b.proof);
+      },
+      /^NOT verified: otherValidatorSet/,
+    ],
   ];
   for (const [what, alter, expected] of cases) {
     await t.test(what, async () => {

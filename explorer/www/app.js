@@ -7,6 +7,8 @@ import {
   ValidatorSet,
   WsConnection,
   addressOf,
+  blockHash,
+  decodeBatchProof,
   fromHex,
   parseGenesis,
   toHex,
@@ -27,7 +29,8 @@ const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hos
 const params = new URLSearchParams(location.search);
 
 let live = null; // a LockstepClient over the WebSocket, while it is open
-let verifier = null;
+let chainId = null;
+let pinned = null; // a BatchVerifier from a pinned genesis.json, else each batch's height's set as the node reports it
 let nodeValidators = [];
 const blocks = []; // {height, timestamp, bundles, proposer}, ascending, consecutive at the end
 let selectedBundle = null;
@@ -68,25 +71,37 @@ function setStatus(text, cls) {
 }
 
 // ---- trust root: the validator set the batches are verified against ----
-async function loadValidators() {
-  const [chainId, vals] = await Promise.all([http.chainId(), http.validators()]);
-  nodeValidators = vals;
+/** The node's validator list as a set, each address checked against its key. */
+function setOf(vals) {
   for (const v of vals) {
     if (toHex(addressOf(fromHex(v.publicKey))) !== v.address) throw new Error(`validator ${v.address}: address is not its key's`);
   }
-  const set = new ValidatorSet(vals.map((v) => ({ publicKey: fromHex(v.publicKey), votingPower: v.votingPower })));
-  verifier = new BatchVerifier(chainId, set);
+  return new ValidatorSet(vals.map((v) => ({ publicKey: fromHex(v.publicKey), votingPower: v.votingPower })));
+}
+
+async function loadValidators() {
+  const [id, vals] = await Promise.all([http.chainId(), http.validators()]);
+  const set = setOf(vals);
+  nodeValidators = vals;
+  chainId = id;
   $('chain').textContent = `chain ${chainId}`;
   $('trust-note').textContent =
-    `Batches are verified against the ${set.size} validators this node reports (seq_validators). ` +
-    'Pin your genesis.json below to verify against your own trust root instead.';
+    `Batches are verified against the validators this node reports for their height (seq_validators; ${set.size} ` +
+    'decide the next height). Pin your genesis.json below to verify against your own trust root instead.';
   renderValidators();
+}
+
+/** The verifier for a batch at `height`: the pinned genesis, else the set the node reports for that height. */
+async function verifierAt(height) {
+  if (pinned) return pinned;
+  if (chainId === null) return null;
+  return new BatchVerifier(chainId, setOf(await http.validators(height)));
 }
 
 function pinGenesis() {
   try {
     const g = parseGenesis($('genesis-text').value);
-    verifier = BatchVerifier.fromGenesis(g);
+    pinned = BatchVerifier.fromGenesis(g);
     const same =
       g.validators.size === nodeValidators.length &&
       g.validators.validators.every((v, i) => toHex(v.publicKey) === nodeValidators[i]?.publicKey);
@@ -195,6 +210,25 @@ function renderLatest() {
 }
 
 // ---- lookups (HTTP) ----
+/**
+ * The validator set row of a block: the signed header's `validatorsHash` (seq_getBlock does not
+ * carry the header; every rollup's batch does, rollup 0's included), checked to be the block's
+ * header, and the version of that set as the node lists it (seq_getValidatorSets).
+ */
+async function validatorsOfBlock(height, hash) {
+  try {
+    const [batch, sets] = await Promise.all([http.getRollupBatch(0n, height), http.getValidatorSets()]);
+    if (!batch) return 'unknown (no batch at this height on this node)';
+    const header = decodeBatchProof(fromHex(batch.proof)).header;
+    if (toHex(blockHash(header)) !== hash) return `unknown: the batch's header is not this block's (${short(batch.blockHash)})`;
+    const vh = toHex(header.validatorsHash);
+    const s = sets.find((x) => x.validatorsHash === vh);
+    return `${vh} (${s ? `set version ${s.version}, from height ${s.fromHeight}` : 'a set this node does not list'})`;
+  } catch (e) {
+    return `unknown: ${errText(e)}`;
+  }
+}
+
 async function showBlock(height) {
   const out = $('block-result');
   $('block-height').value = String(height);
@@ -206,11 +240,14 @@ async function showBlock(height) {
       return;
     }
     const t = el('table');
+    const validators = row(['validators', await validatorsOfBlock(b.height, b.hash)]);
+    validators.id = 'block-validators';
     t.append(
       row(['hash', b.hash]),
       row(['parent', b.parentHash]),
       row(['time', `${time(b.timestamp)} UTC (${b.timestamp})`]),
       row(['proposer', b.proposer]),
+      validators,
       row(['bundles', b.bundles.length]),
     );
     for (const r of t.rows) r.cells[1].className = 'hash';
@@ -252,9 +289,10 @@ async function verifyBatch() {
   verdict.textContent = 'verifying…';
   out.replaceChildren();
   let json;
+  let height;
   try {
     const rollup = BigInt($('batch-rollup').value.trim());
-    const height = BigInt($('batch-height').value.trim());
+    height = BigInt($('batch-height').value.trim());
     json = await http.getRollupBatch(rollup, height);
     if (json === null) {
       verdict.textContent = `no batch for rollup ${rollup} at height ${height} on this node`;
@@ -262,6 +300,14 @@ async function verifyBatch() {
     }
   } catch (e) {
     verdict.textContent = `error: ${errText(e)}`;
+    return;
+  }
+  let verifier;
+  try {
+    verifier = await verifierAt(height);
+  } catch (e) {
+    verdict.className = 'not-verified';
+    verdict.textContent = `NOT verified: no validator set for height ${height}: ${errText(e)}`;
     return;
   }
   if (!verifier) {

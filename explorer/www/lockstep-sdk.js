@@ -941,6 +941,7 @@ var HASH_BYTES = 32;
 var ADDRESS_BYTES = 20;
 var PUBLIC_KEY_BYTES = 32;
 var SIGNATURE_BYTES = 64;
+var BLOCK_HEADER_BYTES = 8 + 8 + 8 + ADDRESS_BYTES + HASH_BYTES + 4 + HASH_BYTES + HASH_BYTES + HASH_BYTES;
 function writeLeg(w, l) {
   w.u64(l.rollupId).bytes(l.data);
 }
@@ -952,7 +953,7 @@ function writeSignedBundle(w, b) {
   w.fixed(b.signature, SIGNATURE_BYTES);
 }
 function writeBlockHeader(w, h) {
-  w.u64(h.chainId).u64(h.height).u64(h.timestamp).fixed(h.proposer, ADDRESS_BYTES).fixed(h.parentHash, HASH_BYTES).u32(h.bundleCount).fixed(h.bundlesRoot, HASH_BYTES).fixed(h.rollupsRoot, HASH_BYTES);
+  w.u64(h.chainId).u64(h.height).u64(h.timestamp).fixed(h.proposer, ADDRESS_BYTES).fixed(h.parentHash, HASH_BYTES).u32(h.bundleCount).fixed(h.bundlesRoot, HASH_BYTES).fixed(h.rollupsRoot, HASH_BYTES).fixed(h.validatorsHash, HASH_BYTES);
 }
 function writeCommitCertificate(w, c) {
   w.u64(c.height).u32(c.round).fixed(c.blockHash, HASH_BYTES).vec(c.signatures, (w2, s) => w2.fixed(s.address, ADDRESS_BYTES).fixed(s.signature, SIGNATURE_BYTES));
@@ -1006,7 +1007,8 @@ function readBlockHeader(r) {
     parentHash: r.fixed(HASH_BYTES),
     bundleCount: r.u32(),
     bundlesRoot: r.fixed(HASH_BYTES),
-    rollupsRoot: r.fixed(HASH_BYTES)
+    rollupsRoot: r.fixed(HASH_BYTES),
+    validatorsHash: r.fixed(HASH_BYTES)
   };
 }
 function readCommitCertificate(r) {
@@ -2858,6 +2860,13 @@ function verifyRollupBatch(b, chainId, validators) {
   if (b.header.chainId !== chainId) {
     throw new VerifyError("wrongChain", `header is for chain ${b.header.chainId}, expected ${chainId}`);
   }
+  const held = validators.hash();
+  if (!bytesEqual(b.header.validatorsHash, held)) {
+    throw new VerifyError(
+      "otherValidatorSet",
+      `header was decided by validator set ${toHex(b.header.validatorsHash)}, this verifier holds ${toHex(held)}`
+    );
+  }
   try {
     verifyCertificateFor(b.certificate, chainId, validators, b.height, blockHash(b.header));
   } catch (e) {
@@ -2890,8 +2899,8 @@ var BatchVerifier = class _BatchVerifier {
   }
   /**
    * Parses and verifies a batch (typed JSON, or a value from [`parseJson`]): the JSON's block
-   * hash and timestamp against the header, then the certificate, the entries and the
-   * completeness proof. Returns the batch in protocol types; throws [`VerifyError`].
+   * hash and timestamp against the header, then the height, the chain, the validator set's
+   * hash, the certificate, the entries and the completeness proof. Returns the batch in protocol types; throws [`VerifyError`].
    */
   verify(json) {
     const j = parseRollupBatchJson(json);
@@ -3697,6 +3706,11 @@ var ErrorCode = {
   Busy: 4006,
   /** `fromHeight` below the oldest height the node keeps. */
   SubscriptionRefused: 4007,
+  /**
+   * A validator set update refused: a leg for rollup 0 that is not its bundle's only leg or
+   * does not decode as an update, or an update the next block could not carry.
+   */
+  SetUpdateRefused: 4008,
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
@@ -3796,6 +3810,17 @@ var asInt = (v, what) => {
   return u64(v, what);
 };
 var asHash = (v, what, n = 32) => toHex(fromHexN(v, n, what));
+var validatorsOf = (r, what) => {
+  if (!Array.isArray(r)) throw new TypeError(`${what}: expected an array`);
+  return r.map((v, i) => {
+    const o = asObj(v, `${what}[${i}]`);
+    return {
+      address: asHash(o.address, "address", 20),
+      publicKey: asHash(o.publicKey, "publicKey"),
+      votingPower: asInt(o.votingPower, "votingPower")
+    };
+  });
+};
 var LockstepClient = class {
   transport;
   /** `http(s)://…` for HTTP, or a transport (e.g. a [`WsConnection`]). */
@@ -3867,16 +3892,33 @@ var LockstepClient = class {
       stalled: o.stalled === true
     };
   }
-  /** The genesis validators in address order, as the node reports them (trust genesis.json, not this). */
-  async validators() {
-    const r = await this.call("seq_validators");
-    if (!Array.isArray(r)) throw new TypeError("seq_validators: expected an array");
-    return r.map((v, i) => {
-      const o = asObj(v, `seq_validators[${i}]`);
+  /**
+   * The validator set deciding `height` (default: the next height) in address order, as the
+   * node reports it (exact up to its latest height plus the update delay; trust genesis.json
+   * and verified updates, not this). The node refuses height 0 (-32602).
+   */
+  async validators(height) {
+    const params = height === void 0 ? [] : [u64(height, "height")];
+    return validatorsOf(await this.call("seq_validators", params), "seq_validators");
+  }
+  /**
+   * Every validator set from version `fromVersion` (default 0, genesis) on, oldest first, at
+   * most 256 a call: those in force and the one scheduled, if any. What the node says: check
+   * each against its update before trusting it.
+   */
+  async getValidatorSets(fromVersion) {
+    const params = fromVersion === void 0 ? [] : [u64(fromVersion, "fromVersion")];
+    const r = await this.call("seq_getValidatorSets", params);
+    if (!Array.isArray(r)) throw new TypeError("seq_getValidatorSets: expected an array");
+    return r.map((s, i) => {
+      const what = `seq_getValidatorSets[${i}]`;
+      const o = asObj(s, what);
       return {
-        address: asHash(o.address, "address", 20),
-        publicKey: asHash(o.publicKey, "publicKey"),
-        votingPower: asInt(o.votingPower, "votingPower")
+        version: asInt(o.version, `${what}.version`),
+        fromHeight: asInt(o.fromHeight, `${what}.fromHeight`),
+        includedAt: asInt(o.includedAt, `${what}.includedAt`),
+        validatorsHash: asHash(o.validatorsHash, `${what}.validatorsHash`),
+        validators: validatorsOf(o.validators, `${what}.validators`)
       };
     });
   }
@@ -4327,12 +4369,14 @@ async function sendAndWait(client, bundle, opts = {}) {
 }
 
 // src/validators.ts
+var VALIDATORS_TAG = "lockstep:validators:v1";
 function addressOf(publicKey) {
   return sha256(publicKey).slice(0, 20);
 }
 var ValidatorSet = class {
   validators;
   totalPower;
+  #hash;
   /** Refuses an empty set, zero power, a key twice and a total whose triple exceeds a u64. */
   constructor(validators) {
     if (validators.length === 0) throw new Error("the validator set is empty");
@@ -4372,12 +4416,22 @@ var ValidatorSet = class {
   isQuorum(power) {
     return power * 3n > this.totalPower * 2n;
   }
+  /** The set's hash, as the headers of the heights it decides carry it ([`validatorSetHash`]). */
+  hash() {
+    this.#hash ??= validatorSetHash(this);
+    return Uint8Array.from(this.#hash);
+  }
   /** The round-robin proposer of `(height, round)`. */
   proposer(height, round) {
     const n = BigInt(this.validators.length);
     return this.validators[Number((height + BigInt(round)) % (1n << 64n) % n)];
   }
 };
+function validatorSetHash(set) {
+  const w = new Writer(8 + set.validators.length * 40).u64(BigInt(set.validators.length));
+  for (const v of set.validators) w.fixed(v.publicKey, 32).u64(v.votingPower);
+  return taggedHash(VALIDATORS_TAG, w.finish());
+}
 function record(v, what, fields) {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`${what}: expected an object`);
   for (const k of Object.keys(v)) {
@@ -4422,6 +4476,7 @@ function parseGenesis(input) {
 }
 export {
   ADDRESS_BYTES,
+  BLOCK_HEADER_BYTES,
   BUNDLES_TAG,
   BUNDLE_HASH_TAG,
   BatchVerifier,
@@ -4460,6 +4515,7 @@ export {
   TransportError,
   U32_MAX,
   U64_MAX,
+  VALIDATORS_TAG,
   VOTE_TAG,
   ValidatorSet,
   VerifyError,
@@ -4523,6 +4579,7 @@ export {
   u32,
   u64,
   validateLimits,
+  validatorSetHash,
   verifyBundleSignature,
   verifyCertificate,
   verifyCertificateFor,

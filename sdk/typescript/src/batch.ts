@@ -1,6 +1,7 @@
 /**
- * Rollup batches (protocol §2.5): their JSON form, and verifying one against the genesis
- * validator set, trusting nothing the serving node says — what
+ * Rollup batches (protocol §2.5): their JSON form, and verifying one against the validator
+ * set the verifier holds (the genesis set, from the genesis file), trusting nothing the serving
+ * node says — what
  * `lockstep_client::verify::BatchVerifier` does, check for check and in the same order.
  */
 
@@ -56,7 +57,9 @@ export interface RollupBatch {
  * Why a batch was not accepted. `kind` names the check, as the Rust client's error does:
  * `malformed` (hex, Borsh or JSON shape), `mismatch:blockHash` / `mismatch:timestamp` (the JSON
  * claims what the signed header does not say), `heightMismatch`, `wrongChain`,
- * `certificate:<why>`, `foreignEntry`, `proof` (the completeness proof).
+ * `otherValidatorSet` (the header was decided by another validator set than the one held: the
+ * set changed, and the verifier must learn the updates rather than try its set on the
+ * certificate), `certificate:<why>`, `foreignEntry`, `proof` (the completeness proof).
  */
 export type VerifyErrorKind =
   | 'malformed'
@@ -64,6 +67,7 @@ export type VerifyErrorKind =
   | 'mismatch:timestamp'
   | 'heightMismatch'
   | 'wrongChain'
+  | 'otherValidatorSet'
   | `certificate:${CertificateErrorKind}`
   | 'foreignEntry'
   | 'proof';
@@ -165,9 +169,10 @@ export function rollupBatchFromJson(j: RollupBatchJson): RollupBatch {
 }
 
 /**
- * Checks a decoded batch: its height and chain against the header, the certificate against
- * the validator set, every entry's leg against the rollup, and the completeness proof
- * against the header's `rollups_root` (`RollupBatch::verify`).
+ * Checks a decoded batch: its height and chain against the header, the header's
+ * `validators_hash` against the validator set's hash, the certificate against the validator
+ * set, every entry's leg against the rollup, and the completeness proof against the header's
+ * `rollups_root` (`RollupBatch::verify`).
  */
 export function verifyRollupBatch(b: RollupBatch, chainId: bigint, validators: ValidatorSet): void {
   if (b.header.height !== b.height) {
@@ -175,6 +180,15 @@ export function verifyRollupBatch(b: RollupBatch, chainId: bigint, validators: V
   }
   if (b.header.chainId !== chainId) {
     throw new VerifyError('wrongChain', `header is for chain ${b.header.chainId}, expected ${chainId}`);
+  }
+  // The header names the set that decided it; a verifier holding another set (one that missed
+  // an update) must learn the updates, not try its set on the certificate.
+  const held = validators.hash();
+  if (!bytesEqual(b.header.validatorsHash, held)) {
+    throw new VerifyError(
+      'otherValidatorSet',
+      `header was decided by validator set ${toHex(b.header.validatorsHash)}, this verifier holds ${toHex(held)}`,
+    );
   }
   try {
     verifyCertificateFor(b.certificate, chainId, validators, b.height, blockHash(b.header));
@@ -197,7 +211,11 @@ export function verifyRollupBatch(b: RollupBatch, chainId: bigint, validators: V
   }
 }
 
-/** Verifies batches for one chain, against its validator set (from the genesis file alone). */
+/**
+ * Verifies batches for one chain, against one validator set (from the genesis file alone with
+ * [`BatchVerifier.fromGenesis`]): a batch of a height another set decides is refused as
+ * `otherValidatorSet`.
+ */
 export class BatchVerifier {
   constructor(
     readonly chainId: bigint,
@@ -210,8 +228,8 @@ export class BatchVerifier {
 
   /**
    * Parses and verifies a batch (typed JSON, or a value from [`parseJson`]): the JSON's block
-   * hash and timestamp against the header, then the certificate, the entries and the
-   * completeness proof. Returns the batch in protocol types; throws [`VerifyError`].
+   * hash and timestamp against the header, then the height, the chain, the validator set's
+   * hash, the certificate, the entries and the completeness proof. Returns the batch in protocol types; throws [`VerifyError`].
    */
   verify(json: unknown): RollupBatch {
     const j = parseRollupBatchJson(json);

@@ -25,6 +25,11 @@ export const ErrorCode = {
   Busy: 4006,
   /** `fromHeight` below the oldest height the node keeps. */
   SubscriptionRefused: 4007,
+  /**
+   * A validator set update refused: a leg for rollup 0 that is not its bundle's only leg or
+   * does not decode as an update, or an update the next block could not carry.
+   */
+  SetUpdateRefused: 4008,
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
@@ -179,6 +184,23 @@ export interface ValidatorInfo {
   votingPower: bigint;
 }
 
+/**
+ * One validator set of `seq_getValidatorSets`, as the serving node says: check it against the
+ * update it names (the rollup-0 batch of height `includedAt`), never trust it as it is.
+ */
+export interface ValidatorSetInfo {
+  /** 0 for genesis; each update adds one. */
+  version: bigint;
+  /** The first height this set decides. */
+  fromHeight: bigint;
+  /** The height of the block that included the update making this set (0 for genesis). */
+  includedAt: bigint;
+  /** The set's hash, as the headers of the heights it decides carry it. */
+  validatorsHash: string;
+  /** In address order. */
+  validators: ValidatorInfo[];
+}
+
 const asObj = (v: unknown, what: string): Record<string, unknown> => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`${what}: expected an object`);
   return v as Record<string, unknown>;
@@ -188,6 +210,17 @@ const asInt = (v: unknown, what: string): bigint => {
   return u64(v, what);
 };
 const asHash = (v: unknown, what: string, n = 32): string => toHex(fromHexN(v as string, n, what));
+const validatorsOf = (r: unknown, what: string): ValidatorInfo[] => {
+  if (!Array.isArray(r)) throw new TypeError(`${what}: expected an array`);
+  return r.map((v: unknown, i: number) => {
+    const o = asObj(v, `${what}[${i}]`);
+    return {
+      address: asHash(o.address, 'address', 20),
+      publicKey: asHash(o.publicKey, 'publicKey'),
+      votingPower: asInt(o.votingPower, 'votingPower'),
+    };
+  });
+};
 
 /** A client of one node's JSON-RPC API (`seq_*`), over HTTP or any [`Transport`]. */
 export class LockstepClient {
@@ -273,16 +306,34 @@ export class LockstepClient {
     };
   }
 
-  /** The genesis validators in address order, as the node reports them (trust genesis.json, not this). */
-  async validators(): Promise<ValidatorInfo[]> {
-    const r = await this.call('seq_validators');
-    if (!Array.isArray(r)) throw new TypeError('seq_validators: expected an array');
-    return r.map((v: unknown, i: number) => {
-      const o = asObj(v, `seq_validators[${i}]`);
+  /**
+   * The validator set deciding `height` (default: the next height) in address order, as the
+   * node reports it (exact up to its latest height plus the update delay; trust genesis.json
+   * and verified updates, not this). The node refuses height 0 (-32602).
+   */
+  async validators(height?: U64Like): Promise<ValidatorInfo[]> {
+    const params = height === undefined ? [] : [u64(height, 'height')];
+    return validatorsOf(await this.call('seq_validators', params), 'seq_validators');
+  }
+
+  /**
+   * Every validator set from version `fromVersion` (default 0, genesis) on, oldest first, at
+   * most 256 a call: those in force and the one scheduled, if any. What the node says: check
+   * each against its update before trusting it.
+   */
+  async getValidatorSets(fromVersion?: U64Like): Promise<ValidatorSetInfo[]> {
+    const params = fromVersion === undefined ? [] : [u64(fromVersion, 'fromVersion')];
+    const r = await this.call('seq_getValidatorSets', params);
+    if (!Array.isArray(r)) throw new TypeError('seq_getValidatorSets: expected an array');
+    return r.map((s: unknown, i: number) => {
+      const what = `seq_getValidatorSets[${i}]`;
+      const o = asObj(s, what);
       return {
-        address: asHash(o.address, 'address', 20),
-        publicKey: asHash(o.publicKey, 'publicKey'),
-        votingPower: asInt(o.votingPower, 'votingPower'),
+        version: asInt(o.version, `${what}.version`),
+        fromHeight: asInt(o.fromHeight, `${what}.fromHeight`),
+        includedAt: asInt(o.includedAt, `${what}.includedAt`),
+        validatorsHash: asHash(o.validatorsHash, `${what}.validatorsHash`),
+        validators: validatorsOf(o.validators, `${what}.validators`),
       };
     });
   }

@@ -9,6 +9,8 @@ export const HASH_BYTES = 32;
 export const ADDRESS_BYTES = 20;
 export const PUBLIC_KEY_BYTES = 32;
 export const SIGNATURE_BYTES = 64;
+/** `borsh(BlockHeader)`'s size: every field is fixed-size. */
+export const BLOCK_HEADER_BYTES = 8 + 8 + 8 + ADDRESS_BYTES + HASH_BYTES + 4 + HASH_BYTES + HASH_BYTES + HASH_BYTES;
 
 /** One rollup's part of a bundle. */
 export interface Leg {
@@ -33,7 +35,7 @@ export interface SignedBundle {
   signature: Uint8Array;
 }
 
-/** A block header (144 bytes encoded). */
+/** A block header ([`BLOCK_HEADER_BYTES`], 176 bytes encoded). */
 export interface BlockHeader {
   chainId: bigint;
   height: bigint;
@@ -44,6 +46,11 @@ export interface BlockHeader {
   bundleCount: number;
   bundlesRoot: Uint8Array;
   rollupsRoot: Uint8Array;
+  /**
+   * The hash of the validator set that decides this height ([`validatorSetHash`]): a client
+   * sees from the header alone when the set changed.
+   */
+  validatorsHash: Uint8Array;
 }
 
 /** One validator's precommit signature in a certificate. */
@@ -120,7 +127,8 @@ export function writeBlockHeader(w: Writer, h: BlockHeader): void {
     .fixed(h.parentHash, HASH_BYTES)
     .u32(h.bundleCount)
     .fixed(h.bundlesRoot, HASH_BYTES)
-    .fixed(h.rollupsRoot, HASH_BYTES);
+    .fixed(h.rollupsRoot, HASH_BYTES)
+    .fixed(h.validatorsHash, HASH_BYTES);
 }
 
 export function writeCommitCertificate(w: Writer, c: CommitCertificate): void {
@@ -190,6 +198,7 @@ export function readBlockHeader(r: Reader): BlockHeader {
     bundleCount: r.u32(),
     bundlesRoot: r.fixed(HASH_BYTES),
     rollupsRoot: r.fixed(HASH_BYTES),
+    validatorsHash: r.fixed(HASH_BYTES),
   };
 }
 

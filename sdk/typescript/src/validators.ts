@@ -1,11 +1,15 @@
 /** Validators, the validator set and the genesis file, the trust root (protocol §2.2, §4.1). */
 
+import { Writer } from './borsh.js';
 import { isValidPublicKey } from './ed25519.js';
-import { sha256 } from './hash.js';
+import { sha256, taggedHash } from './hash.js';
 import { bytesEqual, compareBytes, fromHexN, toHex } from './hex.js';
 import { type U64Like, U64_MAX, u32, u64 } from './ints.js';
 import { parseJson } from './json.js';
 import { DEFAULT_LIMITS, type Limits, validateLimits } from './limits.js';
+
+/** Domain tag of a validator set's hash (the header's `validators_hash`). */
+export const VALIDATORS_TAG = 'lockstep:validators:v1';
 
 /** A validator's address: the first 20 bytes of `SHA-256(public key)`. */
 export function addressOf(publicKey: Uint8Array): Uint8Array {
@@ -23,6 +27,7 @@ export interface Validator {
 export class ValidatorSet {
   readonly validators: readonly Validator[];
   readonly totalPower: bigint;
+  #hash: Uint8Array | undefined;
 
   /** Refuses an empty set, zero power, a key twice and a total whose triple exceeds a u64. */
   constructor(validators: { publicKey: Uint8Array; votingPower: U64Like }[]) {
@@ -68,11 +73,28 @@ export class ValidatorSet {
     return power * 3n > this.totalPower * 2n;
   }
 
+  /** The set's hash, as the headers of the heights it decides carry it ([`validatorSetHash`]). */
+  hash(): Uint8Array {
+    this.#hash ??= validatorSetHash(this);
+    return Uint8Array.from(this.#hash);
+  }
+
   /** The round-robin proposer of `(height, round)`. */
   proposer(height: bigint, round: number): Validator {
     const n = BigInt(this.validators.length);
     return this.validators[Number((height + BigInt(round)) % (1n << 64n) % n)]!;
   }
+}
+
+/**
+ * A validator set's hash, the header's `validators_hash` (`ValidatorSet::hash`):
+ * `SHA-256("lockstep:validators:v1" ++ u64 count ++ (public_key ++ u64 voting_power)…)`, the
+ * validators in address order, integers little-endian.
+ */
+export function validatorSetHash(set: ValidatorSet): Uint8Array {
+  const w = new Writer(8 + set.validators.length * 40).u64(BigInt(set.validators.length));
+  for (const v of set.validators) w.fixed(v.publicKey, 32).u64(v.votingPower);
+  return taggedHash(VALIDATORS_TAG, w.finish());
 }
 
 /** A parsed, checked `genesis.json`. */

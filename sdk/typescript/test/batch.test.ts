@@ -1,16 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import {
   BatchVerifier,
+  BLOCK_HEADER_BYTES,
   decodeBatchProof,
   decodeCommitCertificate,
   encodeBatchProof,
+  encodeBlockHeader,
   encodeCommitCertificate,
   fromHex,
   parseGenesis,
   parseJson,
   parseRollupBatchJson,
+  sha256,
   stringifyJson,
   toHex,
+  validatorSetHash,
+  ValidatorSet,
   VerifyError,
 } from '../src/index.js';
 import { clone, validBatch, vectors } from './fixtures.js';
@@ -75,6 +80,40 @@ describe('genesis', () => {
   });
 });
 
+describe('the validator set hash', () => {
+  it('is what the Rust side put in every header (all decided by the genesis set)', () => {
+    const want = toHex(validatorSetHash(genesis.validators));
+    expect(toHex(genesis.validators.hash())).toBe(want);
+    for (const v of vectors.batches.valid) {
+      const header = decodeBatchProof(fromHex(v.batch.proof as string)).header;
+      expect(toHex(header.validatorsHash)).toBe(want);
+      expect(encodeBlockHeader(header).length).toBe(BLOCK_HEADER_BYTES);
+    }
+    expect(BLOCK_HEADER_BYTES).toBe(176);
+  });
+
+  it('is SHA-256 of the tag, the u64 count, then each key and u64 power in address order', () => {
+    const vs = genesis.validators.validators;
+    const bytes = new Uint8Array(22 + 8 + vs.length * 40);
+    const view = new DataView(bytes.buffer);
+    bytes.set(new TextEncoder().encode('lockstep:validators:v1'));
+    view.setBigUint64(22, BigInt(vs.length), true);
+    vs.forEach((v, i) => {
+      bytes.set(v.publicKey, 30 + i * 40);
+      view.setBigUint64(30 + i * 40 + 32, v.votingPower, true);
+    });
+    expect(toHex(validatorSetHash(genesis.validators))).toBe(toHex(sha256(bytes)));
+  });
+
+  it('depends on the keys and powers, not on the order they were given in', () => {
+    const input = genesis.validators.validators.map((v) => ({ publicKey: v.publicKey, votingPower: v.votingPower }));
+    const hash = (xs: typeof input) => toHex(new ValidatorSet(xs).hash());
+    expect(hash([...input].reverse())).toBe(hash(input));
+    expect(hash(input.map((v, i) => (i === 0 ? { ...v, votingPower: v.votingPower + 1n } : v)))).not.toBe(hash(input));
+    expect(hash(input.slice(1))).not.toBe(hash(input));
+  });
+});
+
 describe('honest batches from the Rust side', () => {
   it('cover every kind of witness', () => {
     const kinds = new Set(vectors.batches.valid.map((v) => v.witness));
@@ -115,6 +154,25 @@ describe('tampered batches (the Rust client tests’ cases and more)', () => {
       expect(kindOf(() => v.verify(t.batch))).toBe(t.error);
     });
   }
+
+  it('refuses an honest batch to a verifier holding another set, before trying its certificate', () => {
+    const vs = genesis.validators.validators.map((v) => ({ publicKey: v.publicKey, votingPower: v.votingPower }));
+    const others = [
+      // The same keys, one repowered: the certificate would still carry a quorum.
+      vs.map((v, i) => (i === 0 ? { ...v, votingPower: 2n } : v)),
+      // One validator removed.
+      vs.slice(1),
+    ];
+    for (const set of others) {
+      const v = new BatchVerifier(genesis.chainId, new ValidatorSet(set));
+      for (const [height, rollup] of [
+        [2n, 7n],
+        [4n, 1n],
+      ] as const) {
+        expect(kindOf(() => v.verify(validBatch(height, rollup)))).toBe('otherValidatorSet');
+      }
+    }
+  });
 
   it('rejects every single-byte change of a proof or a certificate', () => {
     for (const [height, rollup] of [

@@ -113,6 +113,43 @@ describe('JSON-RPC client', () => {
     await expect(c.health()).rejects.toMatchObject({ code: ErrorCode.MethodNotFound });
   });
 
+  it('asks for the validator set of a height, and for every set from a version', async () => {
+    const v = (n: number) => ({ address: '0x' + String(n).repeat(40), publicKey: '0x' + String(n).repeat(64), votingPower: BigInt(n) });
+    const sets = [
+      { version: 0n, fromHeight: 1n, includedAt: 0n, validatorsHash: '0x' + 'aa'.repeat(32), validators: [v(1), v(2)] },
+      { version: 9007199254740993n, fromHeight: 9007199254740995n, includedAt: 9007199254740993n, validatorsHash: '0x' + 'BB'.repeat(32), validators: [v(3)] },
+    ];
+    const { f, calls } = fakeFetch((c) => {
+      switch (c.method) {
+        case 'seq_validators':
+          return c.params[0] === 0n ? err(ErrorCode.InvalidParams, 'height must be at least 1') : ok(c.params.length ? [v(3)] : [v(1), v(2)]);
+        case 'seq_getValidatorSets':
+          return ok(c.params.length ? sets.slice(1) : sets);
+        default:
+          return err(-32601, 'Method not found');
+      }
+    });
+    const c = new LockstepClient('http://node', { fetch: f });
+    expect(await c.validators()).toEqual([v(1), v(2)]);
+    expect(await c.validators(9007199254740993n)).toEqual([v(3)]);
+    await expect(c.validators(0)).rejects.toMatchObject({ code: ErrorCode.InvalidParams });
+    expect(await c.getValidatorSets()).toEqual(sets.map((s) => ({ ...s, validatorsHash: s.validatorsHash.toLowerCase() })));
+    expect((await c.getValidatorSets(1))[0]).toMatchObject({ version: 9007199254740993n, fromHeight: 9007199254740995n });
+    expect(calls.map((x) => [x.method, x.params])).toEqual([
+      ['seq_validators', []],
+      ['seq_validators', [9007199254740993n]],
+      ['seq_validators', [0n]],
+      ['seq_getValidatorSets', []],
+      ['seq_getValidatorSets', [1n]],
+    ]);
+    await expect(c.validators(-1)).rejects.toThrow(RangeError);
+
+    const bad = fakeFetch(() => ok([{ ...sets[0], validatorsHash: '0x00' }]));
+    await expect(new LockstepClient('http://n', { fetch: bad.f }).getValidatorSets()).rejects.toThrow(/validatorsHash/);
+    const notList = fakeFetch(() => ok({ validators: [] }));
+    await expect(new LockstepClient('http://n', { fetch: notList.f }).validators(3)).rejects.toThrow(/expected an array/);
+  });
+
   it('sendAndWait polls until the bundle is included, or dropped', async () => {
     let polls = 0;
     const { f } = fakeFetch((c) =>

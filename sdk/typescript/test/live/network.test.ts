@@ -18,6 +18,7 @@ import {
   Signer,
   stringifyJson,
   toHex,
+  validatorSetHash,
   waitForBundle,
   type BundleInput,
   type SignedBundle,
@@ -108,6 +109,12 @@ describe('the SDK on a live network', () => {
       expect(await c.chainId()).toBe(genesis.chainId);
       const vs = await c.validators();
       expect(vs.map((v) => v.address)).toEqual(genesis.validators.validators.map((v) => toHex(v.address)));
+      // No update was sent: the genesis set decides every height, and is the only set.
+      expect(await c.validators(1n)).toEqual(vs);
+      expect(await c.getValidatorSets()).toEqual([
+        { version: 0n, fromHeight: 1n, includedAt: 0n, validatorsHash: toHex(validatorSetHash(genesis.validators)), validators: vs },
+      ]);
+      expect(await c.getValidatorSets(1n)).toEqual([]);
     }
   });
 
@@ -163,6 +170,12 @@ describe('the SDK on a live network', () => {
     expect(await code(c.sendRawBundle(forged))).toBe(ErrorCode.BadSignature);
     expect(await code(c.sendRawBundle((await sign('no legs', 24, [])).bundle))).toBe(ErrorCode.TooLarge);
     expect(await code(c.sendRawBundle('0x00'))).toBe(ErrorCode.Undecodable);
+    // A leg for rollup 0 is a validator set update: alone in its bundle, and decodable as one.
+    const update = [{ rollupId: 0n, data: '0x01' }];
+    expect(await code(c.sendRawBundle((await sign('update among legs', 26, [...update, ...legs])).bundle))).toBe(
+      ErrorCode.SetUpdateRefused,
+    );
+    expect(await code(c.sendRawBundle((await sign('update not decodable', 27, update)).bundle))).toBe(ErrorCode.SetUpdateRefused);
     expect(await code(c.getBundleStatus('0x00'))).toBe(ErrorCode.InvalidParams);
     const err = await c.sendRawBundle((await sign('expired', 25, legs, { validUntil: 0n })).bundle).catch((e: unknown) => e);
     expect((err as RpcError).rpcMessage).toMatch(/expired/);
@@ -175,6 +188,7 @@ describe('the SDK on a live network', () => {
           const j = await c.getRollupBatch(rollup, sent.height!);
           if (!j) throw new Error(`no batch for rollup ${rollup} at ${sent.height}`);
           const b = verifier.verify(j);
+          expect(b.header.validatorsHash).toEqual(validatorSetHash(genesis.validators));
           const legs = sent.legs.map((l, k) => ({ ...l, k })).filter((l) => l.rollupId === rollup);
           const mine = b.entries.filter((e) => toHex(e.bundleHash) === sent.hash);
           expect(mine.map((e) => e.legIndex)).toEqual(legs.map((l) => l.k));
