@@ -200,6 +200,10 @@ pub struct ClusterOptions {
     /// the validators in [`Cluster::nodes`]); every node admits them (`peers.allowed`) and
     /// lists every other node as a peer. Loopback only.
     pub full_nodes: usize,
+    /// Validators to be (`joiner0`, … after the full nodes): validator-role nodes whose keys
+    /// are not in genesis and that no node admits or dials; they list the others as peers and
+    /// are admitted when a validator set update adds them (ADR-027). Loopback only.
+    pub joiners: usize,
     pub chain_id: u64,
     pub target_block_time_ms: u64,
     pub propose_wait_ms: u64,
@@ -222,6 +226,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             validators: 4,
             full_nodes: 0,
+            joiners: 0,
             chain_id: LOCAL_CHAIN_ID,
             target_block_time_ms: lockstep_node::config::DEFAULT_TARGET_BLOCK_TIME_MS,
             propose_wait_ms: lockstep_node::config::DEFAULT_PROPOSE_WAIT_MS,
@@ -262,12 +267,13 @@ impl Cluster {
                 Some(lab)
             }
         };
-        if opts.full_nodes > 0 && lab.is_some() {
-            bail!("full nodes run on loopback networks only");
+        if (opts.full_nodes > 0 || opts.joiners > 0) && lab.is_some() {
+            bail!("full nodes and joiners run on loopback networks only");
         }
         let names: Vec<String> = (0..opts.validators)
             .map(|i| format!("node{i}"))
             .chain((0..opts.full_nodes).map(|i| format!("full{i}")))
+            .chain((0..opts.joiners).map(|i| format!("joiner{i}")))
             .collect();
         let existing = names
             .iter()
@@ -343,10 +349,23 @@ impl Cluster {
         );
         genesis.limits = opts.limits;
         let ids = gossip_ids(&keys)?;
-        let addrs = match lab {
+        let mut addrs = match lab {
             Some(lab) => lab_addresses(lab, &ids)?,
             None => loopback_addresses(&ids)?,
         };
+        // Nobody dials a joiner: it dials them, and is admitted once an update adds it.
+        let members = opts.validators + opts.full_nodes;
+        if members < names.len() {
+            let joiner_ports: Vec<String> = addrs[members..]
+                .iter()
+                .flat_map(|a| [a.consensus.clone(), a.gossip.clone()])
+                .collect();
+            for a in &mut addrs[..members] {
+                a.consensus_peers.retain(|p| !joiner_ports.contains(p));
+                a.gossip_peers
+                    .retain(|p| !joiner_ports.iter().any(|j| p.starts_with(&format!("{j}/"))));
+            }
+        }
         for (i, name) in names.iter().enumerate() {
             let mut c = Config::new(name);
             addrs[i].apply(&mut c);
@@ -354,10 +373,10 @@ impl Cluster {
             c.consensus.propose_wait_ms = opts.propose_wait_ms;
             c.gossip.publish_linger_ms = opts.publish_linger_ms;
             c.history.keep_heights = opts.keep_heights;
-            if i >= opts.validators {
+            if i >= opts.validators && i < members {
                 c.role = lockstep_node::config::Role::Full;
             }
-            c.peers.allowed = ids[opts.validators..]
+            c.peers.allowed = ids[opts.validators..members]
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| opts.validators + j != i)
