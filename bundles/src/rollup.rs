@@ -43,7 +43,7 @@ impl RollupTree {
 }
 
 /// Everything one rollup needs for one height, verifiable without trusting the sender.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct RollupBatch {
     pub rollup_id: u64,
     pub height: u64,

@@ -9,7 +9,7 @@
 use crate::context::ValidatorSet as EngineSet;
 use borsh::{BorshDeserialize, BorshSerialize};
 use lockstep_bundles::{
-    Hash, SetUpdateError, SignedSetUpdate, Validator, ValidatorSet, SET_UPDATE_DELAY,
+    Hash, RollupBatch, SetUpdateError, SignedSetUpdate, Validator, ValidatorSet, SET_UPDATE_DELAY,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -22,6 +22,10 @@ pub struct SetRecord {
     pub from_height: u64,
     pub included_at: u64,
     pub validators: Vec<Validator>,
+    /// The proof of the update that made the set: rollup 0's batch at `included_at`, kept
+    /// when that block is pruned, so a client or a node joining from a snapshot can learn
+    /// every set from genesis.
+    pub update: Option<RollupBatch>,
 }
 
 /// One set of the schedule, in both forms.
@@ -37,6 +41,9 @@ pub struct ScheduledSet {
     pub hash: Hash,
     /// The set as Malachite takes it.
     pub engine: EngineSet,
+    /// The update's proof (see [`SetRecord::update`]); `None` for genesis, and until the
+    /// block that includes the update is committed.
+    pub update: Option<RollupBatch>,
 }
 
 impl ScheduledSet {
@@ -53,7 +60,17 @@ impl ScheduledSet {
             hash: set.hash(),
             engine: EngineSet::from_bundles(&set)?,
             set,
+            update: None,
         })
+    }
+
+    /// A stored (or offered) set back as a schedule entry; checks the set is usable.
+    pub fn from_record(r: SetRecord) -> Result<ScheduledSet, String> {
+        let set = ValidatorSet::new(r.validators)
+            .map_err(|e| format!("validator set version {}: {e}", r.version))?;
+        let mut s = ScheduledSet::new(r.version, r.from_height, r.included_at, set)?;
+        s.update = r.update;
+        Ok(s)
     }
 
     pub fn record(&self) -> SetRecord {
@@ -62,6 +79,7 @@ impl ScheduledSet {
             from_height: self.from_height,
             included_at: self.included_at,
             validators: self.set.validators().to_vec(),
+            update: self.update.clone(),
         }
     }
 }
@@ -93,17 +111,7 @@ impl Schedule {
                 ));
             }
             version = r.version;
-            let set = ValidatorSet::new(r.validators)
-                .map_err(|e| format!("stored validator set version {}: {e}", r.version))?;
-            sets.insert(
-                r.from_height,
-                Arc::new(ScheduledSet::new(
-                    r.version,
-                    r.from_height,
-                    r.included_at,
-                    set,
-                )?),
-            );
+            sets.insert(r.from_height, Arc::new(ScheduledSet::from_record(r)?));
         }
         Ok(Schedule {
             chain_id,

@@ -160,13 +160,41 @@ impl Default for MempoolConfig {
 /// Decided heights a node keeps by default (0 keeps all).
 pub const DEFAULT_KEEP_HEIGHTS: u64 = 0;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// How long a node with an empty store waits for a peer's snapshot offer by default.
+pub const DEFAULT_SNAPSHOT_WAIT_MS: u64 = 5_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
     /// Decided heights kept for RPC, subscriptions and syncing peers; older heights are pruned.
     /// 0 keeps everything; otherwise it must be at least the genesis `max_ttl`.
     #[serde(default)]
     pub keep_heights: u64,
+    /// With an empty store, ask peers where their history starts and start there if they
+    /// pruned height 1 (joining from a snapshot, ADR-027); off: always start at height 1.
+    #[serde(default = "d_true")]
+    pub join_from_snapshot: bool,
+    /// How long to wait for a peer's answer before starting at height 1.
+    #[serde(default = "d_snapshot_wait")]
+    pub snapshot_wait_ms: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            keep_heights: DEFAULT_KEEP_HEIGHTS,
+            join_from_snapshot: true,
+            snapshot_wait_ms: DEFAULT_SNAPSHOT_WAIT_MS,
+        }
+    }
+}
+
+fn d_true() -> bool {
+    true
+}
+
+fn d_snapshot_wait() -> u64 {
+    DEFAULT_SNAPSHOT_WAIT_MS
 }
 
 /// Free-space levels of the store's file system (see `crate::disk`).
@@ -362,9 +390,7 @@ impl Config {
                 max_inbound: d_max_inbound(),
             },
             mempool: MempoolConfig::default(),
-            history: HistoryConfig {
-                keep_heights: DEFAULT_KEEP_HEIGHTS,
-            },
+            history: HistoryConfig::default(),
             storage: StorageConfig::default(),
             peers: PeersConfig::default(),
             byzantine: None,

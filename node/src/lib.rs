@@ -19,5 +19,6 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod rpc;
 pub mod run;
+pub mod snapshot;
 pub mod store;
 pub mod tools;

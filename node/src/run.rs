@@ -13,7 +13,7 @@ use crate::store::Store;
 use lockstep_consensus::codec::LockstepCodec;
 use lockstep_consensus::context::{LockstepContext, ValidatorAddress};
 use lockstep_consensus::signing::{LockstepSigner, LockstepVerifier, SignFloor, SignedLog};
-use lockstep_consensus::validators::Schedule;
+use lockstep_consensus::validators::{Schedule, ScheduledSet};
 use lockstep_consensus::{ChainStore, Host, HostConfig, Tip};
 use lockstep_mempool::included::IncludedSet;
 use lockstep_mempool::pool::PoolConfig;
@@ -348,6 +348,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
             Arc::new(PendingBundles {
                 mempool: mempool.clone(),
                 store: store.clone(),
+                schedule: schedule.clone(),
             }),
             &byzantine,
             #[cfg(feature = "byzantine")]
@@ -371,9 +372,45 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         Some(b) if b.withhold => Arc::new(crate::byzantine::Withholding(gossip)),
         _ => gossip,
     };
+    // An empty store: join from a snapshot if the peers pruned height 1 (ADR-027).
+    let mut start_at = 0;
+    if latest == 0 && config.history.join_from_snapshot && !config.gossip.peers.is_empty() {
+        let wait = Duration::from_millis(config.history.snapshot_wait_ms);
+        if let Some(offer) = crate::snapshot::ask(&gossip, chain_id, &genesis_set, wait).await {
+            store.write_validator_sets(&offer.sets)?;
+            for r in offer.sets.iter().cloned() {
+                schedule.insert(ScheduledSet::from_record(r).map_err(|e| eyre::eyre!(e))?);
+            }
+            if let Some(t) = offer.start() {
+                info!(
+                    start = t,
+                    peer_earliest = offer.earliest,
+                    peer_latest = offer.latest,
+                    sets = offer.sets.len(),
+                    "joining from a snapshot: the peers keep heights from {}; starting at {t} \
+                     and syncing every block from there",
+                    offer.earliest
+                );
+                start_at = t;
+            }
+        }
+    }
+    // The replay window: a node whose history starts above height 1 (joined from a
+    // snapshot) judges no bundle until it holds `max_ttl` heights.
+    let history_from = if latest == 0 {
+        start_at.max(1)
+    } else {
+        store.earliest()?.max(1)
+    };
+    let window_complete_at = if history_from > 1 {
+        history_from + limits.max_ttl - 1
+    } else {
+        0
+    };
     let admission = Admission::new(
         chain_id,
         schedule.clone(),
+        window_complete_at,
         limits,
         mempool.clone(),
         tip_rx.clone(),
@@ -402,14 +439,18 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         SignFloor::open(&floor_path)
             .map_err(|e| eyre::eyre!("cannot read {}: {e}", floor_path.display()))?,
     );
-    let catching_up = !full && floor.at_start() > latest + 1;
+    // Likewise a validator without the whole replay window (it could vote for a block that
+    // includes a bundle again).
+    let rejoin_at = floor.at_start().max(window_complete_at);
+    let catching_up = !full && rejoin_at > latest.max(start_at.saturating_sub(1)) + 1;
     if catching_up {
         warn!(
             latest,
             signed = floor.at_start(),
-            "this validator signed at height {} but its store ends at {latest}: following the \
-             chain without voting until it has passed that height",
-            floor.at_start()
+            window_complete_at,
+            "this validator's store ends at {latest}, below the height it last signed at or \
+             without the replay window: following the chain without voting until height \
+             {rejoin_at}"
         );
     }
     let private = PrivateKey::from(key.secret);
@@ -434,6 +475,7 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
         limits,
         address,
         schedule: schedule.clone(),
+        start_at,
         timeouts: timeouts(&config.consensus),
         target_block_time: Some(Duration::from_millis(config.consensus.target_block_time_ms))
             .filter(|d| !d.is_zero()),
@@ -589,8 +631,8 @@ pub async fn start(home_dir: &Path, exit_with_parent: bool) -> eyre::Result<Exit
             warn!("the process that started this node has exited; shutting down");
             Ok(Exit::Stopped)
         }
-        _ = passed(tip_watch, floor.at_start()), if catching_up => {
-            info!(height = floor.at_start(), "caught up past the height this validator last signed at; starting again as a validator");
+        _ = passed(tip_watch, rejoin_at), if catching_up => {
+            info!(height = rejoin_at, "caught up past the height this validator last signed at and holds the replay window; starting again as a validator");
             Ok(Exit::Rejoin)
         }
         why = disk::watch(space, config.storage.stop_free_mb) => {
@@ -706,10 +748,20 @@ fn fetch_store(
 struct PendingBundles {
     mempool: Arc<Mempool>,
     store: Arc<Store>,
+    /// For the snapshot offer.
+    schedule: Arc<Schedule>,
 }
 
 impl lockstep_p2p::fetch::ItemStore for PendingBundles {
     fn lookup(&self, ids: &[[u8; 32]]) -> Vec<Option<bytes::Bytes>> {
+        if ids == [crate::snapshot::offer_id()] {
+            let offer = crate::snapshot::Offer::of(
+                self.store.earliest().unwrap_or(0),
+                self.store.latest_height().unwrap_or(0),
+                &self.schedule,
+            );
+            return vec![Some(offer.encode())];
+        }
         let hashes: Vec<lockstep_bundles::Hash> =
             ids.iter().map(|id| lockstep_bundles::Hash(*id)).collect();
         let mut found: Vec<Option<bytes::Bytes>> = self

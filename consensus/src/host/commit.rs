@@ -8,7 +8,8 @@ use crate::context::{BlockId, Height, LockstepContext as Ctx, ValidatorAddress};
 use crate::store::Committed;
 use crate::validators::ScheduledSet;
 use bytes::Bytes;
-use lockstep_bundles::{Block, Hash, Limits, SignedSetUpdate};
+use lockstep_bundles::rollup_tree::RollupTree;
+use lockstep_bundles::{Block, Hash, Limits, RollupBatch, SignedSetUpdate, SET_UPDATE_ROLLUP};
 use malachitebft_app_channel::app::consensus::ProposedValue;
 use malachitebft_app_channel::app::engine::host::SyncedValueOutcome;
 use malachitebft_app_channel::app::types::core::{
@@ -78,14 +79,26 @@ impl Host {
         };
         // A decided block's update was checked by a quorum; this node refusing it means its
         // view of the set differs from theirs, and going on would fork its schedule: stop.
+        let cert = to_protocol_certificate(certificate);
         let new_set = self.set_update_of(&held.block).map_err(|e| {
             error!(height, block = %hash, "decided block carries a set update this node refuses: {e}");
             eyre::eyre!(
                 "the decided block {hash} at height {height} carries a validator set update \
                  this node refuses ({e}); stopping rather than follow another set"
             )
-        })?;
-        let cert = to_protocol_certificate(certificate);
+        })?
+        .map(|mut set| {
+            // Kept with the set, so the update stays provable after the block is pruned.
+            let tree = RollupTree::from_block(&held.block, &held.hashes);
+            set.update = Some(RollupBatch::from_block(
+                &held.block,
+                &held.hashes,
+                &tree,
+                cert.clone(),
+                SET_UPDATE_ROLLUP,
+            ));
+            set
+        });
         let started = std::time::Instant::now();
         let mut attempt = 1;
         let outcome = loop {

@@ -64,6 +64,9 @@ pub struct HostConfig {
     pub address: lockstep_bundles::Address,
     /// The validator set of every height (shared with the node's admission and RPC).
     pub schedule: Arc<Schedule>,
+    /// Where consensus starts when the store holds no block: height 1, or the height a node
+    /// joining from a snapshot starts at (it syncs every block from there; 0 means 1).
+    pub start_at: u64,
     pub timeouts: LinearTimeouts,
     /// Minimum time per height (Malachite's `target_time`); `None` decides as fast as it can.
     pub target_block_time: Option<Duration>,
@@ -175,7 +178,13 @@ impl Host {
                 synced: false,
                 committed_at: None,
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|| Tip {
+                // Joining from a snapshot: nothing below `start_at` is held or needed (the
+                // first block comes by value sync, certified; its parent is not checked).
+                height: cfg.start_at.saturating_sub(1),
+                synced: true,
+                ..Tip::default()
+            });
         tip_tx.send_replace(tip.clone());
         let (deferred_tx, deferred_rx) = mpsc::channel(DEFERRED_QUEUE);
         let recorder = Recorder::start(store.clone())?;

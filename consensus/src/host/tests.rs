@@ -318,6 +318,7 @@ impl Node {
                 )
                 .expect("the stored sets load"),
             ),
+            start_at: 0,
             timeouts: LinearTimeouts::default(),
             target_block_time: None,
             propose_wait: setup.propose_wait,

@@ -61,6 +61,9 @@ struct Core {
     acks: AckWriter,
     /// Validator set updates are checked against the set of the next height.
     schedule: Arc<Schedule>,
+    /// Below this height the node lacks part of the replay window (it joined from a
+    /// snapshot) and takes no bundle: it could not tell one included before.
+    window_complete_at: u64,
     /// Groups admitted so far (each one lock, one verification hand-off).
     groups: std::sync::atomic::AtomicU64,
 }
@@ -94,6 +97,7 @@ impl Admission {
     pub fn new(
         chain_id: u64,
         schedule: Arc<Schedule>,
+        window_complete_at: u64,
         limits: Limits,
         mempool: Arc<Mempool>,
         tip: watch::Receiver<Tip>,
@@ -111,6 +115,7 @@ impl Admission {
             disk,
             acks: AckWriter::start(log),
             schedule,
+            window_complete_at,
             groups: std::sync::atomic::AtomicU64::new(0),
         });
         let queue = SubmitQueue::start(core.clone());
@@ -255,8 +260,19 @@ impl Core {
             .iter()
             .map(|c| (c.hash, c.bundle.signature))
             .collect();
-        let known = self.mempool.known_many(&copies);
         let latest = self.tip.borrow().height;
+        if latest < self.window_complete_at {
+            let why = format!(
+                "this node joined from a snapshot and cannot judge bundles until it holds the \
+                 replay window (height {}; it is at {latest}); retry later or at another node",
+                self.window_complete_at
+            );
+            for c in &candidates {
+                out[c.slot] = Err(reject(AdmitError::Busy(why.clone())));
+            }
+            return out;
+        }
+        let known = self.mempool.known_many(&copies);
         acks.latest = latest;
         let rules = Rules::new(self.chain_id, self.limits, latest, self.disk.refusal());
         let mut checked = Vec::with_capacity(candidates.len());

@@ -51,6 +51,7 @@ fn admission_with(
     let a = Admission::new(
         1,
         Arc::new(test_schedule()),
+        0,
         limits,
         mempool.clone(),
         tip_rx,

@@ -192,6 +192,7 @@ fn fresh(args: &Args, gossip: Arc<CountingGossip>) -> (Arc<Mempool>, Arc<Admissi
     let admission = Admission::new(
         1,
         Arc::new(schedule),
+        0,
         Limits::default(),
         mempool.clone(),
         tip_rx,

@@ -230,10 +230,23 @@ impl SeqApiServer for Rpc {
         height: u64,
     ) -> RpcResult<Option<RollupBatchJson>> {
         let store = self.0.store.clone();
-        self.0
+        let found = self
+            .0
             .reads
             .blocking(move || batch(&store, rollup_id, height))
-            .await
+            .await?;
+        if found.is_none() && rollup_id == lockstep_bundles::SET_UPDATE_ROLLUP {
+            // A validator set update's batch is kept with its set after its block is pruned.
+            let kept = self
+                .0
+                .schedule
+                .all()
+                .iter()
+                .find(|s| s.included_at == height)
+                .and_then(|s| s.update.as_ref().map(lockstep_client::verify::to_json));
+            return Ok(kept);
+        }
+        Ok(found)
     }
 
     async fn subscribe_rollup(

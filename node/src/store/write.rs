@@ -17,6 +17,22 @@ const PRUNE_PER_COMMIT: u64 = 64;
 
 impl Store {
     /// [`ChainStore::commit`](lockstep_consensus::store::ChainStore::commit).
+    /// Writes validator sets learned from a peer's snapshot offer (a node joining with an
+    /// empty store, before it commits anything), in one synced batch.
+    pub fn write_validator_sets(&self, sets: &[SetRecord]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for set in sets {
+            batch.put_cf(
+                self.cf("validator_sets")?,
+                be(set.from_height),
+                borsh::to_vec(set).map_err(err)?,
+            );
+        }
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts).map_err(err)
+    }
+
     pub(super) fn write_commit(
         &self,
         header: &BlockHeader,

@@ -1,0 +1,148 @@
+//! Joining from a snapshot over real processes (ADR-027): with `keep_heights` set, a validator
+//! whose store is wiped after the others pruned past its height starts where their history
+//! starts, syncs every block from there (each certified), agrees with them, keeps no history
+//! below it (4007), and votes again once it holds the replay window. Without the snapshot it
+//! could not catch up at all: no peer serves height 1.
+//!
+//! Multi-process tests: run them one at a time (`--test-threads=1`), as `scripts/test.sh` does.
+
+#![allow(clippy::unwrap_used)]
+
+use lockstep_bundles::Address;
+use lockstep_client::SeqApiClient;
+use lockstep_node::home::Home;
+use lockstep_node::keys::NodeKey;
+use lockstep_testnet::{Cluster, ClusterOptions};
+use lockstep_tests::{call_error, decided_height, network_dir};
+use std::time::{Duration, Instant};
+
+const READY: Duration = Duration::from_secs(90);
+const JOIN: Duration = Duration::from_secs(120);
+/// Heights each node keeps; genesis `max_ttl` below it.
+const KEEP: u64 = 40;
+const MAX_TTL: u64 = 20;
+const WIPED: usize = 3;
+
+/// Node `i`'s earliest kept height, as `seq_subscribeRollup` tells it: the lowest
+/// `fromHeight` it takes (4007 below).
+async fn refuses_from(cluster: &Cluster, i: usize, from: u64) -> bool {
+    let url = cluster.nodes[i].ws_url();
+    let client = jsonrpsee::ws_client::WsClientBuilder::default()
+        .build(&url)
+        .await
+        .unwrap();
+    let r = client.subscribe_rollup(1, Some(from)).await;
+    match r {
+        Ok(_) => false,
+        Err(e) => {
+            let (code, _) = call_error::<()>(Err(e));
+            code == 4007
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_validator_joins_from_a_snapshot_after_its_peers_pruned_and_agrees(
+) -> eyre::Result<()> {
+    let mut limits = lockstep_bundles::Limits::default();
+    limits.max_ttl = MAX_TTL;
+    let mut cluster = Cluster::create(
+        &network_dir("snapshot"),
+        &ClusterOptions {
+            validators: 4,
+            keep_heights: KEEP,
+            limits,
+            ..Default::default()
+        },
+    )?;
+    cluster.start_all()?;
+    cluster.wait_ready(READY).await?;
+    let key = NodeKey::load(&Home::new(&cluster.nodes[WIPED].home).key())?;
+    let me = Address::from_public_key(&key.public_key());
+
+    // Past the keep window: height 1 is pruned everywhere.
+    cluster
+        .wait_for_height(&[0, 1, 2, 3], 2 * KEEP + 10, READY)
+        .await?;
+    assert!(
+        refuses_from(&cluster, 0, 1).await,
+        "node0 still serves height 1"
+    );
+
+    // Node 3 loses its store and WAL (key, floor and config kept) while the others go on
+    // until they have pruned every height it had.
+    let had = decided_height(&cluster, WIPED).await?;
+    cluster.kill(WIPED)?;
+    let home = &cluster.nodes[WIPED].home;
+    std::fs::remove_dir_all(home.join("data"))?;
+    cluster
+        .wait_for_height(&[0, 1, 2], had + KEEP + 10, READY)
+        .await?;
+    assert!(
+        refuses_from(&cluster, 0, had).await,
+        "node0 still serves height {had}"
+    );
+
+    // It starts again and joins where the peers' history starts.
+    let target = decided_height(&cluster, 0).await?;
+    let started = Instant::now();
+    cluster.start(WIPED)?;
+    cluster.wait_for_height(&[WIPED], target, JOIN).await?;
+    let joined = started.elapsed();
+    eprintln!(
+        "joined from a snapshot: at height {target} after {:.1} s (chain at {target}, {KEEP} \
+         heights kept)",
+        joined.as_secs_f64()
+    );
+
+    // It keeps nothing below where it started, and the same blocks as the others from there.
+    let c3 = cluster.http(WIPED)?;
+    assert!(c3.get_block(1).await?.is_none());
+    assert!(refuses_from(&cluster, WIPED, had).await);
+    let mut first = None;
+    let top = decided_height(&cluster, WIPED).await?;
+    let c0 = cluster.http(0)?;
+    for h in (had + 1)..=top {
+        let Some(b) = c3.get_block(h).await? else {
+            assert!(first.is_none(), "height {h} missing after {first:?}");
+            continue;
+        };
+        first.get_or_insert(h);
+        let other = c0.get_block(h).await?.unwrap();
+        assert_eq!(b.hash, other.hash, "height {h}");
+    }
+    let first = first.unwrap();
+    assert!(
+        first > had,
+        "started at {first}, at or below its old height {had}"
+    );
+    assert!(top - first >= 10, "compared only {} heights", top - first);
+
+    // Once it holds the replay window it votes again: its signature is in certificates.
+    let deadline = Instant::now() + JOIN;
+    let mut h = first + MAX_TTL;
+    let voted = loop {
+        assert!(
+            Instant::now() < deadline,
+            "node3 never signed again after {first}"
+        );
+        let top = decided_height(&cluster, 0).await?;
+        let mut found = None;
+        while h <= top {
+            let j = c0.get_rollup_batch(1, h).await?.unwrap();
+            let b = lockstep_client::verify::from_json(&j)?;
+            if b.certificate.signatures.iter().any(|s| s.address == me) {
+                found = Some(h);
+                break;
+            }
+            h += 1;
+        }
+        if let Some(v) = found {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(cluster.http(WIPED)?.health().await?.validator);
+    eprintln!("node3 started at {first} and signed again at {voted}");
+    Ok(())
+}
