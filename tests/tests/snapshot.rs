@@ -10,10 +10,11 @@
 
 use lockstep_bundles::Address;
 use lockstep_client::SeqApiClient;
+use lockstep_node::config::Config;
 use lockstep_node::home::Home;
 use lockstep_node::keys::NodeKey;
 use lockstep_testnet::{Cluster, ClusterOptions};
-use lockstep_tests::{call_error, decided_height, network_dir};
+use lockstep_tests::{call_error, decided_height, eventually, network_dir};
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(90);
@@ -39,6 +40,10 @@ async fn refuses_from(cluster: &Cluster, i: usize, from: u64) -> bool {
             code == 4007
         }
     }
+}
+
+async fn target_after(cluster: &Cluster) -> eyre::Result<u64> {
+    decided_height(cluster, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +78,7 @@ async fn a_wiped_validator_joins_from_a_snapshot_after_its_peers_pruned_and_agre
     // until they have pruned every height it had.
     let had = decided_height(&cluster, WIPED).await?;
     cluster.kill(WIPED)?;
-    let home = &cluster.nodes[WIPED].home;
+    let home = cluster.nodes[WIPED].home.clone();
     std::fs::remove_dir_all(home.join("data"))?;
     cluster
         .wait_for_height(&[0, 1, 2], had + KEEP + 10, READY)
@@ -83,7 +88,41 @@ async fn a_wiped_validator_joins_from_a_snapshot_after_its_peers_pruned_and_agre
         "node0 still serves height {had}"
     );
 
-    // It starts again and joins where the peers' history starts.
+    // Without the snapshot it starts at height 1, which no peer serves: it decides nothing.
+    let config_path = Home::new(&home).config();
+    let set_snapshot = |on: bool| -> eyre::Result<()> {
+        let mut c = Config::load(&config_path)?;
+        c.history.join_from_snapshot = on;
+        c.save(&config_path)
+    };
+    set_snapshot(false)?;
+    cluster.start(WIPED)?;
+    cluster
+        .wait_for_height(&[0], target_after(&cluster).await? + 20, READY)
+        .await?;
+    assert_eq!(
+        decided_height(&cluster, WIPED).await?,
+        0,
+        "a wiped node caught up without a snapshot"
+    );
+    // …and says so.
+    let c3 = cluster.http(WIPED)?;
+    eventually(
+        "the node without a snapshot to say it is stalled",
+        READY,
+        || async {
+            c3.health()
+                .await
+                .ok()
+                .filter(|h| h.stalled && h.height == 0)
+        },
+    )
+    .await?;
+    cluster.kill(WIPED)?;
+    std::fs::remove_dir_all(home.join("data"))?;
+    set_snapshot(true)?;
+
+    // With it, it starts again and joins where the peers' history starts.
     let target = decided_height(&cluster, 0).await?;
     let started = Instant::now();
     cluster.start(WIPED)?;
