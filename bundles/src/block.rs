@@ -97,6 +97,7 @@ pub fn bundles_root(hashes: &[Hash]) -> Hash {
 impl Block {
     /// Assembles a block; computes both roots from the bundles. `hashes` are the bundles'
     /// hashes in the same order (already known to the caller, so not recomputed).
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         chain_id: u64,
         height: u64,

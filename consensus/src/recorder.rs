@@ -25,6 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 /// Writes queued before the host waits for the writer (a few per height are normal).
 pub const QUEUE: usize = 64;
 
+// One commit per height goes through the queue: its size is no concern.
+#[allow(clippy::large_enum_variant)]
 enum Write {
     Record(UndecidedRecord),
     /// Answered once every write queued before it is done.
@@ -34,7 +36,8 @@ enum Write {
         block: Bytes,
         hashes: Vec<Hash>,
         certificate: CommitCertificate,
-        new_set: Option<SetRecord>,
+        /// Boxed: with its update's proof it is larger than every other write.
+        new_set: Option<Box<SetRecord>>,
         reply: oneshot::Sender<Result<Committed>>,
     },
 }
@@ -81,7 +84,7 @@ impl Recorder {
                                 &block,
                                 &hashes,
                                 &certificate,
-                                new_set.as_ref(),
+                                new_set.as_deref(),
                             ));
                         }
                     }
@@ -124,7 +127,7 @@ impl Recorder {
                 block,
                 hashes,
                 certificate,
-                new_set,
+                new_set: new_set.map(Box::new),
                 reply,
             })
             .await

@@ -1,10 +1,12 @@
 //! The `lockstep` command line (and `lockstep-byzantine`'s, the same with Byzantine behaviours
-//! compiled in): `init`, `start`, and the rollup and bundle tools.
+//! compiled in): `init`, `start`, the rollup and bundle tools, and the validator set tools.
 
 use crate::config::Config;
 use crate::home::Home;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
+
+mod validator;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,11 @@ enum Command {
     Bundle {
         #[command(subcommand)]
         command: BundleCmd,
+    },
+    /// Validator set updates: propose one, co-sign it, submit it; the set in force.
+    Validator {
+        #[command(subcommand)]
+        command: validator::ValidatorCmd,
     },
 }
 
@@ -187,6 +194,7 @@ pub fn main() -> std::process::ExitCode {
                 timeout_secs,
             ))
         }),
+        Command::Validator { command } => validator::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -42,6 +42,34 @@ async fn refuses_from(cluster: &Cluster, i: usize, from: u64) -> bool {
     }
 }
 
+/// The first height from `from` whose certificate (read from node 0) `me` signed.
+async fn signs_from(
+    cluster: &Cluster,
+    me: Address,
+    from: u64,
+    timeout: Duration,
+) -> eyre::Result<u64> {
+    let deadline = Instant::now() + timeout;
+    let c0 = cluster.http(0)?;
+    let mut h = from;
+    loop {
+        eyre::ensure!(
+            Instant::now() < deadline,
+            "{me} signed nothing from {from} on"
+        );
+        let top = decided_height(cluster, 0).await?;
+        while h <= top {
+            let j = c0.get_rollup_batch(1, h).await?.unwrap();
+            let b = lockstep_client::verify::from_json(&j)?;
+            if b.certificate.signatures.iter().any(|s| s.address == me) {
+                return Ok(h);
+            }
+            h += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn target_after(cluster: &Cluster) -> eyre::Result<u64> {
     decided_height(cluster, 0).await
 }
@@ -49,8 +77,10 @@ async fn target_after(cluster: &Cluster) -> eyre::Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_validator_joins_from_a_snapshot_after_its_peers_pruned_and_agrees(
 ) -> eyre::Result<()> {
-    let mut limits = lockstep_bundles::Limits::default();
-    limits.max_ttl = MAX_TTL;
+    let limits = lockstep_bundles::Limits {
+        max_ttl: MAX_TTL,
+        ..Default::default()
+    };
     let mut cluster = Cluster::create(
         &network_dir("snapshot"),
         &ClusterOptions {
@@ -158,30 +188,72 @@ async fn a_wiped_validator_joins_from_a_snapshot_after_its_peers_pruned_and_agre
     assert!(top - first >= 10, "compared only {} heights", top - first);
 
     // Once it holds the replay window it votes again: its signature is in certificates.
-    let deadline = Instant::now() + JOIN;
-    let mut h = first + MAX_TTL;
-    let voted = loop {
-        assert!(
-            Instant::now() < deadline,
-            "node3 never signed again after {first}"
-        );
-        let top = decided_height(&cluster, 0).await?;
-        let mut found = None;
-        while h <= top {
-            let j = c0.get_rollup_batch(1, h).await?.unwrap();
-            let b = lockstep_client::verify::from_json(&j)?;
-            if b.certificate.signatures.iter().any(|s| s.address == me) {
-                found = Some(h);
-                break;
-            }
-            h += 1;
-        }
-        if let Some(v) = found {
-            break v;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let voted = signs_from(&cluster, me, first + MAX_TTL - 1, JOIN).await?;
     assert!(cluster.http(WIPED)?.health().await?.validator);
     eprintln!("node3 started at {first} and signed again at {voted}");
+    Ok(())
+}
+
+/// The time a wiped validator takes to join a long chain (`LOCKSTEP_JOIN_HEIGHTS`, default
+/// 100,000 heights) whose validators keep the default replay window (`max_ttl` 3,600 heights),
+/// decided as fast as the machine goes. By hand (it takes as long as the chain takes to
+/// build): `cargo test --release --features lockstep-node/byzantine --test snapshot -- \
+/// --ignored --nocapture` after `cargo build --release --bins …`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn join_time_on_a_long_chain() -> eyre::Result<()> {
+    let heights: u64 = std::env::var("LOCKSTEP_JOIN_HEIGHTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let keep = lockstep_bundles::limits::DEFAULT_MAX_TTL;
+    let mut cluster = Cluster::create(
+        &network_dir("snapshot-long"),
+        &ClusterOptions {
+            validators: 4,
+            keep_heights: keep,
+            target_block_time_ms: 0,
+            propose_wait_ms: 0,
+            ..Default::default()
+        },
+    )?;
+    cluster.start_all()?;
+    cluster.wait_ready(READY).await?;
+    let built = Instant::now();
+    let mut last = 0;
+    while last < heights {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        last = decided_height(&cluster, 0).await?;
+        eprintln!(
+            "chain at {last} after {:.0} s",
+            built.elapsed().as_secs_f64()
+        );
+    }
+    cluster.kill(WIPED)?;
+    std::fs::remove_dir_all(cluster.nodes[WIPED].home.join("data"))?;
+    let target = decided_height(&cluster, 0).await?;
+    let started = Instant::now();
+    cluster.start(WIPED)?;
+    cluster
+        .wait_for_height(&[WIPED], target, Duration::from_secs(3600))
+        .await?;
+    let caught_up = started.elapsed();
+    let c3 = cluster.http(WIPED)?;
+    eventually(
+        "the joined validator to vote again",
+        Duration::from_secs(3600),
+        || async { c3.health().await.ok().filter(|h| h.validator) },
+    )
+    .await?;
+    let voting = started.elapsed();
+    eprintln!(
+        "{{\"chain_heights\": {target}, \"keep_heights\": {keep}, \"caught_up_s\": {:.1}, \
+         \"voting_s\": {:.1}, \"chain_build_s\": {:.0}}}",
+        caught_up.as_secs_f64(),
+        voting.as_secs_f64(),
+        built.elapsed().as_secs_f64()
+    );
+    cluster.stop_all()?;
+    let _ = std::fs::remove_dir_all(network_dir("snapshot-long"));
     Ok(())
 }
