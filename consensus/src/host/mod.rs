@@ -182,7 +182,7 @@ impl Host {
                 // Joining from a snapshot: nothing below `start_at` is held or needed (the
                 // first block comes by value sync, certified; its parent is not checked).
                 height: cfg.start_at.saturating_sub(1),
-                synced: true,
+                synced: cfg.start_at > 1,
                 ..Tip::default()
             });
         tip_tx.send_replace(tip.clone());
