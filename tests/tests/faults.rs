@@ -71,6 +71,7 @@ scenarios! {
     a_full_disk => "disk-full",
     a_full_disk_without_the_free_space_guard => "disk-full-unguarded",
     slow_lossy_links => "slow-lossy-links",
+    a_validator_removed_and_added_back_by_set_updates => "set-change",
     a_validator_signing_two_votes_for_each => "byz-equivocate-votes",
     a_proposer_signing_two_proposals_for_each => "byz-equivocate-proposals",
     a_silent_validator => "byz-silent",

@@ -42,6 +42,15 @@ async fn refuses_from(cluster: &Cluster, i: usize, from: u64) -> bool {
     }
 }
 
+/// Four validators in `dir`, started and deciding; and the address of the one to be wiped.
+async fn running(dir: &std::path::Path, opts: ClusterOptions) -> eyre::Result<(Cluster, Address)> {
+    let mut cluster = Cluster::create(dir, &opts)?;
+    cluster.start_all()?;
+    cluster.wait_ready(READY).await?;
+    let key = NodeKey::load(&Home::new(&cluster.nodes[WIPED].home).key())?;
+    Ok((cluster, Address::from_public_key(&key.public_key())))
+}
+
 /// The first height from `from` whose certificate (read from node 0) `me` signed.
 async fn signs_from(
     cluster: &Cluster,
@@ -81,19 +90,15 @@ async fn a_wiped_validator_joins_from_a_snapshot_after_its_peers_pruned_and_agre
         max_ttl: MAX_TTL,
         ..Default::default()
     };
-    let mut cluster = Cluster::create(
+    let (mut cluster, me) = running(
         &network_dir("snapshot"),
-        &ClusterOptions {
-            validators: 4,
+        ClusterOptions {
             keep_heights: KEEP,
             limits,
             ..Default::default()
         },
-    )?;
-    cluster.start_all()?;
-    cluster.wait_ready(READY).await?;
-    let key = NodeKey::load(&Home::new(&cluster.nodes[WIPED].home).key())?;
-    let me = Address::from_public_key(&key.public_key());
+    )
+    .await?;
 
     // Past the keep window: height 1 is pruned everywhere.
     cluster
@@ -210,20 +215,16 @@ async fn join_time_on_a_long_chain() -> eyre::Result<()> {
         .collect::<Result<_, _>>()?;
     let keep = lockstep_bundles::limits::DEFAULT_MAX_TTL;
     let dir = network_dir("snapshot-long");
-    let mut cluster = Cluster::create(
+    let (mut cluster, me) = running(
         &dir,
-        &ClusterOptions {
-            validators: 4,
+        ClusterOptions {
             keep_heights: keep,
             target_block_time_ms: 0,
             propose_wait_ms: 0,
             ..Default::default()
         },
-    )?;
-    cluster.start_all()?;
-    cluster.wait_ready(READY).await?;
-    let key = NodeKey::load(&Home::new(&cluster.nodes[WIPED].home).key())?;
-    let me = Address::from_public_key(&key.public_key());
+    )
+    .await?;
     let built = Instant::now();
     for at in checkpoints {
         let mut last = 0;

@@ -36,7 +36,7 @@ pub struct Scenario {
 }
 
 /// The scenarios CI runs, each once.
-pub const NAMES: [&str; 21] = [
+pub const NAMES: [&str; 22] = [
     "partition-2-2",
     "minority-1-3",
     "bridge",
@@ -50,6 +50,7 @@ pub const NAMES: [&str; 21] = [
     "disk-full",
     "disk-full-unguarded",
     "slow-lossy-links",
+    "set-change",
     "byz-equivocate-votes",
     "byz-equivocate-proposals",
     "byz-silent",
@@ -99,6 +100,7 @@ pub fn scenario(
             jitter_ms: 10,
             loss_pct: 2,
         }],
+        "set-change" => vec![Fault::RemoveValidator(2)],
         "byz-equivocate-votes" => byzantine(&[1], Misbehaviour::EquivocateVotes),
         "byz-equivocate-proposals" => byzantine(&[2], Misbehaviour::EquivocateProposals),
         "byz-silent" => byzantine(&[3], Misbehaviour::Silent),

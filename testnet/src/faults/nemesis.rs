@@ -43,6 +43,9 @@ pub enum Fault {
         jitter_ms: u64,
         loss_pct: u8,
     },
+    /// A validator removed from the set by an on-chain update the others co-sign (ADR-027);
+    /// its node runs on, following without voting. Undone by an update adding it back.
+    RemoveValidator(usize),
     /// The validators restarted as `lockstep-byzantine`, misbehaving alike; undone by
     /// restarting them as `lockstep` (same keys, stores and WALs).
     Byzantine {
@@ -164,6 +167,9 @@ impl Fault {
             Fault::Byzantine { nodes, behaviour } => {
                 format!("{} Byzantine: {}", set(nodes), behaviour.describe())
             }
+            Fault::RemoveValidator(n) => {
+                format!("node{n} removed from the validator set by an update, then added back")
+            }
         }
     }
 
@@ -199,7 +205,8 @@ impl Fault {
             | Fault::DiskFullUnguarded(i) => vec![*i],
             Fault::Skew { node, .. } => vec![*node],
             Fault::Byzantine { nodes, .. } => nodes.clone(),
-            Fault::Slow { .. } => vec![],
+            // Out of the set it follows without voting, and the rest are the whole set.
+            Fault::Slow { .. } | Fault::RemoveValidator(_) => vec![],
         }
     }
 
@@ -313,6 +320,17 @@ impl Fault {
                 }
                 Ok(m.join("; "))
             }
+            Fault::RemoveValidator(i) => {
+                let address = key_of(c, *i)?.address();
+                let (at, version) =
+                    change_set(c, *i, lockstep_bundles::SetChange::Remove { address }).await?;
+                Ok(format!(
+                    "an update removing node{i} (set version {version}), co-signed by every \
+                     other validator and submitted to another node, included at height {at}, in \
+                     force from {}; added back by a second update",
+                    at + lockstep_bundles::SET_UPDATE_DELAY
+                ))
+            }
             Fault::Byzantine { nodes, behaviour } => {
                 let bin = crate::byzantine_binary()?;
                 for node in nodes {
@@ -363,6 +381,18 @@ impl Fault {
                 lab.set_delay_all(Duration::ZERO, Duration::ZERO)?;
                 lab.heal()?;
             }
+            Fault::RemoveValidator(i) => {
+                let public_key = key_of(c, *i)?.public_key();
+                change_set(
+                    c,
+                    *i,
+                    lockstep_bundles::SetChange::Add {
+                        public_key,
+                        power: 1,
+                    },
+                )
+                .await?;
+            }
             Fault::Byzantine { nodes, .. } => {
                 for node in nodes {
                     c.stop(*node, GRACE)?;
@@ -374,6 +404,71 @@ impl Fault {
         }
         Ok(())
     }
+}
+
+fn key_of(c: &Cluster, i: usize) -> eyre::Result<lockstep_node::keys::NodeKey> {
+    lockstep_node::keys::NodeKey::load(&lockstep_node::home::Home::new(&c.nodes[i].home).key())
+}
+
+/// Makes `change` (about node `about`) to the newest validator set: co-signed by every member
+/// of that set other than `about`, submitted to one of them, and waited for until it is in
+/// force on that node. Returns the height that included it and the version it changed.
+async fn change_set(
+    c: &Cluster,
+    about: usize,
+    change: lockstep_bundles::SetChange,
+) -> eyre::Result<(u64, u64)> {
+    use lockstep_client::SeqApiClient;
+    let via = (0..c.nodes.len())
+        .find(|j| *j != about)
+        .ok_or_else(|| eyre::eyre!("no other node to submit the update to"))?;
+    let rpc = c.http(via)?;
+    let sets = rpc.get_validator_sets(None).await?;
+    let newest = sets
+        .last()
+        .ok_or_else(|| eyre::eyre!("node{via} answered no validator set"))?;
+    let mut update = lockstep_bundles::SignedSetUpdate::unsigned(lockstep_bundles::SetUpdate {
+        chain_id: c.chain_id,
+        version: newest.version,
+        changes: vec![change],
+    });
+    let mut submitter = None;
+    for j in (0..c.nodes.len()).filter(|j| *j != about) {
+        let key = key_of(c, j)?;
+        if newest.validators.iter().any(|v| v.address == key.address()) {
+            let signing = ed25519_dalek::SigningKey::from_bytes(&key.secret);
+            update.sign(&signing);
+            submitter.get_or_insert(signing);
+        }
+    }
+    let submitter = submitter.ok_or_else(|| eyre::eyre!("no member of the set to sign"))?;
+    let top = rpc.block_number().await?;
+    let bundle = lockstep_client::bundle::sign(
+        &submitter,
+        c.chain_id,
+        // A fresh nonce: the wall clock in ms.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        top + 50,
+        vec![(lockstep_bundles::SET_UPDATE_ROLLUP, update.encode())],
+    );
+    let (hash, outcome) =
+        lockstep_client::tracker::send_and_wait(&rpc, &bundle, Duration::from_secs(60)).await?;
+    let at = match outcome {
+        lockstep_client::tracker::Outcome::Included { height, .. } => height,
+        lockstep_client::tracker::Outcome::Dropped { reason } => {
+            bail!("the validator set update {hash} was dropped: {reason}")
+        }
+    };
+    c.wait_for_height(
+        &[via],
+        at + lockstep_bundles::SET_UPDATE_DELAY,
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok((at, newest.version))
 }
 
 /// Writes node `i`'s `[byzantine]` section (or removes it).
