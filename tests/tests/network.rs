@@ -105,7 +105,7 @@ async fn two_hundred_bundles_sent_round_robin_are_each_included_exactly_once() -
             cluster.chain_id,
             n,
             valid_until,
-            vec![(n % 3, n.to_le_bytes().to_vec()), (7, vec![1])],
+            vec![(1 + n % 3, n.to_le_bytes().to_vec()), (7, vec![1])],
         );
         let c = &clients[(n % 4) as usize];
         // Half as raw Borsh, half as the JSON object form.
