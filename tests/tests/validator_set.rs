@@ -128,8 +128,13 @@ async fn validators_are_added_removed_and_repowered_while_bundles_flow_and_follo
     cluster.wait_for_height(&[0, 1, 2, 3], 1, READY).await?;
     let keys: Vec<SigningKey> = (0..5).map(|i| key_of(&cluster, i)).collect();
     let joiner = address_of(&keys[JOINER]);
-    // Nobody admits the joiner before an update does: it has decided nothing.
-    assert_eq!(decided_height(&cluster, JOINER).await?, 0);
+    // Nobody admits the joiner before an update does: it has decided nothing. (Its RPC comes
+    // up once it has given up asking its peers for a snapshot offer, `snapshot_wait_ms`.)
+    let joiner_height = eventually("the joiner's RPC", READY, || async {
+        decided_height(&cluster, JOINER).await.ok()
+    })
+    .await?;
+    assert_eq!(joiner_height, 0);
 
     // A follower of rollup 1 from genesis, on the nodes that stay, and a stream of bundles to
     // them, every acknowledgement recorded.
